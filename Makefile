@@ -1,0 +1,60 @@
+# One entry point for developers and CI. Every target installs what it needs first.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.8
+TOOLS := $(CURDIR)/.tools
+# Use the uv on PATH if there is one; otherwise install a pinned uv into .tools/.
+UV := $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
+
+# jsii runs the CDK library on Node.js: use the Node 22 pinned in package.json, not the
+# machine's (Node 20 is end-of-life for jsii). The CDK CLI runs on it too.
+export JSII_NODE := $(CURDIR)/node_modules/node/bin/node
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+# Offline by default: no EC2 metadata probing, no library telemetry.
+export AWS_EC2_METADATA_DISABLED := true
+export DO_NOT_TRACK := 1
+
+RUN := $(UV) run --frozen --no-sync
+
+.PHONY: help install lint format test synth clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(TOOLS)/bin/uv:
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.venv/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: .venv/.installed node_modules/.installed ## Install Python (uv.lock) and Node (package-lock.json) dependencies
+
+lint: install ## ruff, ruff format --check, mypy
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
+
+format: install ## Apply ruff's fixes and formatting
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+test: lint ## Lint, then run the whole test suite (offline)
+	$(RUN) pytest
+
+synth: install ## Synthesize every stack into cdk.out/ and lint it (offline; CONTEXT="-c key=value")
+	rm -rf cdk.out
+	npx cdk synth --quiet --no-notices $(CONTEXT)
+	$(RUN) cfn-lint -- cdk.out/*.template.json
+	@echo "cfn-lint: no findings. cdk-nag: see cdk.out/policy-validation-report.json"
+	@ls -1 cdk.out/*.template.json
+
+clean: ## Remove build output (keeps installed dependencies)
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,272 @@
+"""Typed, validated platform configuration.
+
+The CDK app reads its context (cdk.json, overridden by ``-c key=value``) once into a
+``PlatformConfig``. Context values given on the command line arrive as strings, so every
+field accepts its string form ("true", "30", "0.1,0.25"). A bad value raises ``ConfigError``,
+whose message names each bad key and what it accepts.
+
+Pure: no AWS, clock or environment access here (``app.py`` passes the CDK_DEFAULT_* values in).
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+# CloudWatch Logs accepts only these retention periods (days).
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+    2557, 2922, 3288, 3653,
+)  # fmt: skip
+
+# Instance types with local NVMe storage: SageMaker rejects a volume KMS key on these.
+_NVME_FAMILY = re.compile(
+    r"^ml\.[a-z0-9]+d[n]?\.|^ml\.(g4dn|g5|g6|g6e|p3dn|p4d|p4de|p5|p5e|p5en|trn1|trn1n|inf2)\."
+)
+
+_SCHEDULE = re.compile(
+    r"^(rate\((1 (minute|hour|day)|([2-9]|[1-9][0-9]+) (minutes|hours|days))\)"
+    r"|cron\(\S+ \S+ \S+ \S+ \S+ \S+\))$"
+)
+_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+
+
+def _split_csv(value: Any) -> Any:
+    """Accept "0.1,0.25,0.5" from ``-c`` as well as a JSON list from cdk.json."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def _empty_to_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
+InstanceType = Annotated[
+    str,
+    Field(
+        pattern=_INSTANCE_TYPE.pattern,
+        description="a SageMaker ML instance type such as ml.m5.large",
+    ),
+]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
+class ConfigError(ValueError):
+    """One or more context values are invalid; the message names every bad key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"Invalid platform configuration (cdk.json context / -c):\n{lines}")
+
+
+class PlatformConfig(BaseModel):
+    """Everything a stage of the platform is configured by."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    # Identity. Both go into resource names, so they are short, lowercase and DNS-safe.
+    project: str = Field(
+        default="mlops",
+        pattern=r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$",
+        description="3-20 characters: lowercase letters, digits and '-', starting with a letter",
+    )
+    stage: str = Field(
+        default="dev",
+        pattern=r"^[a-z][a-z0-9]{0,9}$",
+        description="1-10 lowercase letters or digits, starting with a letter (e.g. dev, prod)",
+    )
+    account: Annotated[
+        str | None,
+        BeforeValidator(_empty_to_none),
+        Field(pattern=r"^\d{12}$", description="a 12-digit AWS account id"),
+    ] = None
+    region: str = Field(
+        default="us-east-1",
+        pattern=r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$",
+        description="an AWS region name such as us-east-1",
+    )
+    model_family: str = Field(
+        default="affairs",
+        pattern=r"^[a-z][a-z0-9-]{0,30}$",
+        description="1-31 lowercase letters, digits or '-': names the model package group",
+    )
+
+    # Compute.
+    processing_instance_type: InstanceType = "ml.m5.large"
+    training_instance_type: InstanceType = "ml.m5.large"
+    champion_instance_type: InstanceType = "ml.m5.large"
+    challenger_instance_type: InstanceType = "ml.m5.large"
+    endpoint_min_instances: int = Field(default=1, ge=1, le=100)
+    endpoint_max_instances: int = Field(default=4, ge=1, le=100)
+    invocations_per_instance_target: int = Field(default=750, ge=1, le=100_000)
+
+    # Rollout and traffic.
+    challenger_initial_weight: Fraction = 0.1
+    rollout_steps: Annotated[list[Fraction], BeforeValidator(_split_csv)] = Field(
+        default_factory=lambda: [0.1, 0.25, 0.5]
+    )
+
+    # Data capture, drift and quality thresholds.
+    capture_sampling_percentage: int = Field(default=100, ge=1, le=100)
+    drift_schedule: str = Field(
+        default="rate(1 hour)",
+        description="an EventBridge schedule: rate(N minutes|hours|days) or cron(6 fields)",
+    )
+    drift_threshold: float = Field(default=0.1, gt=0.0, le=1.0, allow_inf_nan=False)
+    drift_share_threshold: Fraction = 0.5
+    min_rows_for_drift: int = Field(default=200, ge=1)
+    model_metric_threshold: Fraction = 0.6
+    retrain_cooldown_hours: int = Field(default=24, ge=1, le=24 * 30)
+
+    # Retention.
+    capture_expiration_days: int = Field(default=30, ge=1, le=3650)
+    noncurrent_version_expiration_days: int = Field(default=90, ge=1, le=3650)
+    access_log_expiration_days: int = Field(default=365, ge=1, le=3650)
+    log_retention_days: int = 90
+
+    # Feature flags.
+    enable_mlflow_server: bool = False
+    mlflow_server_size: Literal["Small", "Medium", "Large"] = "Small"
+    auto_rollback_on_challenger_drift: bool = True
+    retrain_on_champion_drift: bool = False
+    notification_email: Annotated[
+        str | None,
+        BeforeValidator(_empty_to_none),
+        Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="an e-mail address"),
+    ] = None
+
+    @field_validator("drift_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        if not _SCHEDULE.match(value):
+            raise ValueError(
+                "must be an EventBridge schedule such as 'rate(5 minutes)', 'rate(1 hour)' "
+                "or 'cron(0 * * * ? *)'"
+            )
+        return value
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            allowed = ", ".join(map(str, LOG_RETENTION_DAYS))
+            raise ValueError(f"CloudWatch Logs accepts only these values: {allowed}")
+        return value
+
+    @field_validator("rollout_steps")
+    @classmethod
+    def _steps(cls, value: list[float]) -> list[float]:
+        if not value:
+            raise ValueError("must name at least one challenger weight, e.g. '0.1,0.25,0.5'")
+        if any(b <= a for a, b in itertools.pairwise(value)):
+            raise ValueError("challenger weights must rise strictly, e.g. '0.1,0.25,0.5'")
+        return value
+
+    @field_validator("endpoint_max_instances")
+    @classmethod
+    def _max_instances(cls, value: int, info: ValidationInfo) -> int:
+        minimum = info.data.get("endpoint_min_instances")
+        if minimum is not None and value < minimum:
+            raise ValueError(f"must be >= endpoint_min_instances ({minimum})")
+        return value
+
+    # Derived names: one place decides how resources are named.
+    @property
+    def prefix(self) -> str:
+        return f"{self.project}-{self.stage}"
+
+    @property
+    def model_package_group_name(self) -> str:
+        return f"{self.prefix}-{self.model_family}"
+
+    @property
+    def mlflow_tracking_server_name(self) -> str:
+        return f"{self.prefix}-mlflow"
+
+    @classmethod
+    def from_context(
+        cls,
+        context: Mapping[str, Any],
+        *,
+        default_account: str | None = None,
+        default_region: str | None = None,
+    ) -> PlatformConfig:
+        """Build the config from CDK context; keys CDK itself owns are ignored.
+
+        ``default_account``/``default_region`` (CDK_DEFAULT_*) fill ``account``/``region``
+        only when the context does not set them.
+        """
+        values = {k: v for k, v in context.items() if not _is_cdk_owned(k)}
+        problems = [_unknown_key(key) for key in values if key not in cls.model_fields]
+        if problems:
+            raise ConfigError(problems)
+        if not values.get("account") and default_account:
+            values["account"] = default_account
+        if "region" not in values and default_region:
+            values["region"] = default_region
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError([_describe(err, values) for err in exc.errors()]) from None
+
+
+def read_cdk_json_context(path: Path) -> dict[str, Any]:
+    """The "context" object of a cdk.json file: what the CDK CLI hands the app by default."""
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError([f"cannot read {path}: {exc}"]) from None
+    context = document.get("context", {}) if isinstance(document, dict) else None
+    if not isinstance(context, dict):
+        raise ConfigError([f"{path}: 'context' must be a JSON object"])
+    return context
+
+
+def instance_has_local_nvme(instance_type: str) -> bool:
+    """True for instance types whose ML volume cannot take a KMS key (local NVMe storage)."""
+    return bool(_NVME_FAMILY.match(instance_type))
+
+
+def _is_cdk_owned(key: str) -> bool:
+    # Feature flags ("@aws-cdk/..."), CLI bookkeeping ("aws:cdk:...") and lookups.
+    return key.startswith(("@", "aws:", "aws-cdk:", "cdk-")) or ":" in key
+
+
+def _unknown_key(key: str) -> str:
+    close = difflib.get_close_matches(key, PlatformConfig.model_fields, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"'{key}': unknown setting{hint}"
+
+
+def _describe(err: Any, values: Mapping[str, Any]) -> str:
+    loc = err["loc"]
+    key = str(loc[0]) if loc else "(config)"
+    got = values.get(key, "<missing>") if loc else None
+    field = PlatformConfig.model_fields.get(key)
+    allowed = field.description if field is not None and field.description else None
+    message = err["msg"].removeprefix("Value error, ")
+    # pydantic's pattern message prints the regex; the description says it in words.
+    if err["type"] == "string_pattern_mismatch" and allowed:
+        message = f"must be {allowed}"
+    elif allowed and err["type"] not in ("value_error",) and "must" not in message:
+        message = f"{message} (allowed: {allowed})"
+    where = key if len(loc) <= 1 else f"{key}[{loc[1]}]"
+    got_text = f" (got {got!r})" if loc else ""
+    return f"'{where}': {message}{got_text}"

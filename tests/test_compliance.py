@@ -1,0 +1,102 @@
+"""cdk-nag: zero unacknowledged findings, and a reason on every acknowledgement."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_s3 as s3
+from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
+
+from stacks.compliance import NIST_BASELINE_RULES, NIST_NOT_ADOPTED, acknowledge
+from stacks.platform import Platform
+
+PACKS = {"AwsSolutions": AwsSolutionsChecks, "NIST.800.53.R5": NIST80053R5Checks}
+
+
+def findings(app: cdk.App, pack: str) -> list[tuple[str, list[str | None]]]:
+    report = PACKS[pack](app).validate_scope(app)
+    return [
+        (v.rule_name, [r.construct_path for r in v.violating_resources]) for v in report.violations
+    ]
+
+
+def acknowledgements(app: cdk.App) -> list[tuple[str, str, str]]:
+    """(construct path, rule id, reason) for every acknowledgement in the app."""
+    key = cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+    found = []
+    for construct in app.node.find_all():
+        for entry in construct.node.metadata:
+            if entry.type == key:
+                for rule, reason in entry.data.items():
+                    found.append((construct.node.path, rule.removeprefix("Annotation::"), reason))
+    return found
+
+
+@pytest.mark.parametrize("platform_fixture", ["default_platform", "mlflow_platform"])
+@pytest.mark.parametrize("pack", sorted(PACKS))
+def test_no_unacknowledged_findings(
+    request: pytest.FixtureRequest, platform_fixture: str, pack: str
+) -> None:
+    app, _ = request.getfixturevalue(platform_fixture)
+    assert findings(app, pack) == []
+
+
+def test_checks_fail_on_an_insecure_bucket(build: Any) -> None:
+    # The packs really run on our resources: a plain bucket in the storage stack is caught.
+    app, platform = build()
+    s3.Bucket(platform.storage, "Insecure")
+    aws = {rule for rule, _ in findings(app, "AwsSolutions")}
+    nist = {rule for rule, _ in findings(app, "NIST.800.53.R5")}
+    assert {"AwsSolutions-S1", "AwsSolutions-S10"} <= aws
+    assert {
+        "NIST.800.53.R5-S3BucketVersioningEnabled",
+        "NIST.800.53.R5-S3DefaultEncryptionKMS",
+        "NIST.800.53.R5-S3BucketSSLRequestsOnly",
+    } <= nist
+
+
+def test_synth_fails_on_a_finding(build: Any) -> None:
+    app, platform = build()
+    s3.Bucket(platform.storage, "Insecure")
+    with pytest.raises(RuntimeError, match="ValidationFailed") as failed:
+        app.synth()
+    assert "mlops-dev-storage/Insecure/Resource" in str(failed.value)
+    assert "NIST.800.53.R5-S3BucketVersioningEnabled" in str(failed.value)
+
+
+def test_every_acknowledgement_has_a_reason(mlflow_platform: tuple[cdk.App, Platform]) -> None:
+    app, _ = mlflow_platform
+    found = acknowledgements(app)
+    assert found, "expected the documented acknowledgements"
+    for path, rule, reason in found:
+        assert len(reason.split()) >= 8, f"{path}: {rule} has no real reason: {reason!r}"
+
+
+def test_baseline_rules_are_never_acknowledged_platform_wide(
+    mlflow_platform: tuple[cdk.App, Platform],
+) -> None:
+    # Versioning/KMS findings may only be acknowledged on one named resource, never on a
+    # stack or the app, where the acknowledgement would cover every future resource too.
+    app, platform = mlflow_platform
+    wide = {app.node.path, platform.storage.node.path, platform.registry.node.path}
+    for path, rule, _ in acknowledgements(app):
+        if rule in NIST_BASELINE_RULES:
+            assert path not in wide, f"{rule} acknowledged platform-wide at {path!r}"
+    assert not NIST_BASELINE_RULES & set(NIST_NOT_ADOPTED)
+
+
+def test_only_the_access_log_bucket_skips_kms(mlflow_platform: tuple[cdk.App, Platform]) -> None:
+    app, _ = mlflow_platform
+    kms_exceptions = [
+        path for path, rule, _ in acknowledgements(app)
+        if rule == "NIST.800.53.R5-S3DefaultEncryptionKMS"
+    ]  # fmt: skip
+    assert kms_exceptions == ["mlops-dev-storage/AccessLogsBucket"]
+
+
+def test_acknowledge_refuses_an_empty_reason(build: Any) -> None:
+    _, platform = build()
+    with pytest.raises(ValueError, match="needs a real reason"):
+        acknowledge(platform.storage, "AwsSolutions-S1", "ok")
