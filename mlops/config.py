@@ -103,7 +103,7 @@ class PlatformConfig(BaseModel):
         description="an AWS region name such as us-east-1",
     )
     model_family: str = Field(
-        default="affairs",
+        default="visits",
         pattern=r"^[a-z][a-z0-9-]{0,30}$",
         description="1-31 lowercase letters, digits or '-': names the model package group",
     )
@@ -195,6 +195,10 @@ class PlatformConfig(BaseModel):
     @property
     def model_package_group_name(self) -> str:
         return f"{self.prefix}-{self.model_family}"
+
+    @property
+    def pipeline_name(self) -> str:
+        return f"{self.prefix}-training"
 
     @property
     def mlflow_tracking_server_name(self) -> str:

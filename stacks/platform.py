@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from aws_cdk import App, Environment, Tags
 
 from mlops.config import PlatformConfig
 
 from .compliance import add_compliance_checks
+from .pipeline import PipelineStack
 from .registry import RegistryStack
 from .storage import StorageStack
 
@@ -17,16 +19,24 @@ from .storage import StorageStack
 class Platform:
     storage: StorageStack
     registry: RegistryStack
+    pipeline: PipelineStack
 
 
 def build_platform(app: App, config: PlatformConfig) -> Platform:
     """Create every stack of one stage in ``app`` and register the compliance checks."""
     env = Environment(account=config.account, region=config.region)
+    # Step-code archives are built here, inside the cloud assembly; CDK stages them as assets.
+    bundle_dir = Path(app.outdir) / "bundles" / config.prefix
     storage = StorageStack(app, f"{config.prefix}-storage", config=config, env=env)
     registry = RegistryStack(app, f"{config.prefix}-registry", config=config, env=env)
     registry.add_stack_dependency(storage, "imports the storage stack's exported buckets and key")
-    for stack in (storage, registry):
+    pipeline = PipelineStack(
+        app, f"{config.prefix}-pipeline", config=config, env=env, bundle_dir=bundle_dir
+    )
+    pipeline.add_stack_dependency(storage, "imports the storage stack's exported buckets and key")
+    pipeline.add_stack_dependency(registry, "registers into the model package group")
+    for stack in (storage, registry, pipeline):
         Tags.of(stack).add("project", config.project)
         Tags.of(stack).add("stage", config.stage)
     add_compliance_checks(app)
-    return Platform(storage=storage, registry=registry)
+    return Platform(storage=storage, registry=registry, pipeline=pipeline)

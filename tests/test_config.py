@@ -129,7 +129,7 @@ def test_cdk_default_environment_fills_only_what_context_leaves_open() -> None:
 def test_derived_names() -> None:
     config = PlatformConfig.from_context({"project": "acme-ml", "stage": "prod"})
     assert config.prefix == "acme-ml-prod"
-    assert config.model_package_group_name == "acme-ml-prod-affairs"
+    assert config.model_package_group_name == "acme-ml-prod-visits"
     assert config.mlflow_tracking_server_name == "acme-ml-prod-mlflow"
 
 

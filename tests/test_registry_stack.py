@@ -12,7 +12,7 @@ def test_model_package_group_is_named_from_config_and_retained(registry_template
     registry_template.has_resource(
         "AWS::SageMaker::ModelPackageGroup",
         {
-            "Properties": {"ModelPackageGroupName": "mlops-dev-affairs"},
+            "Properties": {"ModelPackageGroupName": "mlops-dev-visits"},
             "DeletionPolicy": "Retain",
             "UpdateReplacePolicy": "Retain",
         },

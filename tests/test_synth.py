@@ -16,7 +16,7 @@ from mlops.config import read_cdk_json_context
 
 ROOT = Path(__file__).resolve().parent.parent
 SUPPORT = Path(__file__).resolve().parent / "support"
-STACKS = ("mlops-dev-storage", "mlops-dev-registry")
+STACKS = ("mlops-dev-storage", "mlops-dev-registry", "mlops-dev-pipeline")
 
 
 def _can_unshare_network() -> bool:
@@ -71,8 +71,9 @@ def test_synth_with_network_blocked_writes_every_stack(offline_out: Path) -> Non
     assert sorted(p.name for p in offline_out.glob("*.template.json")) == sorted(
         f"{s}.template.json" for s in STACKS
     )
+    # The guard wrote its marker (it was active) and nothing else (no connection attempted).
     attempts = offline_out.parent / "network-attempts.log"
-    assert not attempts.exists(), attempts.read_text()
+    assert attempts.read_text() == "guard loaded\n"
 
 
 def test_synth_twice_gives_byte_identical_templates(offline_out: Path, second_out: Path) -> None:
@@ -161,4 +162,5 @@ def test_network_guard_catches_a_request(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "network access blocked" in result.stderr
+    assert log.read_text().splitlines()[0] == "guard loaded"
     assert "sts.amazonaws.com" in log.read_text()

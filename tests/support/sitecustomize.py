@@ -35,6 +35,10 @@ def _guarded_getaddrinfo(host, *args, **kwargs):  # type: ignore[no-untyped-def]
     raise _refuse(f"getaddrinfo {host!r}")
 
 
+if _LOG:  # proves the guard was active in the process under test
+    with open(_LOG, "a", encoding="utf-8") as _log:
+        _log.write("guard loaded\n")
+
 socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
 socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
 socket.getaddrinfo = _guarded_getaddrinfo

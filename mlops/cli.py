@@ -1,0 +1,466 @@
+"""`mlops`: everything an operator does, against the embedded default or a real account.
+
+    mlops local up|down|status            the embedded default (AWS emulator + local MLflow)
+    mlops pipeline run-local [...]        run the training pipeline's steps on this machine
+    mlops pipeline start [...]            start the deployed SageMaker Pipeline and follow it
+    mlops registry list|show|approve      the model registry
+
+`--target local` (the default) talks to the emulator; `--target aws` to your AWS profile.
+Context overrides work as with `cdk synth`: `-c stage=prod -c region=eu-west-1`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.console import Console
+from rich.table import Table
+
+from mlops.aws import AwsTarget
+from mlops.config import ConfigError, PlatformConfig, read_cdk_json_context
+from mlops.embedded import (
+    EmbeddedError,
+    Home,
+    bootstrap,
+    running_emulator,
+    start_emulator,
+    stop_emulator,
+)
+from mlops.registry import APPROVAL_STATUSES, PackageLineage, set_approval
+from mlops.resources import PlatformResources, ResourcesNotFound
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+app = typer.Typer(
+    help=__doc__.split("\n\n")[0] if __doc__ else None,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+local_app = typer.Typer(
+    help="The embedded default: AWS emulator and local MLflow.", no_args_is_help=True
+)
+pipeline_app = typer.Typer(help="The training pipeline.", no_args_is_help=True)
+registry_app = typer.Typer(
+    help="The model registry (SageMaker model package group).", no_args_is_help=True
+)
+app.add_typer(local_app, name="local")
+app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(registry_app, name="registry")
+
+
+class Target(StrEnum):
+    local = "local"
+    aws = "aws"
+
+
+@dataclass
+class State:
+    config: PlatformConfig
+    target_kind: Target
+    home: Home
+    endpoint_url: str | None
+    profile: str | None
+
+    def target(self, *, start: bool = False) -> AwsTarget:
+        """The AWS target; on the embedded default, start the emulator if asked to."""
+        if self.target_kind is Target.aws:
+            return AwsTarget(region=self.config.region, profile=self.profile)
+        if self.endpoint_url:
+            return AwsTarget(region=self.config.region, endpoint_url=self.endpoint_url)
+        emulator = running_emulator(self.home)
+        if emulator is None:
+            if not start:
+                fail("the embedded default is not running: start it with `mlops local up`")
+            emulator = start_emulator(self.home)
+            target = AwsTarget(region=self.config.region, endpoint_url=emulator.endpoint_url)
+            bootstrap(target, self.config)
+            console.print(f"[dim]started the embedded default at {emulator.endpoint_url}[/dim]")
+            return target
+        return AwsTarget(region=self.config.region, endpoint_url=emulator.endpoint_url)
+
+    def resources(self, target: AwsTarget) -> PlatformResources:
+        if target.is_emulator:
+            bootstrap(target, self.config)  # idempotent: the emulator may have been restarted
+        return PlatformResources.resolve(target, self.config)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    errors.print(f"[bold red]error:[/bold red] {message}")
+    raise typer.Exit(code)
+
+
+def _parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
+    parsed = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            fail(f"{what} must look like key=value, got {pair!r}", code=2)
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    target: Annotated[
+        Target,
+        typer.Option(
+            "--target",
+            "-t",
+            envvar="MLOPS_TARGET",
+            help="local: the embedded default; aws: your AWS profile",
+        ),
+    ] = Target.local,
+    context: Annotated[
+        list[str] | None,
+        typer.Option("--context", "-c", help="override a cdk.json context value: key=value"),
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option(envvar="AWS_PROFILE", help="AWS profile (--target aws)")
+    ] = None,
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MLOPS_ENDPOINT_URL",
+            help="an already running AWS emulator to use (--target local)",
+        ),
+    ] = None,
+    home: Annotated[
+        Path | None,
+        typer.Option(envvar="MLOPS_HOME", help="where the embedded default keeps its state"),
+    ] = None,
+) -> None:
+    """Operate the MLOps platform: the embedded default or a real AWS account."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("mlflow", "alembic", "botocore", "werkzeug"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    cdk_json = PROJECT_ROOT / "cdk.json"
+    try:
+        values = read_cdk_json_context(cdk_json) if cdk_json.exists() else {}
+        values |= _parse_pairs(context or [], "-c")
+        config = PlatformConfig.from_context(
+            values,
+            default_region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+        )
+    except ConfigError as exc:
+        fail(str(exc), code=2)
+    ctx.obj = State(
+        config=config,
+        target_kind=target,
+        home=Home(home.resolve()) if home else Home.default(),
+        endpoint_url=endpoint_url,
+        profile=profile,
+    )
+
+
+# -- local ------------------------------------------------------------------------------------
+
+
+@local_app.command("up")
+def local_up(
+    ctx: typer.Context,
+    port: Annotated[
+        int | None, typer.Option(help="port for the emulator (default: a free one)")
+    ] = None,
+) -> None:
+    """Start the AWS emulator in the background and create the platform's resources in it."""
+    state: State = ctx.obj
+    emulator = start_emulator(state.home, port)
+    target = AwsTarget(region=state.config.region, endpoint_url=emulator.endpoint_url)
+    resources = bootstrap(target, state.config)
+    console.print(
+        f"[green]embedded default running[/green] at {emulator.endpoint_url} (pid {emulator.pid})"
+    )
+    console.print(
+        f"  buckets: {', '.join(resources.bucket(r) for r in ('datasets', 'artifacts', 'capture', 'reports'))}"
+    )
+    console.print(f"  model package group: {resources.model_package_group}")
+    console.print(f"  state and MLflow store: {state.home.root}")
+
+
+@local_app.command("down")
+def local_down(ctx: typer.Context) -> None:
+    """Stop the AWS emulator (its buckets and registry are in memory and are forgotten)."""
+    state: State = ctx.obj
+    if stop_emulator(state.home):
+        console.print("stopped the embedded default's emulator")
+    else:
+        console.print("the embedded default was not running")
+
+
+@local_app.command("status")
+def local_status(ctx: typer.Context) -> None:
+    """Is the emulator running, and where is everything."""
+    state: State = ctx.obj
+    emulator = running_emulator(state.home)
+    if emulator is None:
+        console.print("emulator: [yellow]not running[/yellow] (`mlops local up`)")
+    else:
+        console.print(
+            f"emulator: [green]running[/green] at {emulator.endpoint_url} (pid {emulator.pid})"
+        )
+    console.print(f"home: {state.home.root}")
+    console.print(f"MLflow: {state.home.mlflow_tracking_uri}")
+    console.print(
+        f"  UI: mlflow ui --backend-store-uri {state.home.mlflow_tracking_uri} "
+        f"--default-artifact-root {state.home.mlflow_artifact_root}"
+    )
+
+
+# -- pipeline ---------------------------------------------------------------------------------
+
+
+_STATUS_STYLE = {"Executing": "cyan", "Succeeded": "green", "Failed": "red", "Stopped": "yellow"}
+
+
+def _print_step(step: str, status: str, detail: str) -> None:
+    style = _STATUS_STYLE.get(status, "white")
+    suffix = f"  [dim]{detail}[/dim]" if detail else ""
+    console.print(f"  {step:<12} [{style}]{status:<10}[/{style}]{suffix}")
+
+
+@pipeline_app.command("run-local")
+def pipeline_run_local(
+    ctx: typer.Context,
+    algorithm: Annotated[str, typer.Option(help="logistic or gradient_boosting")] = "logistic",
+    seed: Annotated[int, typer.Option(help="seed for the split and the model")] = 42,
+    max_iter: Annotated[int, typer.Option(help="iterations (both algorithms)")] = 200,
+    learning_rate: Annotated[float, typer.Option(help="gradient_boosting learning rate")] = 0.1,
+    c: Annotated[float, typer.Option("--c", help="logistic inverse regularization strength")] = 1.0,
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="minimum test AUC to register (default: model_metric_threshold)"),
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="a local CSV to train on (uploaded first)")
+    ] = None,
+    input_uri: Annotated[
+        str | None, typer.Option(help="an S3 prefix of CSV files to train on")
+    ] = None,
+    approval_status: Annotated[
+        str, typer.Option(help="registration status: PendingManualApproval, Approved or Rejected")
+    ] = "PendingManualApproval",
+) -> None:
+    """Run preprocess -> train -> evaluate -> check -> register here, with the pipeline's code."""
+    from mlops.local_pipeline import LocalPipelineRunner, RunOptions  # noqa: PLC0415 - heavy
+
+    state: State = ctx.obj
+    if approval_status not in APPROVAL_STATUSES:
+        fail(f"--approval-status must be one of {', '.join(APPROVAL_STATUSES)}", code=2)
+    if data is not None and input_uri is not None:
+        fail("give --data or --input-uri, not both", code=2)
+    options = RunOptions(
+        algorithm=algorithm,
+        seed=seed,
+        max_iter=max_iter,
+        learning_rate=learning_rate,
+        c=c,
+        metric_threshold=threshold,
+        input_uri=input_uri,
+        data_file=data,
+        approval_status=approval_status,
+    )
+    try:
+        options.hyperparameters()
+    except ValueError as exc:
+        fail(str(exc), code=2)
+    target = state.target(start=True)
+    resources = state.resources(target)
+    import mlflow  # noqa: PLC0415, F401 - configures its loggers on import; quiet them after
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    tracking = (
+        state.home.mlflow_tracking_uri
+        if target.is_emulator
+        else os.environ.get("MLFLOW_TRACKING_URI")
+    )
+    if target.is_emulator:
+        state.home.mlflow_dir.mkdir(parents=True, exist_ok=True)
+    runner = LocalPipelineRunner(
+        target=target,
+        resources=resources,
+        config=state.config,
+        mlflow_tracking_uri=tracking,
+        mlflow_artifact_root=state.home.mlflow_artifact_root if target.is_emulator else None,
+        progress=_print_step,
+    )
+    console.print(f"[bold]{resources.pipeline_name}[/bold] on {target.describe()}")
+    result = runner.run(options)
+    console.print(f"  execution: {result.execution_id}")
+    console.print(f"  input:     {result.input_uri}")
+    if result.metrics:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()))
+        console.print(f"  test metrics: {shown}")
+    console.print(
+        f"  lineage:   dataset {(result.dataset_sha256 or '-')[:16]}  code {(result.code_version or '-')[:16]}  model {(result.model_sha256 or '-')[:16]}"
+    )
+    if result.mlflow_run_id:
+        console.print(f"  MLflow run: {result.mlflow_run_id} ({tracking})")
+    if not result.registered:
+        fail(f"not registered: {result.reason}")
+    console.print(f"[green]registered[/green] {result.model_package_arn}")
+
+
+@pipeline_app.command("start")
+def pipeline_start(
+    ctx: typer.Context,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="pipeline parameter Name=Value (repeatable)"),
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="follow the execution until it ends")] = True,
+    poll_seconds: Annotated[
+        float, typer.Option(min=1.0, help="seconds between status checks")
+    ] = 15.0,
+    timeout_minutes: Annotated[
+        float | None, typer.Option(help="stop following after this long")
+    ] = None,
+) -> None:
+    """Start an execution of the deployed SageMaker Pipeline, print each step, and the package."""
+    from mlops.executions import ExecutionError, follow_execution, start_execution  # noqa: PLC0415
+
+    state: State = ctx.obj
+    target = state.target()
+    parameters = _parse_pairs(param or [], "--param")
+    sagemaker = target.client("sagemaker")
+    name = state.config.pipeline_name
+    try:
+        arn = start_execution(sagemaker, name, parameters)
+        console.print(f"started [bold]{name}[/bold]: {arn}")
+        if not wait:
+            return
+        outcome = follow_execution(
+            sagemaker,
+            arn,
+            poll_seconds=poll_seconds,
+            timeout_seconds=None if timeout_minutes is None else timeout_minutes * 60,
+            on_step=lambda step: _print_step(step.name, step.status, step.failure_reason or ""),
+        )
+    except ExecutionError as exc:
+        fail(str(exc))
+    console.print(f"execution [bold]{outcome.status}[/bold]")
+    if outcome.model_package_arn:
+        console.print(f"[green]registered[/green] {outcome.model_package_arn}")
+    if outcome.status != "Succeeded":
+        fail(outcome.failure_reason or f"the execution ended {outcome.status}")
+
+
+# -- registry ---------------------------------------------------------------------------------
+
+
+def _packages(sagemaker: Any, group: str) -> list[dict[str, Any]]:
+    packages: list[dict[str, Any]] = []
+    for page in sagemaker.get_paginator("list_model_packages").paginate(
+        ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending"
+    ):
+        packages += page["ModelPackageSummaryList"]
+    return packages
+
+
+def _package_arn(state: State, target: AwsTarget, version: str) -> str:
+    if version.startswith("arn:"):
+        return version
+    if not version.isdigit():
+        fail(f"a package is named by its version number or ARN, got {version!r}", code=2)
+    account = target.client("sts").get_caller_identity()["Account"]
+    partition = "aws-cn" if state.config.region.startswith("cn-") else "aws"
+    return (
+        f"arn:{partition}:sagemaker:{state.config.region}:{account}:model-package/"
+        f"{state.config.model_package_group_name}/{int(version)}"
+    )
+
+
+@registry_app.command("list")
+def registry_list(ctx: typer.Context) -> None:
+    """Every model package of the model family, newest first."""
+    state: State = ctx.obj
+    target = state.target()
+    resources = state.resources(target)
+    sagemaker = target.client("sagemaker")
+    table = Table(title=resources.model_package_group)
+    for column in ("version", "status", "created", "AUC", "MLflow run", "dataset"):
+        table.add_column(column)
+    for summary in _packages(sagemaker, resources.model_package_group):
+        described = sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+        lineage = PackageLineage.from_description(described)
+        table.add_row(
+            str(lineage.version),
+            lineage.approval_status,
+            f"{summary['CreationTime']:%Y-%m-%d %H:%M}",
+            _auc(target, lineage.evaluation_uri),
+            (lineage.mlflow_run_id or "-")[:12],
+            (lineage.dataset_sha256 or "-")[:12],
+        )
+    console.print(table)
+
+
+def _auc(target: AwsTarget, evaluation_uri: str | None) -> str:
+    import json  # noqa: PLC0415
+
+    from mlops import s3io  # noqa: PLC0415
+
+    if not evaluation_uri:
+        return "-"
+    try:
+        bucket, key = s3io.split_uri(evaluation_uri)
+        report = json.loads(target.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+        return f"{report['binary_classification_metrics']['auc']['value']:.4f}"
+    except (ClientError, KeyError, ValueError):
+        return "?"
+
+
+@registry_app.command("show")
+def registry_show(
+    ctx: typer.Context, version: Annotated[str, typer.Argument(help="version number or ARN")]
+) -> None:
+    """One package's lineage: its MLflow run, data version, code version and files."""
+    state: State = ctx.obj
+    target = state.target()
+    described = target.client("sagemaker").describe_model_package(
+        ModelPackageName=_package_arn(state, target, version)
+    )
+    lineage = PackageLineage.from_description(described)
+    for name, value in vars(lineage).items():
+        console.print(f"{name:>20}: {value}")
+
+
+@registry_app.command("approve")
+def registry_approve(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="version number or ARN")],
+    reject: Annotated[bool, typer.Option(help="reject instead of approve")] = False,
+    reason: Annotated[str, typer.Option(help="why: kept on the package")] = "",
+) -> None:
+    """Approve (or reject) a model package: approval is what deploys it."""
+    state: State = ctx.obj
+    target = state.target()
+    arn = _package_arn(state, target, version)
+    status = "Rejected" if reject else "Approved"
+    set_approval(target.client("sagemaker"), arn, status, reason)
+    console.print(f"{arn}: [bold]{status}[/bold]")
+
+
+def main() -> None:
+    try:
+        app()
+    except (EmbeddedError, ResourcesNotFound) as exc:
+        errors.print(f"[bold red]error:[/bold red] {exc}")
+        sys.exit(1)
+    except (ClientError, BotoCoreError) as exc:
+        errors.print(f"[bold red]AWS error:[/bold red] {exc}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

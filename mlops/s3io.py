@@ -1,0 +1,65 @@
+"""Moving folders between S3 and local disk, as SageMaker does around a job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise ValueError(f"not an S3 URI: {uri!r} (expected s3://bucket/key)")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def join(uri: str, *parts: str) -> str:
+    return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys += [item["Key"] for item in page.get("Contents", [])]
+    return sorted(keys)
+
+
+def download_prefix(s3: Any, uri: str, into: Path) -> list[Path]:
+    """Download every object under ``uri`` (a prefix or one object) into ``into``."""
+    bucket, prefix = split_uri(uri)
+    keys = list_keys(s3, bucket, prefix)
+    if not keys:
+        raise FileNotFoundError(f"nothing in S3 under {uri}")
+    files = []
+    base = (
+        prefix
+        if prefix.endswith("/") or len(keys) > 1 or keys[0] != prefix
+        else prefix.rsplit("/", 1)[0]
+    )
+    for key in keys:
+        relative = key[len(base) :].lstrip("/") or key.rsplit("/", 1)[-1]
+        target = into / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, key, str(target))
+        files.append(target)
+    return files
+
+
+def upload_tree(s3: Any, folder: Path, uri: str, **extra: Any) -> list[str]:
+    """Upload every file under ``folder`` below ``uri``; return the object URIs."""
+    bucket, prefix = split_uri(uri)
+    uploaded = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        key = "/".join(
+            part for part in (prefix.rstrip("/"), path.relative_to(folder).as_posix()) if part
+        )
+        s3.upload_file(str(path), bucket, key, ExtraArgs=extra or None)
+        uploaded.append(f"s3://{bucket}/{key}")
+    return uploaded
+
+
+def upload_file(s3: Any, path: Path, uri: str, **extra: Any) -> str:
+    bucket, key = split_uri(uri)
+    s3.upload_file(str(path), bucket, key, ExtraArgs=extra or None)
+    return uri

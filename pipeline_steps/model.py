@@ -1,0 +1,133 @@
+"""The model family: a binary classifier of `any_visit` from the schema's features."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import joblib
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from pipeline_steps.hashing import file_sha256
+from pipeline_steps.schema import FEATURE_NAMES, LABEL
+
+Algorithm = Literal["logistic", "gradient_boosting"]
+ALGORITHMS: tuple[str, ...] = ("logistic", "gradient_boosting")
+MODEL_FILE = "model.joblib"
+CARD_FILE = "model.json"
+DECISION_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    algorithm: Algorithm = "logistic"
+    seed: int = 42
+    max_iter: int = 200
+    learning_rate: float = 0.1
+    c: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(
+                f"algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}"
+            )
+        if self.max_iter < 1 or self.learning_rate <= 0 or self.c <= 0:
+            raise ValueError("max_iter must be >= 1; learning_rate and c must be > 0")
+
+
+@dataclass
+class ModelCard:
+    """What is known about a trained model; saved beside it as model.json."""
+
+    hyperparameters: dict[str, Any]
+    features: list[str]
+    label: str
+    sklearn_version: str
+    model_sha256: str
+    dataset_sha256: str
+    code_version: str
+    mlflow_run_id: str | None = None
+    mlflow_model_uri: str | None = None
+    validation_metrics: dict[str, float] = field(default_factory=dict)
+
+    def save(self, model_dir: Path) -> Path:
+        path = model_dir / CARD_FILE
+        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, model_dir: Path) -> ModelCard:
+        return cls(**json.loads((model_dir / CARD_FILE).read_text()))
+
+
+def build(params: Hyperparameters) -> Any:
+    if params.algorithm == "logistic":
+        return Pipeline(
+            [
+                ("scale", StandardScaler()),
+                (
+                    "classify",
+                    LogisticRegression(
+                        C=params.c, max_iter=params.max_iter, random_state=params.seed
+                    ),
+                ),
+            ]
+        )
+    return HistGradientBoostingClassifier(
+        learning_rate=params.learning_rate,
+        max_iter=params.max_iter,
+        early_stopping=False,  # a random validation split inside fit would not help reproducibility
+        random_state=params.seed,
+    )
+
+
+def fit(params: Hyperparameters, train: pd.DataFrame) -> Any:
+    model = build(params)
+    model.fit(train[list(FEATURE_NAMES)].to_numpy(dtype=float), train[LABEL].to_numpy())
+    return model
+
+
+def scores(model: Any, features: pd.DataFrame | np.ndarray) -> np.ndarray:
+    """Probability of the positive class (a visit)."""
+    matrix = (
+        features[list(FEATURE_NAMES)].to_numpy(dtype=float)
+        if isinstance(features, pd.DataFrame)
+        else features
+    )
+    return np.asarray(model.predict_proba(matrix)[:, 1], dtype=float)
+
+
+def metrics(y_true: np.ndarray, y_score: np.ndarray) -> dict[str, float]:
+    y_pred = (y_score >= DECISION_THRESHOLD).astype(int)
+    return {
+        "auc": float(roc_auc_score(y_true, y_score)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "precision": float(precision_score(y_true, y_pred, zero_division=0)),
+        "recall": float(recall_score(y_true, y_pred, zero_division=0)),
+        "f1": float(f1_score(y_true, y_pred, zero_division=0)),
+    }
+
+
+def save(model: Any, model_dir: Path) -> tuple[Path, str]:
+    """Write the estimator; return its path and content hash (the model's identity)."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    path = model_dir / MODEL_FILE
+    joblib.dump(model, path, compress=0)
+    return path, file_sha256(path)
+
+
+def load(model_dir: Path) -> Any:
+    return joblib.load(model_dir / MODEL_FILE)
+
+
+def sklearn_version() -> str:
+    return str(sklearn.__version__)

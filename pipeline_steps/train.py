@@ -1,0 +1,186 @@
+"""Train: fit the classifier with a fixed seed, save it with its inference code, track it.
+
+SageMaker runs this as the training script of the scikit-learn framework image (channels in
+SM_CHANNEL_*, the model folder in SM_MODEL_DIR, hyperparameters as --options). Locally the
+runner passes the same folders explicitly.
+
+The model folder (model.tar.gz in S3) holds:
+  model.joblib       the fitted estimator; its sha256 is the model's identity
+  model.json         hyperparameters, feature order, data/code/run lineage, validation metrics
+  code/              inference.py and this package: the serving container runs it
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline_steps import model as model_lib
+from pipeline_steps.preprocess import MANIFEST
+from pipeline_steps.schema import FEATURE_NAMES, LABEL
+from pipeline_steps.tracking import tracking, tracking_uri
+
+log = logging.getLogger("pipeline_steps.train")
+SKOPS_TRUSTED_TYPES = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
+PACKAGE_DIR = Path(__file__).resolve().parent
+INFERENCE_SHIM = (
+    '"""SageMaker scikit-learn serving entry point: the handlers live in pipeline_steps."""\n'
+    "from pipeline_steps.inference import input_fn, model_fn, output_fn, predict_fn\n\n"
+    '__all__ = ["input_fn", "model_fn", "output_fn", "predict_fn"]\n'
+)
+
+
+def _read_split(folder: Path) -> pd.DataFrame:
+    files = sorted(folder.glob("*.csv"))
+    if not files:
+        raise FileNotFoundError(f"no CSV file in {folder}")
+    frame = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    missing = [c for c in (*FEATURE_NAMES, LABEL) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{folder}: missing column(s) {missing}; was it written by preprocess?")
+    return frame
+
+
+def copy_inference_code(model_dir: Path) -> None:
+    """Put the serving handler and this package in model_dir/code (sorted, .py files only)."""
+    code = model_dir / "code"
+    package = code / "pipeline_steps"
+    package.mkdir(parents=True, exist_ok=True)
+    for source in sorted(PACKAGE_DIR.glob("*.py")):
+        shutil.copyfile(source, package / source.name)
+    (code / "inference.py").write_text(INFERENCE_SHIM)
+
+
+def _track(
+    params: model_lib.Hyperparameters,
+    estimator: Any,
+    card: model_lib.ModelCard,
+    manifest_path: Path,
+) -> tuple[str, str] | None:
+    """Log to MLflow when a tracking URI is set; return the run id and the logged model URI."""
+    if tracking_uri() is None:
+        log.info("MLFLOW_TRACKING_URI is not set: not tracking this run")
+        return None
+    with tracking() as mlflow:
+        import mlflow.sklearn  # noqa: PLC0415
+
+        mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", "training"))
+        return _log_run(mlflow, params, estimator, card, manifest_path)
+
+
+def _log_run(
+    mlflow: Any,
+    params: model_lib.Hyperparameters,
+    estimator: Any,
+    card: model_lib.ModelCard,
+    manifest_path: Path,
+) -> tuple[str, str]:
+    with mlflow.start_run(run_name=f"{params.algorithm}-seed{params.seed}") as run:
+        mlflow.log_params(dict(card.hyperparameters))
+        mlflow.log_metrics({f"validation_{k}": v for k, v in card.validation_metrics.items()})
+        mlflow.set_tags(
+            {
+                "dataset_sha256": card.dataset_sha256,
+                "code_version": card.code_version,
+                "model_sha256": card.model_sha256,
+                "sklearn_version": card.sklearn_version,
+            }
+        )
+        mlflow.log_artifact(str(manifest_path), artifact_path="data")
+        logged = mlflow.sklearn.log_model(
+            estimator,
+            name="model",
+            # MLflow stores sklearn models with skops, which loads only types it trusts: the
+            # tree predictor of HistGradientBoosting is ours to vouch for.
+            skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
+            # Naming requirements skips MLflow's slow import-capturing dependency inference.
+            pip_requirements=[f"scikit-learn=={card.sklearn_version}"],
+        )
+        return str(run.info.run_id), str(logged.model_uri)
+
+
+def run(
+    *,
+    train_dir: Path,
+    validation_dir: Path,
+    manifest_dir: Path,
+    model_dir: Path,
+    params: model_lib.Hyperparameters,
+    code_version: str = "unknown",
+) -> model_lib.ModelCard:
+    train = _read_split(train_dir)
+    validation = _read_split(validation_dir)
+    manifest_path = manifest_dir / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+
+    estimator = model_lib.fit(params, train)
+    _, model_sha256 = model_lib.save(estimator, model_dir)
+    validation_metrics = model_lib.metrics(
+        validation[LABEL].to_numpy(), model_lib.scores(estimator, validation)
+    )
+    card = model_lib.ModelCard(
+        hyperparameters=dict(vars(params)),
+        features=list(FEATURE_NAMES),
+        label=LABEL,
+        sklearn_version=model_lib.sklearn_version(),
+        model_sha256=model_sha256,
+        dataset_sha256=str(manifest["dataset_sha256"]),
+        code_version=code_version,
+        validation_metrics=validation_metrics,
+    )
+    tracked = _track(params, estimator, card, manifest_path)
+    if tracked is not None:
+        card.mlflow_run_id, card.mlflow_model_uri = tracked
+    card.save(model_dir)
+    copy_inference_code(model_dir)
+    return card
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    env = os.environ
+    parser = argparse.ArgumentParser(prog="train", description="Train the classifier.")
+    parser.add_argument("--train", type=Path, default=Path(env.get("SM_CHANNEL_TRAIN", "train")))
+    parser.add_argument(
+        "--validation", type=Path, default=Path(env.get("SM_CHANNEL_VALIDATION", "validation"))
+    )
+    parser.add_argument(
+        "--manifest", type=Path, default=Path(env.get("SM_CHANNEL_MANIFEST", "manifest"))
+    )
+    parser.add_argument("--model-dir", type=Path, default=Path(env.get("SM_MODEL_DIR", "model")))
+    parser.add_argument("--algorithm", choices=model_lib.ALGORITHMS, default="logistic")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--max-iter", type=int, default=200)
+    parser.add_argument("--learning-rate", type=float, default=0.1)
+    parser.add_argument("--c", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    params = model_lib.Hyperparameters(
+        algorithm=args.algorithm,
+        seed=args.seed,
+        max_iter=args.max_iter,
+        learning_rate=args.learning_rate,
+        c=args.c,
+    )
+    card = run(
+        train_dir=args.train,
+        validation_dir=args.validation,
+        manifest_dir=args.manifest,
+        model_dir=args.model_dir,
+        params=params,
+        code_version=env.get("CODE_VERSION", "unknown"),
+    )
+    print(json.dumps({"model_sha256": card.model_sha256, "validation": card.validation_metrics}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

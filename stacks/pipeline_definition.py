@@ -1,0 +1,402 @@
+"""The SageMaker Pipeline definition, built offline with the SageMaker Python SDK v3.
+
+preprocess -> train -> evaluate -> condition(metric >= threshold) -> register | fail
+
+The SDK cannot take CDK tokens, so the definition is built with ``${Name}`` placeholders
+(buckets, code keys, role, key) that the pipeline stack fills in with ``Fn::Sub``. Building
+it makes no AWS call and no DNS lookup (see ../shared notes and tests/test_pipeline_definition.py):
+role validation is off, the role is a literal ARN placeholder, every S3 path is explicit,
+telemetry is off and ModelBuilder runs without dependency auto-detection.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from mlops.images import SKLEARN_VERSION
+from mlops.registry import (
+    CODE_VERSION_KEY,
+    CONTENT_TYPES,
+    DATASET_HASH_KEY,
+    MLFLOW_RUN_ID_KEY,
+    MODEL_SHA256_KEY,
+    REFERENCE_DATA_KEY,
+    RESPONSE_TYPES,
+    SERVING_ENVIRONMENT,
+)
+
+# Names the Fn::Sub in the pipeline stack substitutes.
+PLACEHOLDERS = (
+    "ArtifactsBucket",
+    "DatasetsBucket",
+    "CodeBucket",
+    "StepsArchiveKey",
+    "SourceArchiveKey",
+    "RoleName",
+    "KmsKeyArn",
+)
+# The SDK calls iam:GetRole for anything that does not look like an ARN: give it one, with
+# placeholders Fn::Sub fills (AWS::Partition and AWS::AccountId are CloudFormation's own).
+ROLE_ARN = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${RoleName}"
+PRIMARY_METRIC = "auc"
+PRIMARY_METRIC_PATH = f"binary_classification_metrics.{PRIMARY_METRIC}.value"
+
+SPLITS = ("train", "validation", "test", "reference", "manifest")
+STEP_NAMES = ("Preprocess", "Train", "Evaluate", "CheckMetric", "Register", "MetricBelowThreshold")
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """What the definition depends on; all known at synth time."""
+
+    pipeline_name: str
+    region: str
+    model_package_group_name: str
+    code_version: str
+    processing_instance_type: str
+    training_instance_type: str
+    inference_instance_type: str
+    metric_threshold: float
+    mlflow_tracking_server_arn: str | None = None
+    mlflow_experiment_name: str | None = None
+
+
+def _offline_environment() -> None:
+    """Switch off every AWS call the SDK would otherwise make while building a definition."""
+    os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    # Telemetry would call STS and an HTTPS endpoint on a background thread.
+    os.environ["SAGEMAKER_TELEMETRY_OPT_OUT"] = "true"
+
+
+def build_definition(spec: PipelineSpec) -> str:
+    """The pipeline definition JSON, with ``${Placeholder}`` strings for deploy-time values."""
+    _offline_environment()
+    # The SDK narrates at INFO/WARNING and warns about deprecated shims it imports itself;
+    # none of it is actionable during synth.
+    # Some SDK modules set their own logger levels, so only a global switch quiets them.
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _build(spec)
+    finally:
+        logging.disable(previous)
+
+
+def _build(spec: PipelineSpec) -> str:  # noqa: PLR0915 - one linear pipeline description
+    import boto3  # noqa: PLC0415 - after the environment is set
+    from sagemaker.core import image_uris  # noqa: PLC0415
+    from sagemaker.core.metadata_properties import MetadataProperties  # noqa: PLC0415
+    from sagemaker.core.model_metrics import MetricsSource, ModelMetrics  # noqa: PLC0415
+    from sagemaker.core.processing import ScriptProcessor  # noqa: PLC0415
+    from sagemaker.core.shapes import (  # noqa: PLC0415
+        ProcessingInput,
+        ProcessingOutput,
+        ProcessingS3Input,
+        ProcessingS3Output,
+    )
+    from sagemaker.core.workflow.conditions import ConditionGreaterThanOrEqualTo  # noqa: PLC0415
+    from sagemaker.core.workflow.execution_variables import ExecutionVariables  # noqa: PLC0415
+    from sagemaker.core.workflow.functions import Join, JsonGet  # noqa: PLC0415
+    from sagemaker.core.workflow.parameters import (  # noqa: PLC0415
+        ParameterFloat,
+        ParameterString,
+    )
+    from sagemaker.core.workflow.pipeline_context import PipelineSession  # noqa: PLC0415
+    from sagemaker.core.workflow.properties import PropertyFile  # noqa: PLC0415
+    from sagemaker.mlops.workflow import (  # noqa: PLC0415
+        ConditionStep,
+        FailStep,
+        ModelStep,
+        Pipeline,
+        ProcessingStep,
+        TrainingStep,
+    )
+    from sagemaker.serve.model_builder import ModelBuilder  # noqa: PLC0415
+    from sagemaker.train import ModelTrainer  # noqa: PLC0415
+    from sagemaker.train.configs import (  # noqa: PLC0415
+        Compute,
+        InputData,
+        OutputDataConfig,
+        StoppingCondition,
+    )
+
+    boto_session = boto3.Session(
+        aws_access_key_id="offline",
+        aws_secret_access_key="offline",  # noqa: S106 - never sent: no call is made
+        region_name=spec.region,
+    )
+    session = PipelineSession(boto_session=boto_session, default_bucket="${ArtifactsBucket}")
+    # The SDK's documented telemetry opt-out: no STS or HTTPS call from a background thread.
+    session.sagemaker_config = {
+        "SchemaVersion": "1.0",
+        "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
+    }
+
+    input_data = ParameterString("InputDataUri", default_value="s3://${DatasetsBucket}/raw/")
+    processing_instance = ParameterString(
+        "ProcessingInstanceType", default_value=spec.processing_instance_type
+    )
+    training_instance = ParameterString(
+        "TrainingInstanceType", default_value=spec.training_instance_type
+    )
+    algorithm = ParameterString("Algorithm", default_value="logistic")
+    seed = ParameterString("Seed", default_value="42")
+    threshold = ParameterFloat("MetricThreshold", default_value=spec.metric_threshold)
+    approval = ParameterString("ApprovalStatus", default_value="PendingManualApproval")
+
+    image = image_uris.retrieve(
+        "sklearn", region=spec.region, version=SKLEARN_VERSION, image_scope="training"
+    )
+    inference_image = image_uris.retrieve(
+        "sklearn", region=spec.region, version=SKLEARN_VERSION, image_scope="inference"
+    )
+    steps_archive = "s3://${CodeBucket}/${StepsArchiveKey}"
+    source_archive = "s3://${CodeBucket}/${SourceArchiveKey}"
+    run_prefix = Join(on="/", values=["s3://${ArtifactsBucket}", "pipelines", spec.pipeline_name])
+
+    def processor(job: str) -> Any:
+        return ScriptProcessor(
+            role=ROLE_ARN,
+            image_uri=image,
+            command=["python3"],
+            instance_count=1,
+            instance_type=processing_instance,
+            volume_kms_key="${KmsKeyArn}",
+            output_kms_key="${KmsKeyArn}",
+            base_job_name=f"{spec.pipeline_name}-{job}",
+            sagemaker_session=session,
+            env={"CODE_VERSION": spec.code_version},
+        )
+
+    def output(name: str, local: str) -> Any:
+        return ProcessingOutput(
+            output_name=name,
+            s3_output=ProcessingS3Output(
+                s3_uri=Join(
+                    on="/", values=[run_prefix, ExecutionVariables.PIPELINE_EXECUTION_ID, name]
+                ),
+                local_path=local,
+                s3_upload_mode="EndOfJob",
+            ),
+        )
+
+    def s3_input(name: str, uri: Any, local: str) -> Any:
+        return ProcessingInput(
+            input_name=name,
+            s3_input=ProcessingS3Input(
+                s3_uri=uri,
+                local_path=local,
+                s3_data_type="S3Prefix",
+                s3_input_mode="File",
+            ),
+        )
+
+    preprocess = ProcessingStep(
+        name="Preprocess",
+        step_args=processor("preprocess").run(
+            code=steps_archive,
+            arguments=[
+                "preprocess",
+                "--input",
+                "/opt/ml/processing/input/data",
+                "--output",
+                "/opt/ml/processing/output",
+                "--seed",
+                seed,
+            ],
+            inputs=[s3_input("data", input_data, "/opt/ml/processing/input/data")],
+            outputs=[output(name, f"/opt/ml/processing/output/{name}") for name in SPLITS],
+        ),
+    )
+
+    def split_uri(name: str) -> Any:
+        outputs = preprocess.properties.ProcessingOutputConfig.Outputs
+        return outputs[name].S3Output.S3Uri
+
+    environment: dict[str, Any] = {"CODE_VERSION": spec.code_version}
+    if spec.mlflow_tracking_server_arn:
+        # sagemaker-mlflow resolves a tracking-server ARN used as the tracking URI.
+        environment["MLFLOW_TRACKING_URI"] = spec.mlflow_tracking_server_arn
+        environment["MLFLOW_EXPERIMENT_NAME"] = spec.mlflow_experiment_name or spec.pipeline_name
+    trainer = ModelTrainer(
+        sagemaker_session=session,
+        role=ROLE_ARN,
+        base_job_name=f"{spec.pipeline_name}-train",
+        training_image=image,
+        compute=Compute(
+            instance_type=training_instance,
+            instance_count=1,
+            volume_size_in_gb=30,
+            volume_kms_key_id="${KmsKeyArn}",
+        ),
+        stopping_condition=StoppingCondition(max_runtime_in_seconds=3600),
+        output_data_config=OutputDataConfig(
+            s3_output_path=Join(
+                on="/", values=[run_prefix, ExecutionVariables.PIPELINE_EXECUTION_ID, "model"]
+            ),
+            kms_key_id="${KmsKeyArn}",
+        ),
+        # Script mode without SourceCode: the SDK would upload driver files under a
+        # timestamped prefix (a new definition every synth). The framework image's toolkit
+        # reads these two hyperparameters instead and runs train.py from our archive.
+        hyperparameters={
+            "sagemaker_program": "train.py",
+            "sagemaker_submit_directory": source_archive,
+            "algorithm": algorithm,
+            "seed": seed,
+        },
+        environment=environment,
+    )
+    train = TrainingStep(
+        name="Train",
+        step_args=trainer.train(
+            input_data_config=[
+                InputData(
+                    channel_name="train", data_source=split_uri("train"), content_type="text/csv"
+                ),
+                InputData(
+                    channel_name="validation",
+                    data_source=split_uri("validation"),
+                    content_type="text/csv",
+                ),
+                InputData(
+                    channel_name="manifest",
+                    data_source=split_uri("manifest"),
+                    content_type="application/json",
+                ),
+            ]
+        ),
+    )
+    model_data = train.properties.ModelArtifacts.S3ModelArtifacts
+
+    evaluation = PropertyFile(name="Evaluation", output_name="evaluation", path="evaluation.json")
+    evaluate = ProcessingStep(
+        name="Evaluate",
+        step_args=processor("evaluate").run(
+            code=steps_archive,
+            arguments=[
+                "evaluate",
+                "--model",
+                "/opt/ml/processing/input/model",
+                "--test",
+                "/opt/ml/processing/input/test",
+                "--manifest",
+                "/opt/ml/processing/input/manifest",
+                "--output",
+                "/opt/ml/processing/output/evaluation",
+            ],
+            inputs=[
+                s3_input("model", model_data, "/opt/ml/processing/input/model"),
+                s3_input("test", split_uri("test"), "/opt/ml/processing/input/test"),
+                s3_input("manifest", split_uri("manifest"), "/opt/ml/processing/input/manifest"),
+            ],
+            outputs=[output("evaluation", "/opt/ml/processing/output/evaluation")],
+        ),
+        property_files=[evaluation],
+    )
+    evaluation_uri = Join(
+        on="/",
+        values=[
+            evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri,
+            "evaluation.json",
+        ],
+    )
+
+    def lineage(key: str) -> Any:
+        return JsonGet(
+            step_name=evaluate.name, property_file=evaluation, json_path=f"lineage.{key}"
+        )
+
+    model = ModelBuilder(
+        sagemaker_session=session,
+        role_arn=ROLE_ARN,
+        image_uri=inference_image,
+        s3_model_data_url=model_data,
+        env_vars=dict(SERVING_ENVIRONMENT),
+        dependencies=None,  # auto-detection would call S3 (default_bucket) at build time
+    )
+    register = ModelStep(
+        name="Register",
+        step_args=model.register(
+            model_package_group_name=spec.model_package_group_name,
+            content_types=list(CONTENT_TYPES),
+            response_types=list(RESPONSE_TYPES),
+            inference_instances=[spec.inference_instance_type],
+            transform_instances=[spec.inference_instance_type],
+            approval_status=approval,
+            model_metrics=ModelMetrics(
+                model_statistics=MetricsSource(
+                    content_type="application/json", s3_uri=evaluation_uri
+                )
+            ),
+            metadata_properties=MetadataProperties(
+                commit_id=spec.code_version,
+                generated_by=ExecutionVariables.PIPELINE_EXECUTION_ARN,
+                project_id=spec.pipeline_name,
+            ),
+            customer_metadata_properties={
+                MLFLOW_RUN_ID_KEY: lineage(MLFLOW_RUN_ID_KEY),
+                DATASET_HASH_KEY: lineage(DATASET_HASH_KEY),
+                MODEL_SHA256_KEY: lineage(MODEL_SHA256_KEY),
+                CODE_VERSION_KEY: spec.code_version,
+                REFERENCE_DATA_KEY: split_uri("reference"),
+            },
+            description=Join(
+                on=" ", values=["trained by", ExecutionVariables.PIPELINE_EXECUTION_ARN]
+            ),
+        ),
+    )
+    metric = JsonGet(
+        step_name=evaluate.name, property_file=evaluation, json_path=PRIMARY_METRIC_PATH
+    )
+    below = FailStep(
+        name="MetricBelowThreshold",
+        error_message=Join(
+            on=" ",
+            values=[
+                f"Model {PRIMARY_METRIC}",
+                metric,
+                "is below the threshold",
+                threshold,
+                "- not registered.",
+            ],
+        ),
+    )
+    check = ConditionStep(
+        name="CheckMetric",
+        conditions=[ConditionGreaterThanOrEqualTo(left=metric, right=threshold)],
+        if_steps=[register],
+        else_steps=[below],
+    )
+    pipeline = Pipeline(
+        name=spec.pipeline_name,
+        parameters=[
+            input_data,
+            processing_instance,
+            training_instance,
+            algorithm,
+            seed,
+            threshold,
+            approval,
+        ],
+        steps=[preprocess, train, evaluate, check],
+        sagemaker_session=session,
+    )
+    definition = json.loads(pipeline.definition())
+    if spec.mlflow_tracking_server_arn:
+        definition["MlflowConfig"] = {
+            "MlflowResourceArn": spec.mlflow_tracking_server_arn,
+            "MlflowExperimentName": spec.mlflow_experiment_name or spec.pipeline_name,
+        }
+    else:
+        definition.pop("MlflowConfig", None)
+    return json.dumps(definition, indent=1, sort_keys=True)
