@@ -12,8 +12,9 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
 # machine's (Node 20 is end-of-life for jsii). The CDK CLI runs on it too.
 export JSII_NODE := $(CURDIR)/node_modules/node/bin/node
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
-# Offline by default: no EC2 metadata probing, no library telemetry.
+# Offline by default: no EC2 metadata probing, no telemetry from the CDK CLI or libraries.
 export AWS_EC2_METADATA_DISABLED := true
+export CDK_DISABLE_CLI_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
 RUN := $(UV) run --frozen --no-sync
@@ -23,9 +24,14 @@ RUN := $(UV) run --frozen --no-sync
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
+# A venv when the machine has the venv module; otherwise pip --target (Debian without python3-venv).
 $(TOOLS)/bin/uv:
-	python3 -m venv $(TOOLS)
-	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	if python3 -m venv $(TOOLS) 2>/dev/null; then \
+		$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION); \
+	else \
+		python3 -m pip install --quiet --disable-pip-version-check --target $(TOOLS)/pkg uv==$(UV_VERSION) \
+		&& mkdir -p $(TOOLS)/bin && ln -sf $(TOOLS)/pkg/bin/uv $(TOOLS)/bin/uv; \
+	fi
 
 .venv/.installed: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --quiet

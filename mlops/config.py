@@ -34,16 +34,18 @@ LOG_RETENTION_DAYS = (
     2557, 2922, 3288, 3653,
 )  # fmt: skip
 
-# Instance types with local NVMe storage: SageMaker rejects a volume KMS key on these.
-_NVME_FAMILY = re.compile(
-    r"^ml\.[a-z0-9]+d[n]?\.|^ml\.(g4dn|g5|g6|g6e|p3dn|p4d|p4de|p5|p5e|p5en|trn1|trn1n|inf2)\."
+# Instance families with local NVMe instance storage: SageMaker rejects a volume KMS key on
+# these (the storage is hardware-encrypted). Families ending in "d"/"dn" (m5d, c6gd, g4dn,
+# p4d, ...) have it by definition; these others do too.
+_NVME_FAMILIES = frozenset(
+    {"g5", "g6", "g6e", "p4de", "p5", "p5e", "p5en", "p6-b200", "trn1", "trn1n", "trn2"}
 )
 
 _SCHEDULE = re.compile(
     r"^(rate\((1 (minute|hour|day)|([2-9]|[1-9][0-9]+) (minutes|hours|days))\)"
     r"|cron\(\S+ \S+ \S+ \S+ \S+ \S+\))$"
 )
-_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+(?:-[a-z0-9]+)?\.[a-z0-9]+$")
 
 
 def _split_csv(value: Any) -> Any:
@@ -104,8 +106,11 @@ class PlatformConfig(BaseModel):
     )
     model_family: str = Field(
         default="visits",
-        pattern=r"^[a-z][a-z0-9-]{0,30}$",
-        description="1-31 lowercase letters, digits or '-': names the model package group",
+        pattern=r"^[a-z](?:[a-z0-9-]{0,29}[a-z0-9])?$",
+        description=(
+            "1-31 lowercase letters, digits or '-', starting with a letter and not ending "
+            "with '-': names the model package group"
+        ),
     )
 
     # Compute.
@@ -152,6 +157,35 @@ class PlatformConfig(BaseModel):
         Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="an e-mail address"),
     ] = None
 
+    @field_validator(
+        "endpoint_min_instances",
+        "endpoint_max_instances",
+        "invocations_per_instance_target",
+        "challenger_initial_weight",
+        "rollout_steps",
+        "capture_sampling_percentage",
+        "drift_threshold",
+        "drift_share_threshold",
+        "min_rows_for_drift",
+        "model_metric_threshold",
+        "retrain_cooldown_hours",
+        "capture_expiration_days",
+        "noncurrent_version_expiration_days",
+        "access_log_expiration_days",
+        "log_retention_days",
+        mode="before",
+    )
+    @classmethod
+    def _not_a_boolean(cls, value: Any) -> Any:
+        # JSON true would otherwise pass as 1 (and send all traffic to a challenger).
+        values = value if isinstance(value, list) else [value]
+        if any(
+            isinstance(v, bool) or (isinstance(v, str) and v.lower() in ("true", "false"))
+            for v in values
+        ):
+            raise ValueError("must be a number, not true/false")
+        return value
+
     @field_validator("drift_schedule")
     @classmethod
     def _schedule(cls, value: str) -> str:
@@ -160,6 +194,13 @@ class PlatformConfig(BaseModel):
                 "must be an EventBridge schedule such as 'rate(5 minutes)', 'rate(1 hour)' "
                 "or 'cron(0 * * * ? *)'"
             )
+        if value.startswith("cron("):
+            fields = value[len("cron(") : -1].split()
+            if (fields[2] == "?") == (fields[4] == "?"):
+                raise ValueError(
+                    "an EventBridge cron needs '?' in exactly one of day-of-month and "
+                    "day-of-week, e.g. 'cron(0 * * * ? *)'"
+                )
         return value
 
     @field_validator("log_retention_days")
@@ -172,11 +213,19 @@ class PlatformConfig(BaseModel):
 
     @field_validator("rollout_steps")
     @classmethod
-    def _steps(cls, value: list[float]) -> list[float]:
+    def _steps(cls, value: list[float], info: ValidationInfo) -> list[float]:
         if not value:
             raise ValueError("must name at least one challenger weight, e.g. '0.1,0.25,0.5'")
+        if value[0] <= 0:
+            raise ValueError("challenger weights must be above 0, e.g. '0.1,0.25,0.5'")
         if any(b <= a for a, b in itertools.pairwise(value)):
             raise ValueError("challenger weights must rise strictly, e.g. '0.1,0.25,0.5'")
+        initial = info.data.get("challenger_initial_weight")
+        if initial is not None and value[0] < initial:
+            raise ValueError(
+                f"the first step ({value[0]:g}) is below challenger_initial_weight ({initial:g}): "
+                "a rollout only raises the challenger's weight"
+            )
         return value
 
     @field_validator("endpoint_max_instances")
@@ -245,12 +294,21 @@ def read_cdk_json_context(path: Path) -> dict[str, Any]:
 
 def instance_has_local_nvme(instance_type: str) -> bool:
     """True for instance types whose ML volume cannot take a KMS key (local NVMe storage)."""
-    return bool(_NVME_FAMILY.match(instance_type))
+    family = instance_type.removeprefix("ml.").split(".")[0]
+    return family in _NVME_FAMILIES or family.endswith(("d", "dn"))
+
+
+# Keys the CDK CLI itself writes into the context (cdk.context.json, `cdk acknowledge`, ...).
+_CDK_CLI_KEYS = frozenset({"acknowledged-issue-numbers", "cli-telemetry"})
 
 
 def _is_cdk_owned(key: str) -> bool:
-    # Feature flags ("@aws-cdk/..."), CLI bookkeeping ("aws:cdk:...") and lookups.
-    return key.startswith(("@", "aws:", "aws-cdk:", "cdk-")) or ":" in key
+    if key in _CDK_CLI_KEYS or key.startswith(
+        ("@aws-cdk/", "@aws-cdk-containers/", "aws:cdk:", "aws-cdk:")
+    ):
+        return True
+    # Cached context lookups look like "availability-zones:account=...:region=...".
+    return ":" in key and "=" in key
 
 
 def _unknown_key(key: str) -> str:

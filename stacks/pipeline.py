@@ -37,7 +37,6 @@ class TrainingPipeline(Construct):
         mlflow_tracking_server_arn: str | None,
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
         name = config.pipeline_name
 
         steps_archive = s3_assets.Asset(
@@ -50,10 +49,7 @@ class TrainingPipeline(Construct):
         self.role = iam.Role(
             self,
             "ExecutionRole",
-            assumed_by=iam.ServicePrincipal(
-                "sagemaker.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
-            ),
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"{name}: runs the training pipeline's jobs and registers its models",
         )
         # Attached from the policy side (Roles: [...]) so the policy can name the role's own

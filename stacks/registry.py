@@ -44,10 +44,8 @@ class MlflowTrackingServer(Construct):
         self.role = iam.Role(
             self,
             "Role",
-            assumed_by=iam.ServicePrincipal(
-                "sagemaker.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
-            ),
+            # The trust policy AWS documents for MLflow tracking servers: SageMaker only.
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"{name}: reads and writes MLflow artifacts only",
         )
         prefix_arn = artifacts.arn_for_objects(f"{MLFLOW_ARTIFACT_PREFIX}/*")
@@ -65,7 +63,11 @@ class MlflowTrackingServer(Construct):
                 iam.PolicyStatement(
                     actions=["s3:ListBucket"],
                     resources=[artifacts.bucket_arn],
-                    conditions={"StringLike": {"s3:prefix": [f"{MLFLOW_ARTIFACT_PREFIX}/*"]}},
+                    conditions={
+                        "StringLike": {
+                            "s3:prefix": [MLFLOW_ARTIFACT_PREFIX, f"{MLFLOW_ARTIFACT_PREFIX}/*"]
+                        }
+                    },
                 ),
                 iam.PolicyStatement(
                     actions=["s3:GetBucketLocation"],
@@ -101,7 +103,9 @@ class MlflowTrackingServer(Construct):
         )
         self.server.node.add_dependency(policy)
         # Deleting a tracking server deletes its run history; stop it to stop paying instead.
-        self.server.apply_removal_policy(RemovalPolicy.RETAIN)
+        # Its role and policy stay with it, or a retained server could no longer reach S3.
+        for resource in (self.server, self.role, policy):
+            resource.apply_removal_policy(RemovalPolicy.RETAIN)
 
 
 class RegistryStack(Stack):

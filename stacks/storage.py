@@ -8,6 +8,7 @@ Logical IDs are pinned by tests/test_logical_ids.py because a changed ID replace
 from __future__ import annotations
 
 from aws_cdk import CfnOutput, Duration, Environment, Fn, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -31,21 +32,27 @@ class SecureBucket(Construct):
         current_version_expiration_days: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        expiring = current_version_expiration_days is not None
         rules = [
             s3.LifecycleRule(
                 id="noncurrent-versions",
-                noncurrent_version_expiration=Duration.days(noncurrent_version_expiration_days),
+                # Where current objects expire, what expiry leaves behind goes a day later:
+                # "expires after N days" then means N+1, not N + the usual grace period.
+                noncurrent_version_expiration=Duration.days(
+                    1 if expiring else noncurrent_version_expiration_days
+                ),
                 abort_incomplete_multipart_upload_after=Duration.days(7),
             )
         ]
         if current_version_expiration_days is not None:
-            rules.append(
+            rules += [
                 s3.LifecycleRule(
-                    id="expire-objects",
-                    expiration=Duration.days(current_version_expiration_days),
-                    expired_object_delete_marker=False,
-                )
-            )
+                    id="expire-objects", expiration=Duration.days(current_version_expiration_days)
+                ),
+                s3.LifecycleRule(
+                    id="remove-expired-delete-markers", expired_object_delete_marker=True
+                ),
+            ]
         self.bucket = s3.Bucket(
             self,
             "Bucket",
@@ -63,6 +70,37 @@ class SecureBucket(Construct):
             lifecycle_rules=rules,
             removal_policy=RemovalPolicy.RETAIN,
         )
+        # Default encryption applies only when a writer names none: refuse writers that name
+        # another key, SSE-S3 or SSE-C, so every object is under the platform key.
+        objects = self.bucket.arn_for_objects("*")
+        anyone = iam.AnyPrincipal()
+        key_header = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+        for sid, conditions in {
+            "DenyOtherKmsKeys": {
+                "StringNotEqualsIfExists": {key_header: key.key_arn},
+                "Null": {key_header: "false"},
+            },
+            "DenyOtherEncryption": {
+                "StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"},
+                "Null": {"s3:x-amz-server-side-encryption": "false"},
+            },
+            "DenyCustomerKeys": {
+                "Null": {"s3:x-amz-server-side-encryption-customer-algorithm": "false"}
+            },
+        }.items():
+            self.bucket.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=sid,
+                    effect=iam.Effect.DENY,
+                    principals=[anyone],
+                    actions=["s3:PutObject"],
+                    resources=[objects],
+                    conditions=conditions,
+                )
+            )
+        # An orphaned bucket (stack deleted, bucket retained) keeps its SSL-only policy.
+        if self.bucket.policy is not None:
+            self.bucket.policy.apply_removal_policy(RemovalPolicy.RETAIN)
 
 
 class StorageStack(Stack):
@@ -79,8 +117,13 @@ class StorageStack(Stack):
             description=f"{config.prefix}: encrypts datasets, models, captured data and reports",
             enable_key_rotation=True,
             alias=f"alias/{config.prefix}-data",
+            # The longest wait AWS allows between scheduling deletion and losing every object.
+            pending_window=Duration.days(30),
             removal_policy=RemovalPolicy.RETAIN,
         )
+        for child in self.key.node.children:
+            if isinstance(child, kms.Alias):
+                child.apply_removal_policy(RemovalPolicy.RETAIN)
 
         # S3 server access logging cannot deliver to a bucket encrypted with SSE-KMS, so this
         # one bucket uses SSE-S3 (AES-256). It holds request logs, never data.
@@ -104,6 +147,8 @@ class StorageStack(Stack):
             ],
             removal_policy=RemovalPolicy.RETAIN,
         )
+        if self.access_logs.policy is not None:
+            self.access_logs.policy.apply_removal_policy(RemovalPolicy.RETAIN)
         acknowledge(
             self.access_logs,
             "AwsSolutions-S1",

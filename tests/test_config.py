@@ -25,7 +25,7 @@ def problems(context: dict[str, Any]) -> list[str]:
 
 def test_cdk_json_context_is_valid_and_matches_the_defaults() -> None:
     # Given the committed cdk.json, when it is read, then it validates, and it restates the
-    # model's defaults (so README and cdk.json cannot silently drift from the code).
+    # model's defaults (so cdk.json cannot silently drift from the code).
     from_json = PlatformConfig.from_context(read_cdk_json_context(ROOT / "cdk.json"))
     assert from_json == PlatformConfig()
 
@@ -52,9 +52,18 @@ def test_cdk_owned_keys_are_ignored() -> None:
         {
             "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True,
             "aws:cdk:enable-path-metadata": True,
+            # written by `cdk acknowledge`, `cdk cli-telemetry --disable`, context lookups:
+            "acknowledged-issue-numbers": [32775],
+            "cli-telemetry": False,
+            "availability-zones:account=123456789012:region=us-east-1": ["us-east-1a"],
         }
     )
     assert config.stage == "dev"
+
+
+def test_hyphenated_instance_families_are_valid() -> None:
+    config = PlatformConfig.from_context({"training_instance_type": "ml.p6-b200.48xlarge"})
+    assert config.training_instance_type == "ml.p6-b200.48xlarge"
 
 
 @pytest.mark.parametrize(
@@ -83,6 +92,17 @@ def test_cdk_owned_keys_are_ignored() -> None:
             ">= endpoint_min_instances (3)",
         ),
         ({"notification_email": "oncall"}, "'notification_email'", "e-mail"),
+        ({"model_family": "churn-"}, "'model_family'", "not ending with '-'"),
+        ({"endpoint_min_instances": True}, "'endpoint_min_instances'", "not true/false"),
+        ({"challenger_initial_weight": "true"}, "'challenger_initial_weight'", "not true/false"),
+        ({"drift_schedule": "cron(0 * * * * *)"}, "'drift_schedule'", "'?' in exactly one"),
+        ({"rollout_steps": "0,0.5"}, "'rollout_steps'", "above 0"),
+        (
+            {"challenger_initial_weight": "0.3", "rollout_steps": "0.2,0.5"},
+            "'rollout_steps'",
+            "below challenger_initial_weight (0.3)",
+        ),
+        ({"stage:": "prod"}, "'stage:'", "unknown setting"),
     ],
 )
 def test_bad_value_names_the_key_and_what_it_accepts(
@@ -149,7 +169,11 @@ def test_config_is_immutable() -> None:
         ("ml.g4dn.xlarge", True),
         ("ml.p4d.24xlarge", True),
         ("ml.g5.xlarge", True),
-        ("ml.inf2.xlarge", True),
+        ("ml.inf2.xlarge", False),  # EBS only
+        ("ml.trn2.48xlarge", True),
+        ("ml.p6-b200.48xlarge", True),
+        ("ml.m6gd.large", True),
+        ("ml.g5g.xlarge", False),
         ("ml.t2.medium", False),
     ],
 )

@@ -74,10 +74,23 @@ def test_mlflow_role_is_assumable_only_by_sagemaker_in_this_account(
             "Action": "sts:AssumeRole",
             "Effect": "Allow",
             "Principal": {"Service": "sagemaker.amazonaws.com"},
-            "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
         }
     ]
     assert "Policies" not in role["Properties"]  # no inline policies
+    mlflow_registry_template.resource_count_is("AWS::IAM::Policy", 0)
+    (policy_id,) = mlflow_registry_template.find_resources("AWS::IAM::ManagedPolicy")
+    # Only our own policy: no AWS managed policy (AmazonSageMakerFullAccess and the like).
+    assert role["Properties"]["ManagedPolicyArns"] == [{"Ref": policy_id}]
+
+
+def test_retained_server_keeps_its_role(mlflow_registry_template: Template) -> None:
+    for kind in (
+        "AWS::SageMaker::MlflowTrackingServer",
+        "AWS::IAM::Role",
+        "AWS::IAM::ManagedPolicy",
+    ):
+        for logical_id, resource in mlflow_registry_template.find_resources(kind).items():
+            assert resource.get("DeletionPolicy") == "Retain", logical_id
 
 
 def test_mlflow_role_has_least_privilege(mlflow_registry_template: Template) -> None:
@@ -100,12 +113,17 @@ def test_mlflow_role_has_least_privilege(mlflow_registry_template: Template) -> 
             statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         )
         assert not any("*" in action for action in actions), statement
-        assert statement["Resource"] != "*", statement
+        resources = (
+            statement["Resource"]
+            if isinstance(statement["Resource"], list)
+            else [statement["Resource"]]
+        )
+        assert "*" not in resources, statement
     objects = by_action[("s3:DeleteObject", "s3:GetObject", "s3:PutObject")]
     assert objects["Resource"] == {"Fn::Join": ["", [bucket_arn, "/mlflow/*"]]}
     listing = by_action[("s3:ListBucket",)]
     assert listing["Resource"] == bucket_arn
-    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["mlflow/*"]}}
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["mlflow", "mlflow/*"]}}
     kms = by_action[("kms:Decrypt", "kms:GenerateDataKey")]
     assert kms["Resource"] == {"Fn::ImportValue": "mlops-dev-data-key-arn"}
     assert kms["Condition"] == {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}

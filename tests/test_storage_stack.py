@@ -32,11 +32,49 @@ def test_one_customer_managed_key_with_rotation_retained(storage_template: Templ
     storage_template.has_resource(
         "AWS::KMS::Key",
         {
-            "Properties": {"EnableKeyRotation": True},
+            "Properties": {"EnableKeyRotation": True, "PendingWindowInDays": 30},
             "DeletionPolicy": "Retain",
             "UpdateReplacePolicy": "Retain",
         },
     )
+    storage_template.has_resource("AWS::KMS::Alias", {"DeletionPolicy": "Retain"})
+
+
+def test_bucket_policies_outlive_the_stack(storage_template: Template) -> None:
+    policies = storage_template.find_resources("AWS::S3::BucketPolicy")
+    assert len(policies) == 5
+    for logical_id, policy in policies.items():
+        assert policy["DeletionPolicy"] == "Retain", logical_id
+
+
+@pytest.mark.parametrize("name", DATA_BUCKETS)
+def test_writes_under_another_key_or_encryption_are_denied(
+    storage_template: Template, name: str
+) -> None:
+    statements = {s.get("Sid"): s for s in policy_for(storage_template, name)}
+    objects = {"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id(storage_template, name), "Arn"]}, "/*"]]}
+    key_arn = {"Fn::GetAtt": [key_id(storage_template), "Arn"]}
+    header = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+    expected = {
+        "DenyOtherKmsKeys": {
+            "StringNotEqualsIfExists": {header: key_arn},
+            "Null": {header: "false"},
+        },
+        "DenyOtherEncryption": {
+            "StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"},
+            "Null": {"s3:x-amz-server-side-encryption": "false"},
+        },
+        "DenyCustomerKeys": {
+            "Null": {"s3:x-amz-server-side-encryption-customer-algorithm": "false"}
+        },
+    }
+    for sid, condition in expected.items():
+        statement = statements[sid]
+        assert statement["Effect"] == "Deny"
+        assert statement["Principal"] == {"AWS": "*"}
+        assert statement["Action"] == "s3:PutObject"
+        assert statement["Resource"] == objects
+        assert statement["Condition"] == condition
     storage_template.has_resource_properties(
         "AWS::KMS::Alias", {"AliasName": "alias/mlops-dev-data"}
     )
@@ -134,20 +172,32 @@ def lifecycle(template: Template, name: str) -> dict[str, dict[str, Any]]:
     return {rule["Id"]: rule for rule in props["LifecycleConfiguration"]["Rules"]}
 
 
-@pytest.mark.parametrize("name", DATA_BUCKETS)
+@pytest.mark.parametrize("name", ["Datasets", "Artifacts", "Reports"])
 def test_noncurrent_versions_expire_after_the_configured_days(
     storage_template: Template, name: str
 ) -> None:
-    rule = lifecycle(storage_template, name)["noncurrent-versions"]
+    rules = lifecycle(storage_template, name)
+    assert set(rules) == {"noncurrent-versions"}  # current data never expires here
+    rule = rules["noncurrent-versions"]
     assert rule["Status"] == "Enabled"
     assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 90}
     assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
 
 
-def test_only_capture_data_expires(storage_template: Template) -> None:
-    assert lifecycle(storage_template, "Capture")["expire-objects"]["ExpirationInDays"] == 30
-    for name in ("Datasets", "Artifacts", "Reports"):
-        assert "expire-objects" not in lifecycle(storage_template, name)
+def test_capture_data_is_gone_a_day_after_it_expires(storage_template: Template) -> None:
+    rules = lifecycle(storage_template, "Capture")
+    assert rules["expire-objects"] == {
+        "Id": "expire-objects",
+        "Status": "Enabled",
+        "ExpirationInDays": 30,
+    }
+    assert rules["noncurrent-versions"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
+    # A separate rule: S3 rejects ExpiredObjectDeleteMarker next to ExpirationInDays.
+    assert rules["remove-expired-delete-markers"] == {
+        "Id": "remove-expired-delete-markers",
+        "Status": "Enabled",
+        "ExpiredObjectDeleteMarker": True,
+    }
     assert (
         lifecycle(storage_template, "AccessLogs")["expire-access-logs"]["ExpirationInDays"] == 365
     )
@@ -157,7 +207,7 @@ def test_lifecycle_days_come_from_config(build: Any) -> None:
     _, platform = build(capture_expiration_days=7, noncurrent_version_expiration_days=14)
     template = Template.from_stack(platform.storage)
     assert lifecycle(template, "Capture")["expire-objects"]["ExpirationInDays"] == 7
-    for name in DATA_BUCKETS:
+    for name in ("Datasets", "Artifacts", "Reports"):
         assert lifecycle(template, name)["noncurrent-versions"]["NoncurrentVersionExpiration"] == {
             "NoncurrentDays": 14
         }

@@ -76,6 +76,21 @@ def test_synth_with_network_blocked_writes_every_stack(offline_out: Path) -> Non
     assert attempts.read_text() == "guard loaded\n"
 
 
+def test_stateful_stacks_are_termination_protected(offline_out: Path) -> None:
+    # Read from the cloud assembly the CLI deploys, not from the Python objects.
+    manifest = json.loads((offline_out / "manifest.json").read_text())
+    protected = {
+        name: artifact.get("properties", {}).get("terminationProtection", False)
+        for name, artifact in manifest["artifacts"].items()
+        if artifact["type"] == "aws:cloudformation:stack"
+    }
+    assert protected == {
+        "mlops-dev-storage": True,
+        "mlops-dev-registry": True,
+        "mlops-dev-pipeline": False,  # stateless: replaced freely
+    }
+
+
 def test_synth_twice_gives_byte_identical_templates(offline_out: Path, second_out: Path) -> None:
     for stack in STACKS:
         first = (offline_out / f"{stack}.template.json").read_bytes()
@@ -139,6 +154,7 @@ def test_cdk_cli_rejects_an_empty_stage(tmp_path: Path) -> None:
     assert cdk.exists(), "run `make install` (the CDK CLI is pinned in package.json)"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_"))}
     env["PATH"] = f"{cdk.parent}{os.pathsep}{env['PATH']}"
+    env["CDK_DISABLE_CLI_TELEMETRY"] = "true"
     result = subprocess.run(
         [str(cdk), "synth", "--quiet", "--no-notices", "-o", str(tmp_path / "out"), "-c", "stage="],
         cwd=ROOT,
