@@ -19,7 +19,7 @@ export DO_NOT_TRACK := 1
 
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: help install lint format test synth clean
+.PHONY: help install lint format test synth train clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ synth: install ## Synthesize every stack into cdk.out/ and lint it (offline; CON
 	$(RUN) cfn-lint -- cdk.out/*.template.json
 	@echo "cfn-lint: no findings. cdk-nag: see cdk.out/policy-validation-report.json"
 	@ls -1 cdk.out/*.template.json
+
+train: install ## Train and register a model on the embedded default (ARGS="--algorithm gradient_boosting")
+	.venv/bin/mlops pipeline run-local $(ARGS)
 
 clean: ## Remove build output (keeps installed dependencies)
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -51,12 +51,14 @@ local_app = typer.Typer(
     help="The embedded default: AWS emulator and local MLflow.", no_args_is_help=True
 )
 pipeline_app = typer.Typer(help="The training pipeline.", no_args_is_help=True)
+data_app = typer.Typer(help="Training data in the datasets bucket.", no_args_is_help=True)
 registry_app = typer.Typer(
     help="The model registry (SageMaker model package group).", no_args_is_help=True
 )
 app.add_typer(local_app, name="local")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(registry_app, name="registry")
+app.add_typer(data_app, name="data")
 
 
 class Target(StrEnum):
@@ -354,6 +356,42 @@ def pipeline_start(
         console.print(f"[green]registered[/green] {outcome.model_package_arn}")
     if outcome.status != "Succeeded":
         fail(outcome.failure_reason or f"the execution ended {outcome.status}")
+
+
+# -- data -------------------------------------------------------------------------------------
+
+
+@data_app.command("upload")
+def data_upload(
+    ctx: typer.Context,
+    path: Annotated[
+        Path | None, typer.Argument(help="a CSV file (default: the bundled randhie dataset)")
+    ] = None,
+    prefix: Annotated[str, typer.Option(help="key prefix in the datasets bucket")] = "raw/",
+) -> None:
+    """Validate a CSV against the schema and upload it where the pipeline reads by default."""
+    from mlops import s3io  # noqa: PLC0415
+    from pipeline_steps.data import bundled_dataset_path  # noqa: PLC0415
+    from pipeline_steps.schema import DataValidationError, read_validated_csv  # noqa: PLC0415
+
+    state: State = ctx.obj
+    source = path or bundled_dataset_path()
+    if not source.is_file():
+        fail(f"{source}: no such file", code=2)
+    try:
+        rows = len(read_validated_csv(source))  # refuse bad data before it reaches S3
+    except DataValidationError as exc:
+        fail(f"not uploaded: {exc}")
+    target = state.target(start=True)
+    resources = state.resources(target)
+    uri = f"s3://{resources.datasets_bucket}/{prefix.strip('/')}/{source.name}"
+    extra = (
+        {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": resources.key_arn}
+        if resources.key_arn
+        else {}
+    )
+    s3io.upload_file(target.client("s3"), source, uri, **extra)
+    console.print(f"uploaded {rows} rows to {uri}")
 
 
 # -- registry ---------------------------------------------------------------------------------

@@ -219,3 +219,17 @@ def test_cli_rejects_bad_options(emulator: AwsTarget, tmp_path: Path) -> None:
     bad_context = cli(emulator, tmp_path, "-c", "stage=", "registry", "list")
     assert bad_context.exit_code == 2
     assert "'stage': must be 1-10 lowercase letters" in bad_context.output
+
+
+def test_cli_data_upload_validates_first(emulator: AwsTarget, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("lncoins,idp\n1,2\n")
+    refused = cli(emulator, tmp_path, "data", "upload", str(bad))
+    assert refused.exit_code == 1
+    assert "not uploaded: bad.csv: missing column(s) 'mdvis'" in refused.output
+    uploaded = cli(emulator, tmp_path, "data", "upload")
+    assert uploaded.exit_code == 0, uploaded.output
+    assert "uploaded 20190 rows to s3://mlops-dev-datasets/raw/randhie.csv" in uploaded.output
+    s3 = emulator.client("s3")
+    head = s3.head_object(Bucket="mlops-dev-datasets", Key="raw/randhie.csv")
+    assert head["ServerSideEncryption"] == "aws:kms"
