@@ -4,8 +4,8 @@ Two archives are built from ``pipeline_steps/*.py`` (same bytes every time for t
 sources: fixed timestamps, owners and order):
 
 - ``steps.pyz``: a zipapp the processing jobs run (``python3 steps.pyz preprocess ...``);
-- ``sourcedir.tar.gz``: the script-mode bundle the training job runs (``train.py`` at its root,
-  ``requirements.txt`` for MLflow tracking in the training container).
+- ``sourcedir.tar.gz``: the script-mode bundle the training job runs (``train.py`` at its root;
+  with MLflow tracking on, a ``requirements.txt`` the container installs first).
 
 The code version is a hash of the package's sources, the same whether the steps run in
 SageMaker or locally, and it is recorded on every registered model.
@@ -25,8 +25,9 @@ PACKAGE = "pipeline_steps"
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / PACKAGE
 ZIPAPP_NAME = "steps.pyz"
 SOURCEDIR_NAME = "sourcedir.tar.gz"
-# Installed by the training container before train.py runs; kept equal to uv.lock by a test.
-TRAINING_REQUIREMENTS = ("mlflow==3.17.2", "sagemaker-mlflow==0.5.0")
+# Installed by the training container before train.py runs, only when MLflow tracking is on
+# (it needs PyPI or a mirror). The skinny client, not the server. Kept equal to uv.lock by a test.
+TRAINING_REQUIREMENTS = ("mlflow-skinny==3.17.2", "sagemaker-mlflow==0.5.0", "skops==0.16.0")
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _ZIPAPP_MAIN = "from pipeline_steps.__main__ import main\n\nraise SystemExit(main())\n"
@@ -66,14 +67,12 @@ def build_zipapp(directory: Path) -> Path:
     return target
 
 
-def build_sourcedir(directory: Path) -> Path:
+def build_sourcedir(directory: Path, *, with_tracking: bool = False) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / SOURCEDIR_NAME
-    members = [
-        ("train.py", _TRAIN_SHIM.encode()),
-        ("requirements.txt", ("\n".join(TRAINING_REQUIREMENTS) + "\n").encode()),
-        *_members(),
-    ]
+    members = [("train.py", _TRAIN_SHIM.encode()), *_members()]
+    if with_tracking:
+        members.append(("requirements.txt", ("\n".join(TRAINING_REQUIREMENTS) + "\n").encode()))
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for name, data in sorted(members):

@@ -195,11 +195,14 @@ class LocalPipelineRunner:
         started = time.perf_counter()
         try:
             detail = action()
-        except StepFailed as exc:
+        except Exception as exc:
+            # Any failure ends the run with the step marked Failed and the reason kept,
+            # as a pipeline execution would; the caller reports it.
+            message = str(exc) if isinstance(exc, StepFailed) else f"{type(exc).__name__}: {exc}"
             seconds = time.perf_counter() - started
-            result.steps.append(StepRecord(name, "Failed", seconds, str(exc)))
-            self.progress(name, "Failed", str(exc))
-            raise
+            result.steps.append(StepRecord(name, "Failed", seconds, message))
+            self.progress(name, "Failed", message)
+            raise StepFailed(message) from exc
         seconds = time.perf_counter() - started
         result.steps.append(StepRecord(name, "Succeeded", seconds, detail))
         self.progress(name, "Succeeded", detail)
@@ -209,8 +212,9 @@ class LocalPipelineRunner:
         if options.data_file is not None:
             if not options.data_file.is_file():
                 raise StepFailed(f"--data {options.data_file}: no such file")
+            # One prefix per file content and name: the run reads exactly this file.
             digest = file_sha256(options.data_file)[:12]
-            uri = f"s3://{datasets}/uploads/{digest}/"
+            uri = f"s3://{datasets}/uploads/{digest}-{options.data_file.stem}/"
             s3io.upload_file(
                 self.s3, options.data_file, uri + options.data_file.name, **self._put_kwargs()
             )
@@ -318,8 +322,13 @@ class LocalPipelineRunner:
                 code_version=result.code_version or "unknown",
             )
         archive = pack_model(model_dir, run.work / "model.tar.gz")
+        # Where a SageMaker training job puts it: <output path>/<job name>/output/model.tar.gz.
+        job = f"{result.execution_id}-train"
         result.model_data_uri = s3io.upload_file(
-            self.s3, archive, s3io.join(run.prefix, "model", "model.tar.gz"), **self._put_kwargs()
+            self.s3,
+            archive,
+            s3io.join(run.prefix, "model", job, "output", "model.tar.gz"),
+            **self._put_kwargs(),
         )
         result.model_sha256 = card.model_sha256
         result.mlflow_run_id = card.mlflow_run_id

@@ -26,22 +26,28 @@ def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
 
 
 def download_prefix(s3: Any, uri: str, into: Path) -> list[Path]:
-    """Download every object under ``uri`` (a prefix or one object) into ``into``."""
-    bucket, prefix = split_uri(uri)
-    keys = list_keys(s3, bucket, prefix)
+    """Download one object (``uri`` names it exactly) or every object under the folder ``uri``.
+
+    A URI that is not an object is a folder: ``s3://b/raw`` reads ``raw/...``, never
+    ``raw-old/...``. Folder markers (keys ending in "/") are skipped, and no key may write
+    outside ``into``.
+    """
+    bucket, key = split_uri(uri)
+    if key and not key.endswith("/") and list_keys(s3, bucket, key)[:1] == [key]:
+        keys, base = [key], key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+    else:
+        base = key if not key or key.endswith("/") else key + "/"
+        keys = [k for k in list_keys(s3, bucket, base) if not k.endswith("/")]
     if not keys:
         raise FileNotFoundError(f"nothing in S3 under {uri}")
+    root = into.resolve()
     files = []
-    base = (
-        prefix
-        if prefix.endswith("/") or len(keys) > 1 or keys[0] != prefix
-        else prefix.rsplit("/", 1)[0]
-    )
-    for key in keys:
-        relative = key[len(base) :].lstrip("/") or key.rsplit("/", 1)[-1]
-        target = into / relative
+    for name in keys:
+        target = (root / name[len(base) :]).resolve()
+        if not target.is_relative_to(root):
+            raise ValueError(f"refusing s3://{bucket}/{name}: it would be written outside {into}")
         target.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(bucket, key, str(target))
+        s3.download_file(bucket, name, str(target))
         files.append(target)
     return files
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ import numpy as np
 from pipeline_steps import model as model_lib
 from pipeline_steps.schema import FEATURE_NAMES
 
+log = logging.getLogger("pipeline_steps.inference")
 CSV = "text/csv"
 JSON = "application/json"
 MAX_ROWS = 10_000
@@ -46,6 +48,13 @@ def model_fn(model_dir: str) -> LoadedModel:
     card = model_lib.ModelCard.load(folder)
     if list(card.features) != list(FEATURE_NAMES):
         raise RuntimeError(f"model expects features {card.features}, this code has {FEATURE_NAMES}")
+    running = model_lib.sklearn_version()
+    if card.sklearn_version.split(".")[:2] != running.split(".")[:2]:
+        log.warning(
+            "model was trained with scikit-learn %s but this server runs %s: predictions may differ",
+            card.sklearn_version,
+            running,
+        )
     return LoadedModel(estimator=model_lib.load(folder), card=card)
 
 
@@ -80,14 +89,22 @@ def _row(values: Any, where: str) -> list[float]:
 
 
 def input_fn(request_body: str | bytes, request_content_type: str | None = CSV) -> np.ndarray:
-    body = request_body.decode("utf-8") if isinstance(request_body, bytes) else request_body
+    try:
+        body = request_body.decode("utf-8") if isinstance(request_body, bytes) else request_body
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(f"body is not UTF-8 text: {exc}") from None
     kind = _base_type(request_content_type)
     if kind == CSV:
         lines = [
             line for line in csv.reader(io.StringIO(body)) if line and any(c.strip() for c in line)
         ]
-        if lines and [c.strip() for c in lines[0]] == list(FEATURE_NAMES):
-            lines = lines[1:]
+        header = [c.strip() for c in lines[0]] if lines else []
+        if sorted(header) == sorted(FEATURE_NAMES):
+            # A header row names the columns: the rows may come in any column order.
+            order = [header.index(name) for name in FEATURE_NAMES]
+            lines = [
+                [line[i] for i in order] if len(line) == len(header) else line for line in lines[1:]
+            ]
         rows = [_row([c.strip() for c in line], f"CSV row {i + 1}") for i, line in enumerate(lines)]
     elif kind == JSON:
         try:
@@ -117,7 +134,9 @@ def predict_fn(input_data: np.ndarray, model: LoadedModel) -> np.ndarray:
 
 
 def output_fn(prediction: np.ndarray, accept: str | None = JSON) -> tuple[str, str]:
-    kind = _base_type(accept or JSON)
+    # "application/json, text/csv;q=0.5": the first type this handler can write wins.
+    offered = [_base_type(part) for part in (accept or JSON).split(",")]
+    kind = next((k for k in offered if k in (JSON, CSV, "*/*")), offered[0])
     if kind in (JSON, "*/*"):
         predictions = [
             {"score": round(float(p), 6), "label": int(p >= model_lib.DECISION_THRESHOLD)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -58,6 +59,8 @@ class ModelCard:
     mlflow_run_id: str | None = None
     mlflow_model_uri: str | None = None
     validation_metrics: dict[str, float] = field(default_factory=dict)
+    # Model bytes are reproducible for the same runtime: these name it.
+    runtime: dict[str, str] = field(default_factory=dict)
 
     def save(self, model_dir: Path) -> Path:
         path = model_dir / CARD_FILE
@@ -120,6 +123,12 @@ def metrics(y_true: np.ndarray, y_score: np.ndarray) -> dict[str, float]:
 def save(model: Any, model_dir: Path) -> tuple[Path, str]:
     """Write the estimator; return its path and content hash (the model's identity)."""
     model_dir.mkdir(parents=True, exist_ok=True)
+    # HistGradientBoosting pickles the thread count it was fitted with: the same model would
+    # hash differently on a 2-core laptop and an 8-core instance. None means "all cores",
+    # which is also what it uses when predicting.
+    mapper = getattr(model, "_bin_mapper", None)
+    if mapper is not None:
+        mapper.n_threads = None
     path = model_dir / MODEL_FILE
     joblib.dump(model, path, compress=0)
     return path, file_sha256(path)
@@ -131,3 +140,13 @@ def load(model_dir: Path) -> Any:
 
 def sklearn_version() -> str:
     return str(sklearn.__version__)
+
+
+def runtime_versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "numpy": str(np.__version__),
+        "pandas": str(pd.__version__),
+        "scikit-learn": sklearn_version(),
+        "joblib": str(joblib.__version__),
+    }

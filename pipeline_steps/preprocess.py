@@ -66,6 +66,23 @@ def split_indices(
     }
 
 
+def check_classes(labels: pd.Series, splits: dict[str, np.ndarray]) -> None:
+    """A classifier needs both classes in every split; say so before any job is paid for."""
+    counts = labels.value_counts().to_dict()
+    if len(counts) < 2:
+        only = next(iter(counts), None)
+        raise DataValidationError(
+            f"every row has {LABEL}={only}: the model needs rows of both classes "
+            f"(mdvis = 0 and mdvis > 0)"
+        )
+    for name, index in splits.items():
+        if labels.iloc[index].nunique() < 2:
+            raise DataValidationError(
+                f"the {name} split ({len(index)} rows) holds only one class of {LABEL}: "
+                "add rows of the rarer class or use more data"
+            )
+
+
 def run(
     source: Path,
     output: Path,
@@ -81,6 +98,7 @@ def run(
     splits = split_indices(
         len(data), seed=seed, validation_fraction=validation_fraction, test_fraction=test_fraction
     )
+    check_classes(data[LABEL], splits)
 
     written: list[Path] = []
     columns = [*FEATURE_NAMES, LABEL]

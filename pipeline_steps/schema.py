@@ -52,7 +52,10 @@ def read_validated_csv(path: Path, *, require_target: bool = True) -> pd.DataFra
     numeric dtypes, and the label column when the target is present.
     """
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        # Blank lines are kept as rows so that reported line numbers match the file.
+        raw = pd.read_csv(
+            path, dtype=str, keep_default_na=False, skipinitialspace=True, skip_blank_lines=False
+        )
     except pd.errors.EmptyDataError:
         raise DataValidationError(f"{path.name}: the file is empty (no header, no rows)") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -77,7 +80,7 @@ def validate_frame(raw: pd.DataFrame, *, source: str, require_target: bool = Tru
     out = {}
     bounds = {f.name: f for f in FEATURES}
     for column in required:
-        cells = raw[column].astype(str).str.strip()
+        cells = raw[column].fillna("").astype(str).str.strip()
         values = pd.to_numeric(cells, errors="coerce")
         bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
         if bad.any():

@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import os
+import platform
 import shutil
 import sys
 from collections.abc import Sequence
@@ -73,8 +74,13 @@ def _track(
     with tracking() as mlflow:
         import mlflow.sklearn  # noqa: PLC0415
 
-        mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", "training"))
-        return _log_run(mlflow, params, estimator, card, manifest_path)
+        # By id, not mlflow.set_experiment(): that would leave an active experiment (and
+        # MLFLOW_EXPERIMENT_ID) behind in a process that runs several steps.
+        name = os.environ.get("MLFLOW_EXPERIMENT_NAME", "training")
+        client = mlflow.MlflowClient()
+        found = client.get_experiment_by_name(name)
+        experiment_id = found.experiment_id if found else client.create_experiment(name)
+        return _log_run(mlflow, params, estimator, card, manifest_path, experiment_id)
 
 
 def _log_run(
@@ -83,8 +89,10 @@ def _log_run(
     estimator: Any,
     card: model_lib.ModelCard,
     manifest_path: Path,
+    experiment_id: str,
 ) -> tuple[str, str]:
-    with mlflow.start_run(run_name=f"{params.algorithm}-seed{params.seed}") as run:
+    run_name = f"{params.algorithm}-seed{params.seed}"
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
         mlflow.log_params(dict(card.hyperparameters))
         mlflow.log_metrics({f"validation_{k}": v for k, v in card.validation_metrics.items()})
         mlflow.set_tags(
@@ -93,6 +101,7 @@ def _log_run(
                 "code_version": card.code_version,
                 "model_sha256": card.model_sha256,
                 "sklearn_version": card.sklearn_version,
+                "python_version": platform.python_version(),
             }
         )
         mlflow.log_artifact(str(manifest_path), artifact_path="data")
@@ -136,6 +145,7 @@ def run(
         dataset_sha256=str(manifest["dataset_sha256"]),
         code_version=code_version,
         validation_metrics=validation_metrics,
+        runtime=model_lib.runtime_versions(),
     )
     tracked = _track(params, estimator, card, manifest_path)
     if tracked is not None:

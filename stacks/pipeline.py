@@ -39,11 +39,18 @@ class TrainingPipeline(Construct):
         super().__init__(scope, construct_id)
         name = config.pipeline_name
 
+        tracked = mlflow_tracking_server_arn is not None
         steps_archive = s3_assets.Asset(
             self, "StepsArchive", path=str(code_bundle.build_zipapp(bundle_dir))
         )
         source_archive = s3_assets.Asset(
-            self, "SourceArchive", path=str(code_bundle.build_sourcedir(bundle_dir))
+            self,
+            "SourceArchive",
+            path=str(
+                code_bundle.build_sourcedir(
+                    bundle_dir / ("tracked" if tracked else "untracked"), with_tracking=tracked
+                )
+            ),
         )
 
         self.role = iam.Role(
@@ -61,13 +68,20 @@ class TrainingPipeline(Construct):
             statements=self._statements(config, storage, mlflow_tracking_server_arn),
             roles=[self.role],
         )
+        assets = (steps_archive, source_archive)
         policy.add_statements(
             iam.PolicyStatement(
                 actions=["s3:GetObject"],
                 resources=[
                     f"arn:{Aws.PARTITION}:s3:::{asset.s3_bucket_name}/{asset.s3_object_key}"
-                    for asset in (steps_archive, source_archive)
+                    for asset in assets
                 ],
+            ),
+            # Processing inputs are S3 prefixes: the job lists them before downloading.
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[f"arn:{Aws.PARTITION}:s3:::{steps_archive.s3_bucket_name}"],
+                conditions={"StringLike": {"s3:prefix": [a.s3_object_key for a in assets]}},
             ),
             iam.PolicyStatement(
                 actions=["iam:PassRole"],
@@ -176,6 +190,12 @@ class TrainingPipeline(Construct):
                 resources=[storage.key.key_arn],
                 conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
             ),
+            # Training jobs publish their metrics; PutMetricData has no resource-level scope.
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            ),
             iam.PolicyStatement(
                 actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
                 resources=[
@@ -229,6 +249,10 @@ class TrainingPipeline(Construct):
                 "named at run time."
             ),
         }
+        reasons["*"] = (
+            "cloudwatch:PutMetricData supports no resource ARN; the statement is limited to "
+            "SageMaker's /aws/sagemaker/* namespaces by condition."
+        )
         for resource, reason in reasons.items():
             acknowledge(policy, f"AwsSolutions-IAM5[Resource::{resource}]", reason)
         if config.enable_mlflow_server:

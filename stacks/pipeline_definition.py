@@ -390,6 +390,9 @@ def _build(spec: PipelineSpec) -> str:  # noqa: PLR0915 - one linear pipeline de
         ],
         steps=[preprocess, train, evaluate, check],
         sagemaker_session=session,
+        # No SageMaker Experiments trial per execution: MLflow is the experiment tracker,
+        # and the role needs no sagemaker:CreateExperiment/CreateTrial.
+        pipeline_experiment_config=None,
     )
     definition = json.loads(pipeline.definition())
     if spec.mlflow_tracking_server_arn:

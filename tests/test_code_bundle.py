@@ -61,11 +61,77 @@ def test_zipapp_holds_the_package_and_runs_a_step(tmp_path: Path) -> None:
 def test_sourcedir_has_the_training_entry_point(tmp_path: Path) -> None:
     with tarfile.open(code_bundle.build_sourcedir(tmp_path)) as archive:
         members = {m.name: m for m in archive.getmembers()}
-        assert {"train.py", "requirements.txt", "pipeline_steps/train.py"} <= set(members)
+        assert {"train.py", "pipeline_steps/train.py"} <= set(members)
+        # Without tracking the container installs nothing: no PyPI access needed.
+        assert "requirements.txt" not in members
         assert all(m.mtime == 0 and m.uid == 0 for m in members.values())
         shim = archive.extractfile("train.py")
         assert shim is not None
         assert b"from pipeline_steps.train import main" in shim.read()
+
+
+def test_requirements_only_with_tracking(tmp_path: Path) -> None:
+    with tarfile.open(code_bundle.build_sourcedir(tmp_path, with_tracking=True)) as archive:
+        requirements = archive.extractfile("requirements.txt")
+        assert requirements is not None
+        assert requirements.read().decode().split() == list(code_bundle.TRAINING_REQUIREMENTS)
+
+
+def test_the_container_contract(tmp_path: Path) -> None:
+    """Run the archives the way SageMaker's containers do, outside this repository (-I):
+    the zipapp's preprocess, the script-mode train.py with SM_* variables and toolkit-style
+    arguments, then the zipapp's evaluate on the packed model.tar.gz."""
+    from mlops.local_pipeline import pack_model  # noqa: PLC0415
+    from pipeline_steps.data import bundled_dataset_path  # noqa: PLC0415
+
+    steps = code_bundle.build_zipapp(tmp_path / "code")
+    source = tmp_path / "opt-ml-code"
+    with tarfile.open(code_bundle.build_sourcedir(tmp_path / "code")) as archive:
+        archive.extractall(source, filter="data")
+    data, out = tmp_path / "input", tmp_path / "processing"
+    data.mkdir()
+    shutil.copy(bundled_dataset_path(), data / "randhie.csv")
+
+    def run(command: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+        full_env = {"PATH": "/usr/bin:/bin", "CODE_VERSION": "contract", **env}
+        result = subprocess.run(
+            command, capture_output=True, text=True, check=False, env=full_env, cwd=tmp_path
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result
+
+    run(
+        [
+            sys.executable,
+            "-I",
+            str(steps),
+            "preprocess",
+            "--input",
+            str(data),
+            "--output",
+            str(out),
+            "--seed",
+            "42",
+        ]
+    )
+    model_dir = tmp_path / "opt-ml-model"
+    run(
+        [sys.executable, str(source / "train.py"), "--algorithm", "logistic", "--seed", "42"],
+        SM_CHANNEL_TRAIN=str(out / "train"),
+        SM_CHANNEL_VALIDATION=str(out / "validation"),
+        SM_CHANNEL_MANIFEST=str(out / "manifest"),
+        SM_MODEL_DIR=str(model_dir),
+    )
+    model_input = tmp_path / "model-input"
+    model_input.mkdir()
+    pack_model(model_dir, model_input / "model.tar.gz")
+    evaluated = run(
+        [sys.executable, "-I", str(steps), "evaluate", "--model", str(model_input), "--test", str(out / "test"),
+         "--manifest", str(out / "manifest"), "--output", str(tmp_path / "evaluation")],
+    )  # fmt: skip
+    assert '"auc": 0.66' in evaluated.stdout
+    report = (tmp_path / "evaluation" / "evaluation.json").read_text()
+    assert '"code_version": "contract"' in report
 
 
 def test_training_requirements_match_the_lock() -> None:

@@ -121,7 +121,9 @@ def test_run_registers_with_lineage_and_reproduces(
     assert len(packages(emulator)) == 2
     # No MLflow global state leaks out of an in-process run.
     assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert "MLFLOW_EXPERIMENT_ID" not in os.environ
     assert mlflow.get_tracking_uri() != runner.mlflow_tracking_uri
+    assert mlflow.active_run() is None
 
 
 def test_below_threshold_is_not_registered_and_says_why(
@@ -148,12 +150,31 @@ def test_bad_data_stops_before_training(
     assert packages(emulator) == []
 
 
+def test_an_unexpected_failure_marks_the_step_and_keeps_the_reason(
+    runner: LocalPipelineRunner, emulator: AwsTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(**_: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("pipeline_steps.evaluate.run", broken)
+    result = runner.run(RunOptions())
+    assert not result.registered
+    assert result.reason == "OSError: disk full"
+    assert [(s.name, s.status) for s in result.steps][-1] == ("Evaluate", "Failed")
+    assert packages(emulator) == []
+
+
 def test_own_data_file_is_uploaded_and_used(runner: LocalPipelineRunner, tmp_path: Path) -> None:
     data = tmp_path / "mine.csv"
     synthetic_dataset(3000, seed=5).to_csv(data, index=False)
     result = runner.run(RunOptions(data_file=data, algorithm="gradient_boosting", max_iter=30))
     assert result.registered, result.reason
     assert result.input_uri.startswith("s3://mlops-dev-datasets/uploads/")
+    assert result.input_uri.endswith("-mine/")
+    # SageMaker's layout for a training job's model: <output>/<job>/output/model.tar.gz
+    assert (result.model_data_uri or "").endswith(
+        f"/model/{result.execution_id}-train/output/model.tar.gz"
+    )
 
 
 def test_approval_keeps_lineage(runner: LocalPipelineRunner, emulator: AwsTarget) -> None:

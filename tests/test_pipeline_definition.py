@@ -16,6 +16,10 @@ from mlops.images import sklearn_image_uri
 from stacks.pipeline_definition import PLACEHOLDERS, PipelineSpec, build_definition
 
 ROOT = Path(__file__).resolve().parent.parent
+# Written out, not read from the SDK's table: a changed image must show up here.
+INFERENCE_IMAGE = (
+    "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
+)
 SUPPORT = Path(__file__).resolve().parent / "support"
 SPEC = PipelineSpec(
     pipeline_name="mlops-dev-training",
@@ -124,6 +128,28 @@ def test_steps_are_wired_through_their_outputs(definition: dict[str, Any]) -> No
     ]
 
 
+def test_parameters_reach_the_jobs(definition: dict[str, Any]) -> None:
+    found = steps(definition)
+    arguments = found["Preprocess"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert arguments[0] == "preprocess"
+    assert arguments[arguments.index("--seed") + 1] == {"Get": "Parameters.Seed"}
+    assert found["Preprocess"]["Arguments"]["ProcessingInputs"][0]["S3Input"]["S3Uri"] == {
+        "Get": "Parameters.InputDataUri"
+    }
+    train = found["Train"]["Arguments"]
+    assert train["HyperParameters"]["algorithm"] == {"Get": "Parameters.Algorithm"}
+    assert train["HyperParameters"]["seed"] == {"Get": "Parameters.Seed"}
+    assert train["ResourceConfig"]["InstanceType"] == {"Get": "Parameters.TrainingInstanceType"}
+    for name in ("Preprocess", "Evaluate"):
+        cluster = found[name]["Arguments"]["ProcessingResources"]["ClusterConfig"]
+        assert cluster["InstanceType"] == {"Get": "Parameters.ProcessingInstanceType"}
+
+
+def test_no_experiment_trials(definition: dict[str, Any]) -> None:
+    # MLflow tracks experiments; SageMaker Experiments would need more IAM for nothing.
+    assert definition.get("PipelineExperimentConfig") is None
+
+
 def test_condition_gates_on_the_evaluated_auc(definition: dict[str, Any]) -> None:
     (condition,) = steps(definition)["CheckMetric"]["Arguments"]["Conditions"]
     assert condition == {
@@ -161,7 +187,7 @@ def test_registration_carries_metrics_and_lineage(definition: dict[str, Any]) ->
     assert register["MetadataProperties"]["CommitId"] == "c0de"
     (container,) = register["InferenceSpecification"]["Containers"]
     assert container["ModelDataUrl"] == {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"}
-    assert container["Image"] == sklearn_image_uri("us-east-1", "inference")
+    assert container["Image"] == INFERENCE_IMAGE
     assert container["Environment"] == {
         "SAGEMAKER_PROGRAM": "inference.py",
         "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",

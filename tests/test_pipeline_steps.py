@@ -4,6 +4,7 @@ the evaluation report and the serving handlers."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +79,42 @@ def test_out_of_range_values_are_rejected(
     lines[1] = ",".join(cells)
     source = write(tmp_path, "\n".join(lines) + "\n")
     with pytest.raises(DataValidationError, match=rf"line 2, column '{column}': must be .*{rule}"):
+        preprocess.run(source, tmp_path / "out")
+
+
+def test_line_numbers_count_blank_lines(tmp_path: Path) -> None:
+    lines = good_csv(8).splitlines()
+    lines.insert(3, "")  # a blank physical line 4
+    cells = lines[6].split(",")
+    cells[INPUT_COLUMNS.index("lpi")] = "x"
+    lines[6] = ",".join(cells)  # physical line 7
+    source = write(tmp_path, "\n".join(lines) + "\n")
+    with pytest.raises(DataValidationError, match=r"line 4, column 'mdvis': .* got an empty value"):
+        preprocess.run(source, tmp_path / "out")
+    del lines[3]
+    source.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataValidationError, match=r"line 6, column 'lpi'"):
+        preprocess.run(source, tmp_path / "out")
+
+
+def test_one_class_only_is_refused_before_training(tmp_path: Path) -> None:
+    frame = synthetic_dataset(200)
+    frame["mdvis"] = 0
+    source = write(tmp_path, frame.to_csv(index=False))
+    with pytest.raises(
+        DataValidationError,
+        match=r"every row has any_visit=0: the model needs rows of both classes",
+    ):
+        preprocess.run(source, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_split_without_both_classes_is_refused(tmp_path: Path) -> None:
+    frame = synthetic_dataset(40)
+    frame["mdvis"] = 0
+    frame.loc[0, "mdvis"] = 3  # one positive row: some split gets none
+    source = write(tmp_path, frame.to_csv(index=False))
+    with pytest.raises(DataValidationError, match=r"split \(\d+ rows\) holds only one class"):
         preprocess.run(source, tmp_path / "out")
 
 
@@ -189,6 +226,29 @@ def test_same_data_and_seed_give_the_same_model_bytes(
         first.dataset_sha256
         == json.loads((out / "manifest" / "manifest.json").read_text())["dataset_sha256"]
     )
+
+
+def test_model_bytes_do_not_depend_on_the_cpu_count(
+    tmp_path: Path, prepared: tuple[Path, dict[str, object]]
+) -> None:
+    # A 2-core laptop and an 8-core instance must produce the same bytes.
+    out, _ = prepared
+    digests = set()
+    for threads in ("1", "4"):
+        model_dir = tmp_path / f"threads{threads}"
+        args = ["--train", str(out / "train"), "--validation", str(out / "validation"),
+                "--manifest", str(out / "manifest"), "--model-dir", str(model_dir),
+                "--algorithm", "gradient_boosting", "--max-iter", "20"]  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-m", "pipeline_steps", "train", *args],
+            env={**os.environ, "OMP_NUM_THREADS": threads, "MLFLOW_TRACKING_URI": ""},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        digests.add(json.loads(result.stdout.splitlines()[-1])["model_sha256"])
+    assert len(digests) == 1
 
 
 def test_a_different_split_seed_gives_a_different_model(
@@ -312,9 +372,13 @@ def test_csv_and_json_give_the_same_scores(served: inference.LoadedModel) -> Non
     np.testing.assert_array_equal(by_csv, by_lists)
 
 
-def test_csv_header_row_is_allowed(served: inference.LoadedModel) -> None:
+def test_csv_header_row_is_allowed_in_any_column_order(served: inference.LoadedModel) -> None:
     body = ",".join(FEATURE_NAMES) + "\n" + ",".join(map(str, ROW)) + "\n"
-    assert inference.input_fn(body, "text/csv").shape == (1, len(FEATURE_NAMES))
+    assert inference.input_fn(body, "text/csv").tolist() == [[float(v) for v in ROW]]
+    reversed_body = (
+        ",".join(reversed(FEATURE_NAMES)) + "\n" + ",".join(map(str, reversed(ROW))) + "\n"
+    )
+    assert inference.input_fn(reversed_body, "text/csv").tolist() == [[float(v) for v in ROW]]
 
 
 def test_output_formats(served: inference.LoadedModel) -> None:
@@ -344,6 +408,18 @@ def test_output_formats(served: inference.LoadedModel) -> None:
 def test_bad_requests_are_explained(body: str, content_type: str, message: str) -> None:
     with pytest.raises(inference.InvalidRequest, match=message):
         inference.input_fn(body, content_type)
+
+
+def test_non_utf8_body_is_explained() -> None:
+    with pytest.raises(inference.InvalidRequest, match="not UTF-8"):
+        inference.input_fn(b"\xff\xfe1,2", "text/csv")
+
+
+def test_accept_lists_pick_the_first_supported_type() -> None:
+    assert inference.output_fn(np.array([0.5]), "application/xml, text/csv;q=0.5")[1] == "text/csv"
+    assert (
+        inference.output_fn(np.array([0.5]), "application/json, text/csv")[1] == "application/json"
+    )
 
 
 def test_unsupported_accept(served: inference.LoadedModel) -> None:
