@@ -51,6 +51,11 @@ local_app = typer.Typer(
     help="The embedded default: AWS emulator and local MLflow.", no_args_is_help=True
 )
 pipeline_app = typer.Typer(help="The training pipeline.", no_args_is_help=True)
+endpoint_app = typer.Typer(help="The serving endpoint: status.", no_args_is_help=True)
+traffic_app = typer.Typer(
+    help="Traffic between the champion and challenger: shift, rollback, rollout steps.",
+    no_args_is_help=True,
+)
 data_app = typer.Typer(help="Training data in the datasets bucket.", no_args_is_help=True)
 registry_app = typer.Typer(
     help="The model registry (SageMaker model package group).", no_args_is_help=True
@@ -59,6 +64,8 @@ app.add_typer(local_app, name="local")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(registry_app, name="registry")
 app.add_typer(data_app, name="data")
+app.add_typer(endpoint_app, name="endpoint")
+app.add_typer(traffic_app, name="traffic")
 
 
 class Target(StrEnum):
@@ -356,6 +363,143 @@ def pipeline_start(
         console.print(f"[green]registered[/green] {outcome.model_package_arn}")
     if outcome.status != "Succeeded":
         fail(outcome.failure_reason or f"the execution ended {outcome.status}")
+
+
+# -- endpoint and traffic -----------------------------------------------------------------------
+
+
+EndpointOption = Annotated[
+    str | None,
+    typer.Option("--endpoint", "-e", help="endpoint name (default: <prefix>-<model_family>)"),
+]
+
+
+@endpoint_app.command("status")
+def endpoint_status(ctx: typer.Context, endpoint: EndpointOption = None) -> None:
+    """The endpoint, its variants, their weights, instances and models, and their alarms."""
+    from mlops import endpoints  # noqa: PLC0415
+    from mlops.traffic import normalized, variant_alarm_names  # noqa: PLC0415
+
+    state: State = ctx.obj
+    target = state.target()
+    name = endpoint or state.config.endpoint_name
+    sagemaker = target.client("sagemaker")
+    try:
+        current = endpoints.describe(sagemaker, name)
+    except endpoints.EndpointNotFound as exc:
+        fail(str(exc))
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=current.config_name)
+    models = {v["VariantName"]: v.get("ModelName", "-") for v in config["ProductionVariants"]}
+    shares = normalized(current.weights)
+    alarm_names = [a for v in current.variant_names for a in variant_alarm_names(name, v)]
+    alarms = {
+        a["AlarmName"]: a["StateValue"]
+        for a in target.client("cloudwatch")
+        .describe_alarms(AlarmNames=alarm_names)
+        .get("MetricAlarms", [])
+    }
+    console.print(f"[bold]{name}[/bold]: {current.status} (config {current.config_name})")
+    table = Table()
+    for column in ("variant", "weight", "traffic", "instances", "model", "alarms"):
+        table.add_column(column)
+    for variant in current.variants:
+        states = [
+            f"{a.rsplit('-', 1)[1]} {alarms.get(a, 'none')}"
+            for a in variant_alarm_names(name, variant.name)
+        ]
+        table.add_row(
+            variant.name,
+            f"{variant.weight:g}",
+            f"{shares[variant.name]:.0%}",
+            str(variant.instances if variant.instances is not None else "-"),
+            models.get(variant.name, "-"),
+            ", ".join(states),
+        )
+    console.print(table)
+
+
+def _operator(target: AwsTarget) -> str:
+    try:
+        return str(target.client("sts").get_caller_identity()["Arn"])
+    except (ClientError, BotoCoreError):
+        return os.environ.get("USER", "unknown")
+
+
+def _apply_traffic(state: State, endpoint: str | None, **request: Any) -> None:
+    from mlops.endpoints import EndpointError  # noqa: PLC0415
+    from mlops.traffic import CHALLENGER, TrafficError, variant_alarm_names  # noqa: PLC0415
+    from mlops.traffic_control import TrafficController, TrafficRequest  # noqa: PLC0415
+
+    target = state.target()
+    resources = state.resources(target)
+    name = endpoint or state.config.endpoint_name
+    controller = TrafficController(
+        sagemaker=target.client("sagemaker"),
+        s3=target.client("s3"),
+        cloudwatch=target.client("cloudwatch"),
+        audit_bucket=resources.reports_bucket,
+        challenger_alarms=lambda e: variant_alarm_names(e, CHALLENGER),
+        rollout_steps=state.config.rollout_steps,
+    )
+    try:
+        outcome = controller.apply(
+            TrafficRequest.parse({"endpoint": name, "requested_by": _operator(target), **request})
+        )
+    except (TrafficError, EndpointError) as exc:
+        fail(str(exc))
+    before = ", ".join(f"{k} {v:g}" for k, v in sorted(outcome.weights_before.items()))
+    after = ", ".join(f"{k} {v:g}" for k, v in sorted(outcome.weights_after.items()))
+    verb = "changed" if outcome.changed else "unchanged"
+    console.print(f"{outcome.action} on [bold]{name}[/bold]: {verb}")
+    console.print(f"  before: {before}")
+    console.print(f"  after:  {after}")
+    console.print(f"  {outcome.decision}")
+    if outcome.seconds_to_request is not None:
+        console.print(
+            f"  new weights requested {outcome.seconds_to_request * 1000:.0f} ms after the trigger, "
+            f"{sum(outcome.api_calls.values())} API calls"
+        )
+    console.print(f"  audit: {outcome.audit_uri}")
+
+
+ReasonOption = Annotated[str, typer.Option("--reason", "-r", help="why: kept in the audit record")]
+
+
+@traffic_app.command("rollback")
+def traffic_rollback(
+    ctx: typer.Context, reason: ReasonOption, endpoint: EndpointOption = None
+) -> None:
+    """All traffic to the champion, now."""
+    _apply_traffic(ctx.obj, endpoint, action="rollback", reason=reason)
+
+
+@traffic_app.command("shift")
+def traffic_shift(
+    ctx: typer.Context,
+    reason: ReasonOption,
+    challenger: Annotated[
+        float | None, typer.Option(help="the challenger's share of traffic, 0 to 1")
+    ] = None,
+    weight: Annotated[
+        list[str] | None, typer.Option("--weight", "-w", help="variant=weight (repeatable)")
+    ] = None,
+    endpoint: EndpointOption = None,
+) -> None:
+    """Set the variants' weights: --challenger 0.25, or --weight champion=3 --weight challenger=1."""
+    weights = _parse_pairs(weight or [], "--weight") if weight else None
+    _apply_traffic(
+        ctx.obj, endpoint, action="shift", reason=reason, challenger=challenger, weights=weights
+    )
+
+
+@traffic_app.command("rollout-step")
+def traffic_rollout_step(
+    ctx: typer.Context,
+    reason: ReasonOption = "gated rollout step",
+    endpoint: EndpointOption = None,
+) -> None:
+    """Raise the challenger to the next configured step if its alarms are OK; else roll back."""
+    _apply_traffic(ctx.obj, endpoint, action="rollout-step", reason=reason)
 
 
 # -- data -------------------------------------------------------------------------------------

@@ -246,6 +246,10 @@ class PlatformConfig(BaseModel):
         return f"{self.prefix}-{self.model_family}"
 
     @property
+    def endpoint_name(self) -> str:
+        return f"{self.prefix}-{self.model_family}"
+
+    @property
     def pipeline_name(self) -> str:
         return f"{self.prefix}-training"
 

@@ -122,3 +122,22 @@ def next_rollout_step(
         )
     target = upcoming[0]
     return RolloutDecision("advance", shift_to(target), f"challenger {share:g} -> {target:g}")
+
+
+# Alarm names carry the endpoint and variant, so an alarm event says what to roll back.
+ALARM_METRICS = ("5xx", "latency")
+
+
+def variant_alarm_names(endpoint: str, variant: str) -> tuple[str, ...]:
+    return tuple(f"{endpoint}-{variant}-{metric}" for metric in ALARM_METRICS)
+
+
+def endpoint_of_challenger_alarm(alarm_name: str) -> str:
+    """The endpoint a challenger alarm watches; TrafficError for any other alarm."""
+    for metric in ALARM_METRICS:
+        suffix = f"-{CHALLENGER}-{metric}"
+        if alarm_name.endswith(suffix) and len(alarm_name) > len(suffix):
+            return alarm_name[: -len(suffix)]
+    raise TrafficError(
+        f"alarm {alarm_name!r} is not a challenger alarm (<endpoint>-challenger-5xx|latency)"
+    )

@@ -1,0 +1,100 @@
+"""Traffic Lambda: shift, roll back, or step a gated rollout of an endpoint's variants.
+
+Triggers:
+- a challenger alarm going to ALARM (EventBridge "CloudWatch Alarm State Change"): roll back;
+- a direct invocation (console test event, CLI, schedule), for example
+  {"action": "rollback", "endpoint": "mlops-dev", "reason": "p99 latency doubled",
+   "requested_by": "jane@example.com"}
+  {"action": "shift", "endpoint": "mlops-dev", "challenger": 0.25, "reason": "...", "requested_by": "..."}
+  {"action": "rollout-step", "endpoint": "mlops-dev", "reason": "scheduled", "requested_by": "schedule"}
+
+Runs with reserved concurrency 1: two decisions never race on one endpoint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mlops.endpoints import EndpointNotFound
+from mlops.traffic import (
+    CHALLENGER,
+    TrafficError,
+    endpoint_of_challenger_alarm,
+    variant_alarm_names,
+)
+from mlops.traffic_control import TrafficController, TrafficRequest
+
+logger = Logger(service="traffic")
+metrics = Metrics(namespace="MLOps/Traffic", service="traffic")
+
+
+class Settings(BaseSettings):
+    """The function's environment, validated at cold start."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    audit_bucket: str = Field(min_length=3, alias="AUDIT_BUCKET")
+    topic_arn: str | None = Field(default=None, alias="TOPIC_ARN")
+    rollout_steps: str = Field(default="0.1,0.25,0.5", alias="ROLLOUT_STEPS")
+
+    def steps(self) -> tuple[float, ...]:
+        return tuple(float(s) for s in self.rollout_steps.split(",") if s.strip())
+
+
+def request_from_event(event: dict[str, Any], context: LambdaContext) -> TrafficRequest:
+    if event.get("detail-type") == "CloudWatch Alarm State Change":
+        detail = event.get("detail", {})
+        alarm = detail.get("alarmName", "")
+        state = detail.get("state", {})
+        if state.get("value") != "ALARM":
+            raise TrafficError(f"alarm {alarm} is {state.get('value')}: nothing to roll back")
+        return TrafficRequest(
+            action="rollback",  # type: ignore[arg-type]
+            endpoint=endpoint_of_challenger_alarm(alarm),
+            reason=f"alarm {alarm} is ALARM: {state.get('reason', 'no reason given')}"[:1000],
+            requested_by=f"cloudwatch-alarm:{alarm}",
+            request_id=str(event.get("id") or context.aws_request_id),
+        )
+    payload = {"request_id": context.aws_request_id, **event}
+    return TrafficRequest.parse(payload)
+
+
+def controller(settings: Settings) -> TrafficController:
+    return TrafficController(
+        sagemaker=boto3.client("sagemaker"),
+        s3=boto3.client("s3"),
+        sns=boto3.client("sns") if settings.topic_arn else None,
+        topic_arn=settings.topic_arn,
+        cloudwatch=boto3.client("cloudwatch"),
+        audit_bucket=settings.audit_bucket,
+        challenger_alarms=lambda endpoint: variant_alarm_names(endpoint, CHALLENGER),
+        rollout_steps=settings.steps(),
+    )
+
+
+@logger.inject_lambda_context(log_event=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        request = request_from_event(event, context)
+        outcome = controller(Settings()).apply(request)  # type: ignore[call-arg]
+    except (TrafficError, EndpointNotFound) as exc:
+        # Bad input is answered, not retried: a retry would fail the same way. A busy or
+        # failing endpoint raises instead, and the invocation is retried.
+        logger.warning("refused", extra={"error": str(exc)})
+        return {"ok": False, "error": str(exc)}
+    logger.info("traffic decision", extra={"outcome": outcome.__dict__})
+    metrics.add_dimension(name="endpoint", value=outcome.endpoint)
+    metrics.add_metric(name="TrafficChanges", unit=MetricUnit.Count, value=int(outcome.changed))
+    if outcome.seconds_to_request is not None:
+        metrics.add_metric(
+            name="SecondsToRequest", unit=MetricUnit.Seconds, value=outcome.seconds_to_request
+        )
+    return {"ok": True, **outcome.__dict__}

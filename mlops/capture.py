@@ -1,0 +1,189 @@
+"""SageMaker endpoint data capture: the JSON Lines records, their S3 keys, and parsing them back.
+
+Pure: no AWS here. The layout is AWS's (Model Monitor "Capture data" documentation):
+
+  s3://<bucket>/<prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh/<mm>-<ss>-<mmm>-<uuid>.jsonl
+
+  {"captureData": {"endpointInput":  {"observedContentType": "text/csv", "mode": "INPUT",
+                                      "data": "...", "encoding": "CSV"},
+                   "endpointOutput": {"observedContentType": "application/json",
+                                      "mode": "OUTPUT", "data": "...", "encoding": "JSON"}},
+   "eventMetadata": {"eventId": "<uuid>", "inferenceTime": "2026-11-26T14:00:00Z"},
+   "eventVersion": "0"}
+
+``encoding`` is CSV or JSON when the endpoint's CaptureContentTypeHeader lists the observed
+content type, BASE64 otherwise.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+CSV_TYPES = ("text/csv",)
+JSON_TYPES = ("application/json",)
+
+
+@dataclass(frozen=True)
+class CapturedPayload:
+    content_type: str
+    mode: str  # INPUT | OUTPUT
+    data: str  # decoded text
+    encoding: str  # the encoding it was stored with
+
+
+@dataclass(frozen=True)
+class CaptureRecord:
+    event_id: str
+    inference_time: datetime
+    input: CapturedPayload
+    output: CapturedPayload | None
+    inference_id: str | None = None
+
+
+def encoding_for(content_type: str, csv_types: Sequence[str], json_types: Sequence[str]) -> str:
+    base = content_type.split(";", maxsplit=1)[0].strip().lower()
+    if base in csv_types:
+        return "CSV"
+    if base in json_types:
+        return "JSON"
+    return "BASE64"
+
+
+def _encode(
+    payload: bytes,
+    content_type: str,
+    mode: str,
+    csv_types: Sequence[str],
+    json_types: Sequence[str],
+) -> dict[str, str]:
+    encoding = encoding_for(content_type, csv_types, json_types)
+    if encoding == "BASE64":
+        data = base64.b64encode(payload).decode("ascii")
+    else:
+        data = payload.decode("utf-8")
+    return {"observedContentType": content_type, "mode": mode, "data": data, "encoding": encoding}
+
+
+def encode_record(
+    *,
+    request: bytes,
+    request_type: str,
+    response: bytes,
+    response_type: str,
+    inference_time: datetime,
+    event_id: str | None = None,
+    inference_id: str | None = None,
+    csv_types: Sequence[str] = CSV_TYPES,
+    json_types: Sequence[str] = JSON_TYPES,
+) -> str:
+    """One capture line, as SageMaker writes it."""
+    metadata: dict[str, str] = {
+        "eventId": event_id or str(uuid.uuid4()),
+        "inferenceTime": inference_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if inference_id:
+        metadata["inferenceId"] = inference_id
+    record = {
+        "captureData": {
+            "endpointInput": _encode(request, request_type, "INPUT", csv_types, json_types),
+            "endpointOutput": _encode(response, response_type, "OUTPUT", csv_types, json_types),
+        },
+        "eventMetadata": metadata,
+        "eventVersion": "0",
+    }
+    return json.dumps(record, separators=(",", ":"))
+
+
+def object_key(
+    prefix: str, endpoint: str, variant: str, when: datetime, unique: str | None = None
+) -> str:
+    """The S3 key of one capture file, in SageMaker's scheme."""
+    when = when.astimezone(UTC)
+    name = f"{when:%M-%S}-{when.microsecond // 1000:03d}-{unique or uuid.uuid4()}.jsonl"
+    parts = [prefix.strip("/"), endpoint, variant, f"{when:%Y/%m/%d/%H}", name]
+    return "/".join(p for p in parts if p)
+
+
+def _decode(section: Any, mode: str) -> CapturedPayload:
+    if not isinstance(section, dict):
+        raise ValueError(f"{mode} is not an object")
+    encoding = section.get("encoding")
+    data = section.get("data")
+    if not isinstance(data, str):
+        raise ValueError(f"{mode}.data is missing or not a string")
+    if encoding == "BASE64":
+        try:
+            text = base64.b64decode(data, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise ValueError(f"{mode}.data is not valid base64 UTF-8: {exc}") from None
+    elif encoding in ("CSV", "JSON"):
+        text = data
+    else:
+        raise ValueError(f"{mode}.encoding {encoding!r} is not CSV, JSON or BASE64")
+    return CapturedPayload(
+        content_type=str(section.get("observedContentType", "")),
+        mode=str(section.get("mode", "")),
+        data=text,
+        encoding=encoding,
+    )
+
+
+def parse_line(line: str) -> CaptureRecord:
+    """One capture line; ValueError (with the reason) if it is not a capture record."""
+    try:
+        document = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise ValueError("not a JSON object")
+    capture = document.get("captureData")
+    metadata = document.get("eventMetadata")
+    if not isinstance(capture, dict) or not isinstance(metadata, dict):
+        raise ValueError("captureData or eventMetadata missing")
+    if "endpointInput" not in capture:
+        raise ValueError("captureData.endpointInput missing")
+    try:
+        when = datetime.strptime(str(metadata.get("inferenceTime")), "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=UTC
+        )
+    except ValueError:
+        raise ValueError(
+            f"eventMetadata.inferenceTime {metadata.get('inferenceTime')!r} is not a UTC time"
+        ) from None
+    output = capture.get("endpointOutput")
+    return CaptureRecord(
+        event_id=str(metadata.get("eventId", "")),
+        inference_time=when,
+        input=_decode(capture["endpointInput"], "endpointInput"),
+        output=_decode(output, "endpointOutput") if output is not None else None,
+        inference_id=metadata.get("inferenceId"),
+    )
+
+
+@dataclass
+class ParseResult:
+    records: list[CaptureRecord] = field(default_factory=list)
+    malformed: int = 0
+    errors: list[str] = field(default_factory=list)  # the first few, for the report
+
+
+def parse_lines(lines: Iterable[str], *, source: str = "", keep_errors: int = 20) -> ParseResult:
+    """Parse capture lines; malformed lines are counted and described, never fatal."""
+    result = ParseResult()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            result.records.append(parse_line(line))
+        except ValueError as exc:
+            result.malformed += 1
+            if len(result.errors) < keep_errors:
+                result.errors.append(f"{source}:{number}: {exc}")
+    return result
