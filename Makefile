@@ -19,7 +19,7 @@ export DO_NOT_TRACK := 1
 
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: help install lint format test synth train clean
+.PHONY: help install lint format test synth train lambda-requirements clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -64,6 +64,11 @@ synth: install ## Synthesize every stack into cdk.out/ and lint it (offline; CON
 
 train: install ## Train and register a model on the embedded default (ARGS="--algorithm gradient_boosting")
 	.venv/bin/mlops pipeline run-local $(ARGS)
+
+lambda-requirements: install ## Regenerate lambdas/requirements.txt from uv.lock
+	{ echo "# The traffic Lambda image's dependencies. Generated from uv.lock: make lambda-requirements"; \
+	  $(UV) export --frozen --only-group lambda --no-hashes --no-emit-project --no-header --no-annotate | grep -v '^#'; \
+	} > lambdas/requirements.txt
 
 clean: ## Remove build output (keeps installed dependencies)
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -119,6 +119,8 @@ class PlatformConfig(BaseModel):
     champion_instance_type: InstanceType = "ml.m5.large"
     challenger_instance_type: InstanceType = "ml.m5.large"
     endpoint_min_instances: int = Field(default=1, ge=1, le=100)
+    latency_alarm_ms: int = Field(default=500, ge=1, le=600_000)
+    error_alarm_count: int = Field(default=5, ge=1, le=1_000_000)
     endpoint_max_instances: int = Field(default=4, ge=1, le=100)
     invocations_per_instance_target: int = Field(default=750, ge=1, le=100_000)
 
@@ -161,6 +163,8 @@ class PlatformConfig(BaseModel):
         "endpoint_min_instances",
         "endpoint_max_instances",
         "invocations_per_instance_target",
+        "latency_alarm_ms",
+        "error_alarm_count",
         "challenger_initial_weight",
         "rollout_steps",
         "capture_sampling_percentage",
@@ -225,6 +229,16 @@ class PlatformConfig(BaseModel):
             raise ValueError(
                 f"the first step ({value[0]:g}) is below challenger_initial_weight ({initial:g}): "
                 "a rollout only raises the challenger's weight"
+            )
+        return value
+
+    @field_validator("champion_instance_type", "challenger_instance_type")
+    @classmethod
+    def _volume_key_possible(cls, value: str) -> str:
+        if instance_has_local_nvme(value):
+            raise ValueError(
+                f"{value} has local NVMe storage, which cannot take the KMS volume key this "
+                "platform puts on every endpoint; choose an EBS-backed type such as ml.m5.large"
             )
         return value
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import sys
 import tarfile
 import tempfile
 import threading
@@ -304,13 +305,23 @@ def _handler(endpoints: LocalEndpoints) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client closing a kept-alive connection is routine, not an error worth a traceback.
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            return
+        log.exception("error serving %s", client_address)
+
+
 class LocalEndpointServer:
     """The HTTP front of ``LocalEndpoints`` on 127.0.0.1, in a background thread."""
 
     def __init__(self, endpoints: LocalEndpoints, port: int = 0) -> None:
         self.endpoints = endpoints
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), _handler(endpoints))
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", port), _handler(endpoints))
         self._thread = threading.Thread(
             target=self.server.serve_forever, name="local-endpoint", daemon=True
         )

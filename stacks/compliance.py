@@ -31,10 +31,6 @@ NIST_NOT_ADOPTED: dict[str, str] = {
         "Cross-region replication doubles storage cost and needs a second region; "
         "versioning plus RETAIN is the recovery path. Add replication per deployment if required."
     ),
-    "NIST.800.53.R5-S3DefaultLockEnabled": (
-        "Object Lock would block lifecycle expiry of capture data and version clean-up; "
-        "versioning and RETAIN protect against deletion."
-    ),
 }
 
 

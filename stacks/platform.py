@@ -12,6 +12,7 @@ from mlops.config import PlatformConfig
 from .compliance import add_compliance_checks
 from .pipeline import PipelineStack
 from .registry import RegistryStack
+from .serving import ServingStack
 from .storage import StorageStack
 
 
@@ -20,6 +21,7 @@ class Platform:
     storage: StorageStack
     registry: RegistryStack
     pipeline: PipelineStack
+    serving: ServingStack
 
 
 def build_platform(app: App, config: PlatformConfig) -> Platform:
@@ -35,8 +37,11 @@ def build_platform(app: App, config: PlatformConfig) -> Platform:
     )
     pipeline.add_stack_dependency(storage, "imports the storage stack's exported buckets and key")
     pipeline.add_stack_dependency(registry, "registers into the model package group")
-    for stack in (storage, registry, pipeline):
+    serving = ServingStack(app, f"{config.prefix}-serving", config=config, env=env)
+    serving.add_stack_dependency(storage, "imports the storage stack's exported buckets and key")
+    serving.add_stack_dependency(registry, "serves packages of the model package group")
+    for stack in (storage, registry, pipeline, serving):
         Tags.of(stack).add("project", config.project)
         Tags.of(stack).add("stage", config.stage)
     add_compliance_checks(app)
-    return Platform(storage=storage, registry=registry, pipeline=pipeline)
+    return Platform(storage=storage, registry=registry, pipeline=pipeline, serving=serving)

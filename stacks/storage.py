@@ -151,16 +151,6 @@ class StorageStack(Stack):
             self.access_logs.policy.apply_removal_policy(RemovalPolicy.RETAIN)
         acknowledge(
             self.access_logs,
-            "AwsSolutions-S1",
-            "This is the access-log target bucket; logging it into itself would loop.",
-        )
-        acknowledge(
-            self.access_logs,
-            "NIST.800.53.R5-S3BucketLoggingEnabled",
-            "This is the access-log target bucket; logging it into itself would loop.",
-        )
-        acknowledge(
-            self.access_logs,
             "NIST.800.53.R5-S3DefaultEncryptionKMS",
             "S3 server access logging cannot deliver to an SSE-KMS bucket; this bucket holds "
             "only request logs and is encrypted with SSE-S3 (AES-256).",

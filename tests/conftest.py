@@ -99,3 +99,8 @@ def pipeline_template(default_platform: tuple[cdk.App, Platform]) -> Template:
 @pytest.fixture(scope="session")
 def mlflow_pipeline_template(mlflow_platform: tuple[cdk.App, Platform]) -> Template:
     return Template.from_stack(mlflow_platform[1].pipeline)
+
+
+@pytest.fixture(scope="session")
+def serving_template(default_platform: tuple[cdk.App, Platform]) -> Template:
+    return Template.from_stack(default_platform[1].serving)

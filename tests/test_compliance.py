@@ -100,3 +100,39 @@ def test_acknowledge_refuses_an_empty_reason(build: Any) -> None:
     _, platform = build()
     with pytest.raises(ValueError, match="needs a real reason"):
         acknowledge(platform.storage, "AwsSolutions-S1", "ok")
+
+
+def test_every_acknowledgement_is_needed(monkeypatch: pytest.MonkeyPatch, build: Any) -> None:
+    # An acknowledgement that matches no finding is misleading (and hides a future one).
+    import stacks.compliance  # noqa: PLC0415
+    import stacks.pipeline  # noqa: PLC0415
+    import stacks.registry  # noqa: PLC0415
+    import stacks.serving  # noqa: PLC0415
+    import stacks.storage  # noqa: PLC0415
+
+    recorded: list[tuple[str, str]] = []
+    for module in (
+        stacks.compliance,
+        stacks.pipeline,
+        stacks.registry,
+        stacks.serving,
+        stacks.storage,
+    ):
+        monkeypatch.setattr(
+            module,
+            "acknowledge",
+            lambda scope, rule, reason: recorded.append((scope.node.path, rule)),
+        )
+    app, _ = build(enable_mlflow_server=True)
+    found = {
+        (path or "", rule)
+        for pack in PACKS
+        for rule, paths in findings(app, pack)
+        for path in paths
+    }
+    assert recorded
+    for scope, rule in recorded:
+        matched = any(
+            r == rule and (scope in ("", p) or (p or "").startswith(scope + "/")) for p, r in found
+        )
+        assert matched, f"{rule} acknowledged on {scope or 'the app'} but nothing there violates it"

@@ -103,6 +103,12 @@ def test_hyphenated_instance_families_are_valid() -> None:
             "below challenger_initial_weight (0.3)",
         ),
         ({"stage:": "prod"}, "'stage:'", "unknown setting"),
+        ({"champion_instance_type": "ml.g5.xlarge"}, "'champion_instance_type'", "local NVMe"),
+        (
+            {"challenger_instance_type": "ml.m5d.large"},
+            "'challenger_instance_type'",
+            "cannot take the KMS",
+        ),
     ],
 )
 def test_bad_value_names_the_key_and_what_it_accepts(

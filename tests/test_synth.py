@@ -16,7 +16,7 @@ from mlops.config import read_cdk_json_context
 
 ROOT = Path(__file__).resolve().parent.parent
 SUPPORT = Path(__file__).resolve().parent / "support"
-STACKS = ("mlops-dev-storage", "mlops-dev-registry", "mlops-dev-pipeline")
+STACKS = ("mlops-dev-storage", "mlops-dev-registry", "mlops-dev-pipeline", "mlops-dev-serving")
 
 
 def _can_unshare_network() -> bool:
@@ -88,6 +88,7 @@ def test_stateful_stacks_are_termination_protected(offline_out: Path) -> None:
         "mlops-dev-storage": True,
         "mlops-dev-registry": True,
         "mlops-dev-pipeline": False,  # stateless: replaced freely
+        "mlops-dev-serving": False,  # run-time state lives in parameters and the endpoint
     }
 
 

@@ -13,14 +13,14 @@ Runs with reserved concurrency 1: two decisions never race on one endpoint.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from mlops.endpoints import EndpointNotFound
 from mlops.traffic import (
@@ -35,14 +35,18 @@ logger = Logger(service="traffic")
 metrics = Metrics(namespace="MLOps/Traffic", service="traffic")
 
 
-class Settings(BaseSettings):
-    """The function's environment, validated at cold start."""
+class Settings(BaseModel):
+    """The function's environment, validated on every invocation (it is cheap)."""
 
-    model_config = SettingsConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore")
 
     audit_bucket: str = Field(min_length=3, alias="AUDIT_BUCKET")
     topic_arn: str | None = Field(default=None, alias="TOPIC_ARN")
     rollout_steps: str = Field(default="0.1,0.25,0.5", alias="ROLLOUT_STEPS")
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        return cls.model_validate(dict(os.environ))
 
     def steps(self) -> tuple[float, ...]:
         return tuple(float(s) for s in self.rollout_steps.split(",") if s.strip())
@@ -84,7 +88,7 @@ def controller(settings: Settings) -> TrafficController:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         request = request_from_event(event, context)
-        outcome = controller(Settings()).apply(request)  # type: ignore[call-arg]
+        outcome = controller(Settings.from_environment()).apply(request)
     except (TrafficError, EndpointNotFound) as exc:
         # Bad input is answered, not retried: a retry would fail the same way. A busy or
         # failing endpoint raises instead, and the invocation is retried.

@@ -1,0 +1,221 @@
+"""The serving stack: A/B endpoint, capture, autoscaling, alarms, and the traffic Lambda."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk.assertions import Template
+
+
+def one(template: Template, kind: str) -> tuple[str, Any]:
+    ((logical_id, resource),) = template.find_resources(kind).items()
+    return logical_id, resource
+
+
+def test_packages_are_parameters_and_the_endpoint_waits_for_a_champion(
+    serving_template: Template,
+) -> None:
+    parameters = serving_template.to_json()["Parameters"]
+    for name in ("ChampionModelPackageArn", "ChallengerModelPackageArn"):
+        assert parameters[name]["Default"] == ""
+        assert parameters[name]["AllowedPattern"].startswith("^$|^arn:aws")
+    conditions = serving_template.to_json()["Conditions"]
+    assert set(conditions) >= {"HasChampion", "HasChallenger"}
+    for kind in ("AWS::SageMaker::Endpoint", "AWS::SageMaker::EndpointConfig"):
+        assert one(serving_template, kind)[1]["Condition"] == "HasChampion"
+
+
+def test_runtime_weights_and_counts_survive_a_deploy(serving_template: Template) -> None:
+    # The answer to "what does the next cdk deploy do to weights changed at run time?":
+    # the packages are parameters (cdk deploy keeps previous values), and any endpoint update
+    # CloudFormation makes keeps the variants' current weights and instance counts.
+    _, endpoint = one(serving_template, "AWS::SageMaker::Endpoint")
+    assert endpoint["Properties"]["RetainAllVariantProperties"] is True
+    assert "ExcludeRetainedVariantProperties" not in endpoint["Properties"]
+    assert endpoint["Properties"]["EndpointName"] == "mlops-dev-visits"
+
+
+def test_two_fixed_variants_with_initial_weights(serving_template: Template) -> None:
+    _, config = one(serving_template, "AWS::SageMaker::EndpointConfig")
+    champion, challenger = config["Properties"]["ProductionVariants"]
+    assert champion["VariantName"] == "champion"
+    assert champion["InitialVariantWeight"] == {"Fn::If": ["HasChallenger", 0.9, 1]}
+    assert champion["InstanceType"] == "ml.m5.large"
+    condition, variant, absent = challenger["Fn::If"]
+    assert (condition, absent) == ("HasChallenger", {"Ref": "AWS::NoValue"})
+    assert variant["VariantName"] == "challenger"
+    assert variant["InitialVariantWeight"] == 0.1
+    assert variant["InitialInstanceCount"] == 1
+
+
+def test_volumes_and_capture_are_encrypted_and_capture_is_not_base64(
+    serving_template: Template,
+) -> None:
+    _, config = one(serving_template, "AWS::SageMaker::EndpointConfig")
+    properties = config["Properties"]
+    key = {"Fn::ImportValue": "mlops-dev-data-key-arn"}
+    assert properties["KmsKeyId"] == key
+    capture = properties["DataCaptureConfig"]
+    assert capture["EnableCapture"] is True
+    assert capture["InitialSamplingPercentage"] == 100
+    assert capture["KmsKeyId"] == key
+    assert capture["DestinationS3Uri"] == {
+        "Fn::Join": [
+            "",
+            ["s3://", {"Fn::ImportValue": "mlops-dev-capture-bucket-name"}, "/capture"],
+        ]
+    }
+    assert capture["CaptureOptions"] == [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]
+    assert capture["CaptureContentTypeHeader"] == {
+        "CsvContentTypes": ["text/csv"],
+        "JsonContentTypes": ["application/json"],
+    }
+
+
+def test_sampling_and_weights_come_from_config(build: Any) -> None:
+    _, platform = build(
+        capture_sampling_percentage="20", challenger_initial_weight="0.05", rollout_steps="0.05,0.5"
+    )
+    _, config = one(Template.from_stack(platform.serving), "AWS::SageMaker::EndpointConfig")
+    assert config["Properties"]["DataCaptureConfig"]["InitialSamplingPercentage"] == 20
+    champion, challenger = config["Properties"]["ProductionVariants"]
+    assert champion["InitialVariantWeight"] == {"Fn::If": ["HasChallenger", 0.95, 1]}
+    assert challenger["Fn::If"][1]["InitialVariantWeight"] == 0.05
+
+
+def test_models_come_from_the_registry_without_network(serving_template: Template) -> None:
+    models = serving_template.find_resources("AWS::SageMaker::Model")
+    by_condition = {m["Condition"]: m["Properties"] for m in models.values()}
+    assert by_condition["HasChampion"]["Containers"] == [
+        {"ModelPackageName": {"Ref": "ChampionModelPackageArn"}}
+    ]
+    assert by_condition["HasChallenger"]["Containers"] == [
+        {"ModelPackageName": {"Ref": "ChallengerModelPackageArn"}}
+    ]
+    for properties in by_condition.values():
+        assert properties["EnableNetworkIsolation"] is True
+
+
+def test_autoscaling_per_variant(serving_template: Template) -> None:
+    targets = serving_template.find_resources("AWS::ApplicationAutoScaling::ScalableTarget")
+    assert {
+        t["Properties"]["ResourceId"]: (
+            t["Condition"],
+            t["Properties"]["MinCapacity"],
+            t["Properties"]["MaxCapacity"],
+        )
+        for t in targets.values()
+    } == {
+        "endpoint/mlops-dev-visits/variant/champion": ("HasChampion", 1, 4),
+        "endpoint/mlops-dev-visits/variant/challenger": ("HasChallenger", 1, 4),
+    }
+    policies = serving_template.find_resources("AWS::ApplicationAutoScaling::ScalingPolicy")
+    assert len(policies) == 2
+    for policy in policies.values():
+        tracking = policy["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+        assert tracking["TargetValue"] == 750
+        assert tracking["PredefinedMetricSpecification"] == {
+            "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
+        }
+
+
+def test_alarms_per_variant_notify(serving_template: Template) -> None:
+    alarms = {
+        a["Properties"]["AlarmName"]: a["Properties"]
+        for a in serving_template.find_resources("AWS::CloudWatch::Alarm").values()
+    }
+    assert set(alarms) == {
+        "mlops-dev-visits-champion-5xx",
+        "mlops-dev-visits-champion-latency",
+        "mlops-dev-visits-challenger-5xx",
+        "mlops-dev-visits-challenger-latency",
+    }
+    errors = alarms["mlops-dev-visits-challenger-5xx"]
+    assert (errors["MetricName"], errors["Statistic"], errors["Threshold"]) == (
+        "Invocation5XXErrors",
+        "Sum",
+        5,
+    )
+    assert {d["Name"]: d["Value"] for d in errors["Dimensions"]} == {
+        "EndpointName": "mlops-dev-visits",
+        "VariantName": "challenger",
+    }
+    latency = alarms["mlops-dev-visits-champion-latency"]
+    assert (latency["MetricName"], latency["ExtendedStatistic"], latency["Threshold"]) == (
+        "ModelLatency",
+        "p99",
+        500_000,
+    )
+    topic_id, _ = one(serving_template, "AWS::SNS::Topic")
+    for properties in alarms.values():
+        assert properties["AlarmActions"] == [{"Ref": topic_id}]
+        assert properties["TreatMissingData"] == "notBreaching"
+
+
+def test_alerts_topic_is_encrypted_and_ssl_only(serving_template: Template) -> None:
+    _, topic = one(serving_template, "AWS::SNS::Topic")
+    assert "KmsMasterKeyId" in topic["Properties"]
+    _, policy = one(serving_template, "AWS::SNS::TopicPolicy")
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert any(
+        s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+        for s in statements
+    )
+
+
+def test_traffic_lambda_runs_alone_with_a_dead_letter_queue(serving_template: Template) -> None:
+    _, function = one(serving_template, "AWS::Lambda::Function")
+    properties = function["Properties"]
+    assert properties["PackageType"] == "Image"
+    assert properties["ReservedConcurrentExecutions"] == 1
+    assert properties["Timeout"] == 300
+    assert properties["MemorySize"] == 512
+    assert "DeadLetterConfig" in properties
+    assert properties["ImageConfig"] == {"Command": ["lambdas.traffic.handler.handler"]}
+    environment = properties["Environment"]["Variables"]
+    assert environment["AUDIT_BUCKET"] == {"Fn::ImportValue": "mlops-dev-reports-bucket-name"}
+    assert environment["ROLLOUT_STEPS"] == "0.1,0.25,0.5"
+    _, log_group = one(serving_template, "AWS::Logs::LogGroup")
+    assert log_group["Properties"]["RetentionInDays"] == 90
+    assert "KmsKeyId" in log_group["Properties"]
+
+
+def test_traffic_permissions_are_scoped(serving_template: Template) -> None:
+    policies = serving_template.find_resources("AWS::IAM::ManagedPolicy")
+    (traffic,) = [
+        p
+        for p in policies.values()
+        if "sagemaker:UpdateEndpointWeightsAndCapacities" in json.dumps(p)
+    ]
+    statements = traffic["Properties"]["PolicyDocument"]["Statement"]
+    update = next(
+        s for s in statements if "sagemaker:UpdateEndpointWeightsAndCapacities" in s["Action"]
+    )
+    assert "endpoint/mlops-dev-visits" in json.dumps(update["Resource"])
+    audit = next(s for s in statements if s["Action"] == "s3:PutObject")
+    assert "/audit/traffic/mlops-dev-visits/*" in json.dumps(audit["Resource"])
+    for statement in statements:
+        assert statement["Resource"] != "*"
+        assert all(
+            "*" not in a
+            for a in (
+                statement["Action"]
+                if isinstance(statement["Action"], list)
+                else [statement["Action"]]
+            )
+        )
+
+
+def test_challenger_alarms_trigger_the_rollback(serving_template: Template) -> None:
+    _, rule = one(serving_template, "AWS::Events::Rule")
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["detail-type"] == ["CloudWatch Alarm State Change"]
+    assert pattern["detail"] == {
+        "alarmName": ["mlops-dev-visits-challenger-5xx", "mlops-dev-visits-challenger-latency"],
+        "state": {"value": ["ALARM"]},
+    }
+    (target,) = rule["Properties"]["Targets"]
+    function_id, _ = one(serving_template, "AWS::Lambda::Function")
+    assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 2}
