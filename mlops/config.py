@@ -263,6 +263,10 @@ class PlatformConfig(BaseModel):
     def endpoint_name(self) -> str:
         return f"{self.prefix}-{self.model_family}"
 
+    def weight_parameter(self, variant: str) -> str:
+        """SSM parameter holding a variant's current weight: the endpoint config reads it."""
+        return f"/{self.project}/{self.stage}/serving/{variant}-weight"
+
     @property
     def pipeline_name(self) -> str:
         return f"{self.prefix}-training"

@@ -103,6 +103,8 @@ class TrafficController:
         cloudwatch: Any | None = None,
         challenger_alarms: Callable[[str], Sequence[str]] = lambda endpoint: (),
         rollout_steps: Sequence[float] = (0.1, 0.25, 0.5),
+        ssm: Any | None = None,
+        weight_parameter: Callable[[str], str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -114,6 +116,8 @@ class TrafficController:
         self.cloudwatch = cloudwatch
         self.challenger_alarms = challenger_alarms
         self.rollout_steps = tuple(rollout_steps)
+        self.ssm = ssm
+        self.weight_parameter = weight_parameter
         self.sleep = sleep
         self.clock = clock
 
@@ -143,6 +147,19 @@ class TrafficController:
                 return False
             raise
         return True
+
+    def _record_weights(self, weights: Mapping[str, float], calls: endpoints.CallLog) -> None:
+        """Keep the weights in force where the serving stack's endpoint config reads them."""
+        if self.ssm is None or self.weight_parameter is None:
+            return
+        for variant, weight in sorted(weights.items()):
+            self.ssm.put_parameter(
+                Name=self.weight_parameter(variant),
+                Value=f"{weight:g}",
+                Type="String",
+                Overwrite=True,
+            )
+            calls.record("PutParameter")
 
     def _notify(self, outcome: TrafficOutcome) -> None:
         if not (self.sns and self.topic_arn):
@@ -226,6 +243,7 @@ class TrafficController:
             )
             outcome.changed = True
             outcome.weights_after = normalized({**state.weights, **target})
+            self._record_weights(outcome.weights_after, calls)
         outcome.seconds_to_request = round(self.clock() - started, 4)
         calls.record("PutObject")  # the audit record, next
         outcome.api_calls = dict(calls.calls)

@@ -12,9 +12,11 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from mlops.config import PlatformConfig
+from mlops.traffic import CHALLENGER, CHAMPION
 
 from .compliance import acknowledge
 from .storage import StorageImports, export_name
@@ -137,6 +139,20 @@ class RegistryStack(Stack):
             "ModelPackageGroupName",
             value=config.model_package_group_name,
         )
+
+        # The variants' current weights. The traffic controls write them at run time and the
+        # serving stack's endpoint config reads them, so a deploy that replaces the endpoint
+        # config starts from the weights in force, never from a default. CloudFormation only
+        # writes these values when it creates them.
+        for variant, weight in ((CHAMPION, "1"), (CHALLENGER, "0")):
+            parameter = ssm.StringParameter(
+                self,
+                f"{variant.title()}Weight",
+                parameter_name=config.weight_parameter(variant),
+                string_value=weight,
+                description=f"current traffic weight of the {variant} variant of {config.endpoint_name}",
+            )
+            parameter.apply_removal_policy(RemovalPolicy.RETAIN)
 
         self.mlflow: MlflowTrackingServer | None = None
         if config.enable_mlflow_server:

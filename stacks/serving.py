@@ -26,7 +26,6 @@ from aws_cdk import (
     Fn,
     RemovalPolicy,
     Stack,
-    Token,
 )
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -162,9 +161,13 @@ class ServingStack(Stack):
             "Endpoint",
             endpoint_name=endpoint_name,
             endpoint_config_name=endpoint_config.attr_endpoint_config_name,
-            # Keep run-time weights and instance counts when CloudFormation updates the
-            # endpoint: a deploy never silently reverts a rollback or an autoscaling decision.
+            # Keep run-time instance counts (autoscaling) when CloudFormation updates the
+            # endpoint; weights come from the new config, which reads the weights in force
+            # from SSM: a deploy never silently reverts a rollback or a rollout step.
             retain_all_variant_properties=True,
+            exclude_retained_variant_properties=[
+                sagemaker.CfnEndpoint.VariantPropertyProperty(variant_property_type="DesiredWeight")
+            ],
         )
         self.endpoint.cfn_options.condition = has_champion
         self._autoscaling(has_champion, has_challenger)
@@ -290,19 +293,19 @@ class ServingStack(Stack):
         has_champion: CfnCondition,
         has_challenger: CfnCondition,
     ) -> sagemaker.CfnEndpointConfig:
-        share = self.config.challenger_initial_weight
         champion = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
             variant_name=CHAMPION,
             model_name=models[CHAMPION].attr_model_name,
             initial_instance_count=self.config.endpoint_min_instances,
             instance_type=self.config.champion_instance_type,
-            initial_variant_weight=Token.as_number(
-                Fn.condition_if(has_challenger.logical_id, round(1 - share, 6), 1.0)
-            ),
+            initial_variant_weight=1.0,  # replaced below by the SSM dynamic reference
         )
         # Inside Fn::If the variant is raw CloudFormation (PascalCase), not a typed property.
         challenger = self._variant(
-            CHALLENGER, models[CHALLENGER], share, self.config.challenger_instance_type
+            CHALLENGER,
+            models[CHALLENGER],
+            self._weight_reference(CHALLENGER),
+            self.config.challenger_instance_type,
         )
         endpoint_config = sagemaker.CfnEndpointConfig(
             self,
@@ -329,7 +332,14 @@ class ServingStack(Stack):
             ),
         )
         endpoint_config.cfn_options.condition = has_champion
+        endpoint_config.add_property_override(
+            "ProductionVariants.0.InitialVariantWeight", self._weight_reference(CHAMPION)
+        )
         return endpoint_config
+
+    def _weight_reference(self, variant: str) -> str:
+        # Resolved by CloudFormation at each deploy: the weight in force at that moment.
+        return f"{{{{resolve:ssm:{self.config.weight_parameter(variant)}}}}}"
 
     def _autoscaling(self, has_champion: CfnCondition, has_challenger: CfnCondition) -> None:
         for variant, condition in ((CHAMPION, has_champion), (CHALLENGER, has_challenger)):
@@ -474,6 +484,14 @@ class ServingStack(Stack):
                     actions=["sqs:SendMessage"], resources=[dead_letters.queue_arn]
                 ),
                 iam.PolicyStatement(
+                    actions=["ssm:PutParameter"],
+                    resources=[
+                        f"arn:{Aws.PARTITION}:ssm:{Aws.REGION}:{Aws.ACCOUNT_ID}:parameter"
+                        f"{self.config.weight_parameter(variant)}"
+                        for variant in (CHAMPION, CHALLENGER)
+                    ],
+                ),
+                iam.PolicyStatement(
                     actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                     resources=[f"{log_group.log_group_arn}"],
                 ),
@@ -506,6 +524,7 @@ class ServingStack(Stack):
                 "AUDIT_BUCKET": storage.reports.bucket_name,
                 "TOPIC_ARN": self.topic.topic_arn,
                 "ROLLOUT_STEPS": ",".join(f"{s:g}" for s in self.config.rollout_steps),
+                "WEIGHT_PARAMETER_PREFIX": self.config.weight_parameter("").removesuffix("-weight"),
                 "POWERTOOLS_SERVICE_NAME": "traffic",
                 "POWERTOOLS_METRICS_NAMESPACE": "MLOps/Traffic",
             },

@@ -32,7 +32,12 @@ def test_runtime_weights_and_counts_survive_a_deploy(serving_template: Template)
     # CloudFormation makes keeps the variants' current weights and instance counts.
     _, endpoint = one(serving_template, "AWS::SageMaker::Endpoint")
     assert endpoint["Properties"]["RetainAllVariantProperties"] is True
-    assert "ExcludeRetainedVariantProperties" not in endpoint["Properties"]
+    # Weights are not retained from the old config but read by the new one from SSM, where
+    # the traffic controls keep the weights in force: the same numbers, and no drift between
+    # what the endpoint does and what its configuration says.
+    assert endpoint["Properties"]["ExcludeRetainedVariantProperties"] == [
+        {"VariantPropertyType": "DesiredWeight"}
+    ]
     assert endpoint["Properties"]["EndpointName"] == "mlops-dev-visits"
 
 
@@ -40,12 +45,12 @@ def test_two_fixed_variants_with_initial_weights(serving_template: Template) -> 
     _, config = one(serving_template, "AWS::SageMaker::EndpointConfig")
     champion, challenger = config["Properties"]["ProductionVariants"]
     assert champion["VariantName"] == "champion"
-    assert champion["InitialVariantWeight"] == {"Fn::If": ["HasChallenger", 0.9, 1]}
+    assert champion["InitialVariantWeight"] == "{{resolve:ssm:/mlops/dev/serving/champion-weight}}"
     assert champion["InstanceType"] == "ml.m5.large"
     condition, variant, absent = challenger["Fn::If"]
     assert (condition, absent) == ("HasChallenger", {"Ref": "AWS::NoValue"})
     assert variant["VariantName"] == "challenger"
-    assert variant["InitialVariantWeight"] == 0.1
+    assert variant["InitialVariantWeight"] == "{{resolve:ssm:/mlops/dev/serving/challenger-weight}}"
     assert variant["InitialInstanceCount"] == 1
 
 
@@ -73,15 +78,33 @@ def test_volumes_and_capture_are_encrypted_and_capture_is_not_base64(
     }
 
 
-def test_sampling_and_weights_come_from_config(build: Any) -> None:
-    _, platform = build(
-        capture_sampling_percentage="20", challenger_initial_weight="0.05", rollout_steps="0.05,0.5"
-    )
+def test_sampling_comes_from_config(build: Any) -> None:
+    _, platform = build(capture_sampling_percentage="20")
     _, config = one(Template.from_stack(platform.serving), "AWS::SageMaker::EndpointConfig")
     assert config["Properties"]["DataCaptureConfig"]["InitialSamplingPercentage"] == 20
-    champion, challenger = config["Properties"]["ProductionVariants"]
-    assert champion["InitialVariantWeight"] == {"Fn::If": ["HasChallenger", 0.95, 1]}
-    assert challenger["Fn::If"][1]["InitialVariantWeight"] == 0.05
+
+
+def test_weights_live_in_the_stateful_registry_stack(registry_template: Template) -> None:
+    parameters = {
+        p["Properties"]["Name"]: (p["Properties"]["Value"], p["DeletionPolicy"])
+        for p in registry_template.find_resources("AWS::SSM::Parameter").values()
+    }
+    assert parameters == {
+        "/mlops/dev/serving/champion-weight": ("1", "Retain"),
+        "/mlops/dev/serving/challenger-weight": ("0", "Retain"),
+    }
+
+
+def test_traffic_lambda_keeps_the_weights_parameters(serving_template: Template) -> None:
+    _, function = one(serving_template, "AWS::Lambda::Function")
+    assert (
+        function["Properties"]["Environment"]["Variables"]["WEIGHT_PARAMETER_PREFIX"]
+        == "/mlops/dev/serving/"
+    )
+    policies = serving_template.find_resources("AWS::IAM::ManagedPolicy")
+    rendered = json.dumps(policies)
+    assert "ssm:PutParameter" in rendered
+    assert ":parameter/mlops/dev/serving/champion-weight" in rendered
 
 
 def test_models_come_from_the_registry_without_network(serving_template: Template) -> None:

@@ -139,6 +139,19 @@ def test_rollback_sends_all_traffic_to_the_champion_and_audits(world: World) -> 
     assert notification["action"] == "rollback"
 
 
+def test_weights_in_force_are_kept_for_the_serving_stack(world: World) -> None:
+    ssm = boto3.client("ssm", region_name=REGION)
+    controller = world.controller(
+        ssm=ssm, weight_parameter=lambda variant: f"/mlops/dev/serving/{variant}-weight"
+    )
+    outcome = controller.apply(request(request_id="r1"))
+    assert ssm.get_parameter(Name="/mlops/dev/serving/champion-weight")["Parameter"]["Value"] == "1"
+    assert (
+        ssm.get_parameter(Name="/mlops/dev/serving/challenger-weight")["Parameter"]["Value"] == "0"
+    )
+    assert outcome.api_calls["PutParameter"] == 2
+
+
 def test_repeating_a_rollback_changes_nothing_and_records_the_decision(world: World) -> None:
     world.controller().apply(request(request_id="r1"))
     again = world.controller().apply(request(request_id="r2"))

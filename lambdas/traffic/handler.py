@@ -43,6 +43,8 @@ class Settings(BaseModel):
     audit_bucket: str = Field(min_length=3, alias="AUDIT_BUCKET")
     topic_arn: str | None = Field(default=None, alias="TOPIC_ARN")
     rollout_steps: str = Field(default="0.1,0.25,0.5", alias="ROLLOUT_STEPS")
+    # "/mlops/dev/serving/": the weights in force are kept at <prefix><variant>-weight.
+    weight_parameter_prefix: str | None = Field(default=None, alias="WEIGHT_PARAMETER_PREFIX")
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -80,6 +82,12 @@ def controller(settings: Settings) -> TrafficController:
         audit_bucket=settings.audit_bucket,
         challenger_alarms=lambda endpoint: variant_alarm_names(endpoint, CHALLENGER),
         rollout_steps=settings.steps(),
+        ssm=boto3.client("ssm") if settings.weight_parameter_prefix else None,
+        weight_parameter=(
+            (lambda variant: f"{settings.weight_parameter_prefix}{variant}-weight")
+            if settings.weight_parameter_prefix
+            else None
+        ),
     )
 
 
