@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mlops import endpoints
+from mlops.audit import write_once
 from mlops.traffic import (
     CHALLENGER,
     Action,
@@ -131,22 +131,7 @@ class TrafficController:
         """
         key = f"{AUDIT_PREFIX}/{outcome.endpoint}/{outcome.request_id}.json"
         outcome.audit_uri = f"s3://{self.audit_bucket}/{key}"
-        try:
-            self.s3.put_object(
-                Bucket=self.audit_bucket,
-                Key=key,
-                Body=outcome.to_json().encode(),
-                ContentType="application/json",
-                IfNoneMatch="*",
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in (
-                "PreconditionFailed",
-                "ConditionalRequestConflict",
-            ):
-                return False
-            raise
-        return True
+        return write_once(self.s3, self.audit_bucket, key, outcome.to_json())
 
     def _record_weights(self, weights: Mapping[str, float], calls: endpoints.CallLog) -> None:
         """Keep the weights in force where the serving stack's endpoint config reads them."""

@@ -174,10 +174,12 @@ class ServingStack(Stack):
         self.alarms = self._alarms()
         self.traffic = self._traffic_lambda(storage, ops)
         self._alarm_rule()
+        self.deployer = self._deploy_lambda(storage, ops)
 
         CfnOutput(self, "EndpointName", value=endpoint_name)
         CfnOutput(self, "AlertsTopicArn", value=self.topic.topic_arn)
         CfnOutput(self, "TrafficFunctionName", value=self.traffic.function_name)
+        CfnOutput(self, "DeployFunctionName", value=self.deployer.function_name)
 
     # -- models and endpoint -----------------------------------------------------------------
 
@@ -507,12 +509,7 @@ class ServingStack(Stack):
             self,
             "Traffic",
             description="Shift, roll back or step the rollout of the endpoint's variants",
-            code=lambda_.DockerImageCode.from_image_asset(
-                str(REPO_ROOT),
-                file="lambdas/Dockerfile",
-                cmd=["lambdas.traffic.handler.handler"],
-                platform=ecr_assets.Platform.LINUX_AMD64,
-            ),
+            code=_image("lambdas.traffic.handler.handler"),
             role=role,
             memory_size=512,
             timeout=Duration.minutes(5),  # bounded backoff while the endpoint is Updating
@@ -554,6 +551,149 @@ class ServingStack(Stack):
         )
         return function
 
+    def _deploy_lambda(self, storage: StorageImports, ops: kms.IKey) -> lambda_.DockerImageFunction:
+        """Approved package -> challenger (or first champion), through this stack's parameters."""
+        config = self.config
+        log_group = logs.LogGroup(
+            self, "DeployLogs", encryption_key=ops, removal_policy=RemovalPolicy.RETAIN
+        )
+        log_group_resource = log_group.node.default_child
+        if not isinstance(log_group_resource, logs.CfnLogGroup):
+            raise TypeError("LogGroup without its CfnLogGroup")
+        log_group_resource.retention_in_days = config.log_retention_days
+        dead_letters = sqs.Queue(
+            self,
+            "DeployDeadLetters",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=ops,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        # CloudFormation updates the stack with the role `cdk deploy` uses (CDK bootstrap).
+        qualifier = "hnb659fds"
+        cfn_role = (
+            f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/cdk-{qualifier}-cfn-exec-role-"
+            f"{Aws.ACCOUNT_ID}-{Aws.REGION}"
+        )
+        role = iam.Role(
+            self,
+            "DeployRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{config.prefix}: points the serving stack at approved model packages",
+        )
+        policy = iam.ManagedPolicy(
+            self,
+            "DeployPolicy",
+            roles=[role],
+            statements=[
+                iam.PolicyStatement(
+                    actions=["cloudformation:DescribeStacks", "cloudformation:UpdateStack"],
+                    resources=[self.stack_id],
+                ),
+                iam.PolicyStatement(
+                    actions=["iam:PassRole"],
+                    resources=[cfn_role],
+                    conditions={
+                        "StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}
+                    },
+                ),
+                iam.PolicyStatement(
+                    actions=["ssm:PutParameter"],
+                    resources=[
+                        f"arn:{Aws.PARTITION}:ssm:{Aws.REGION}:{Aws.ACCOUNT_ID}:parameter"
+                        f"{config.weight_parameter(variant)}"
+                        for variant in (CHAMPION, CHALLENGER)
+                    ],
+                ),
+                iam.PolicyStatement(
+                    actions=["s3:PutObject"],
+                    resources=[
+                        storage.reports.arn_for_objects(f"audit/serving/{config.endpoint_name}/*")
+                    ],
+                ),
+                iam.PolicyStatement(
+                    actions=["kms:GenerateDataKey"], resources=[storage.key.key_arn]
+                ),
+                iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn]),
+                iam.PolicyStatement(
+                    actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[ops.key_arn]
+                ),
+                iam.PolicyStatement(
+                    actions=["sqs:SendMessage"], resources=[dead_letters.queue_arn]
+                ),
+                iam.PolicyStatement(
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[log_group.log_group_arn],
+                ),
+            ],
+        )
+        acknowledge(
+            policy,
+            f"AwsSolutions-IAM5[Resource::{self._export('reports-bucket-arn')}/audit/serving/{config.endpoint_name}/*]",
+            "One audit record per deployment, named by its request id; write-only, limited to "
+            "this endpoint's prefix.",
+        )
+        function = lambda_.DockerImageFunction(
+            self,
+            "Deploy",
+            description="Make a newly approved model package the challenger; promote on request",
+            code=_image("lambdas.deploy.handler.handler"),
+            role=role,
+            memory_size=256,
+            timeout=Duration.minutes(1),
+            reserved_concurrent_executions=1,  # one stack update at a time
+            dead_letter_queue=dead_letters,
+            log_group=log_group,
+            architecture=lambda_.Architecture.X86_64,
+            environment={
+                "PROJECT": config.project,
+                "STAGE": config.stage,
+                "MODEL_FAMILY": config.model_family,
+                "MODEL_PACKAGE_GROUP": config.model_package_group_name,
+                "INITIAL_CHALLENGER_WEIGHT": f"{config.challenger_initial_weight:g}",
+                "AUDIT_BUCKET": storage.reports.bucket_name,
+                "TOPIC_ARN": self.topic.topic_arn,
+                "CLOUDFORMATION_ROLE_ARN": cfn_role,
+                "POWERTOOLS_SERVICE_NAME": "deploy",
+            },
+        )
+        function.node.add_dependency(policy)
+        function_resource = function.node.default_child
+        if not isinstance(function_resource, lambda_.CfnFunction):
+            raise TypeError("DockerImageFunction without its CfnFunction")
+        function_resource.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+        default_policy = role.node.try_find_child("DefaultPolicy")
+        if default_policy is not None:
+            acknowledge(
+                default_policy,
+                "NIST.800.53.R5-IAMNoInlinePolicy",
+                "CDK generates this policy for the function's image pull (ECR) and its "
+                "dead-letter queue; the function's own permissions are in a managed policy.",
+            )
+        acknowledge(
+            function,
+            "NIST.800.53.R5-LambdaInsideVPC",
+            "The function only calls regional AWS APIs (CloudFormation, SSM, S3, SNS); a VPC "
+            "would add NAT or interface endpoints for no isolation gained.",
+        )
+        rule = events.Rule(
+            self,
+            "ApprovalRule",
+            description="Deploy a newly approved model package as the challenger",
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=["SageMaker Model Package State Change"],
+                detail={
+                    "ModelPackageGroupName": [config.model_package_group_name],
+                    "ModelApprovalStatus": ["Approved"],
+                },
+            ),
+        )
+        rule.add_target(
+            targets.LambdaFunction(function, retry_attempts=2, max_event_age=Duration.hours(2))
+        )
+        return function
+
     def _alarm_rule(self) -> None:
         rule = events.Rule(
             self,
@@ -571,6 +711,15 @@ class ServingStack(Stack):
         rule.add_target(
             targets.LambdaFunction(self.traffic, retry_attempts=2, max_event_age=Duration.hours(1))
         )
+
+
+def _image(handler: str) -> lambda_.DockerImageCode:
+    return lambda_.DockerImageCode.from_image_asset(
+        str(REPO_ROOT),
+        file="lambdas/Dockerfile",
+        cmd=[handler],
+        platform=ecr_assets.Platform.LINUX_AMD64,
+    )
 
 
 def cloudwatch_actions_sns(topic: sns.ITopic) -> cloudwatch.IAlarmAction:

@@ -96,7 +96,7 @@ def test_weights_live_in_the_stateful_registry_stack(registry_template: Template
 
 
 def test_traffic_lambda_keeps_the_weights_parameters(serving_template: Template) -> None:
-    _, function = one(serving_template, "AWS::Lambda::Function")
+    _, function = functions(serving_template)["traffic"]
     assert (
         function["Properties"]["Environment"]["Variables"]["WEIGHT_PARAMETER_PREFIX"]
         == "/mlops/dev/serving/"
@@ -187,8 +187,15 @@ def test_alerts_topic_is_encrypted_and_ssl_only(serving_template: Template) -> N
     )
 
 
+def functions(template: Template) -> dict[str, Any]:
+    return {
+        f["Properties"]["ImageConfig"]["Command"][0].split(".")[1]: (logical_id, f)
+        for logical_id, f in template.find_resources("AWS::Lambda::Function").items()
+    }
+
+
 def test_traffic_lambda_runs_alone_with_a_dead_letter_queue(serving_template: Template) -> None:
-    _, function = one(serving_template, "AWS::Lambda::Function")
+    _, function = functions(serving_template)["traffic"]
     properties = function["Properties"]
     assert properties["PackageType"] == "Image"
     assert properties["ReservedConcurrentExecutions"] == 1
@@ -199,9 +206,9 @@ def test_traffic_lambda_runs_alone_with_a_dead_letter_queue(serving_template: Te
     environment = properties["Environment"]["Variables"]
     assert environment["AUDIT_BUCKET"] == {"Fn::ImportValue": "mlops-dev-reports-bucket-name"}
     assert environment["ROLLOUT_STEPS"] == "0.1,0.25,0.5"
-    _, log_group = one(serving_template, "AWS::Logs::LogGroup")
-    assert log_group["Properties"]["RetentionInDays"] == 90
-    assert "KmsKeyId" in log_group["Properties"]
+    for log_group in serving_template.find_resources("AWS::Logs::LogGroup").values():
+        assert log_group["Properties"]["RetentionInDays"] == 90
+        assert "KmsKeyId" in log_group["Properties"]
 
 
 def test_traffic_permissions_are_scoped(serving_template: Template) -> None:
@@ -230,8 +237,27 @@ def test_traffic_permissions_are_scoped(serving_template: Template) -> None:
         )
 
 
+def rules(template: Template) -> dict[str, Any]:
+    return {
+        r["Properties"]["EventPattern"]["detail-type"][0]: r
+        for r in template.find_resources("AWS::Events::Rule").values()
+    }
+
+
+def test_approval_deploys_through_the_deploy_lambda(serving_template: Template) -> None:
+    rule = rules(serving_template)["SageMaker Model Package State Change"]
+    assert rule["Properties"]["EventPattern"]["detail"] == {
+        "ModelPackageGroupName": ["mlops-dev-visits"],
+        "ModelApprovalStatus": ["Approved"],
+    }
+    deploy_id, deploy = functions(serving_template)["deploy"]
+    assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [deploy_id, "Arn"]}
+    assert deploy["Properties"]["ReservedConcurrentExecutions"] == 1
+    assert deploy["Properties"]["Environment"]["Variables"]["INITIAL_CHALLENGER_WEIGHT"] == "0.1"
+
+
 def test_challenger_alarms_trigger_the_rollback(serving_template: Template) -> None:
-    _, rule = one(serving_template, "AWS::Events::Rule")
+    rule = rules(serving_template)["CloudWatch Alarm State Change"]
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["detail-type"] == ["CloudWatch Alarm State Change"]
     assert pattern["detail"] == {
@@ -239,6 +265,6 @@ def test_challenger_alarms_trigger_the_rollback(serving_template: Template) -> N
         "state": {"value": ["ALARM"]},
     }
     (target,) = rule["Properties"]["Targets"]
-    function_id, _ = one(serving_template, "AWS::Lambda::Function")
+    function_id, _ = functions(serving_template)["traffic"]
     assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
     assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 2}

@@ -1,0 +1,24 @@
+"""Audit records in S3: written once, never overwritten (If-None-Match)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+
+def write_once(s3: Any, bucket: str, key: str, body: str) -> bool:
+    """Write ``body`` at ``key`` unless something is there already; False if it was."""
+    try:
+        s3.put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=body.encode(),
+            ContentType="application/json",
+            IfNoneMatch="*",
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("PreconditionFailed", "ConditionalRequestConflict"):
+            return False
+        raise
+    return True
