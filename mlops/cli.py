@@ -52,6 +52,9 @@ local_app = typer.Typer(
 )
 pipeline_app = typer.Typer(help="The training pipeline.", no_args_is_help=True)
 endpoint_app = typer.Typer(help="The serving endpoint: status.", no_args_is_help=True)
+serving_app = typer.Typer(
+    help="Which approved packages serve as champion and challenger.", no_args_is_help=True
+)
 traffic_app = typer.Typer(
     help="Traffic between the champion and challenger: shift, rollback, rollout steps.",
     no_args_is_help=True,
@@ -65,6 +68,7 @@ app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(registry_app, name="registry")
 app.add_typer(data_app, name="data")
 app.add_typer(endpoint_app, name="endpoint")
+app.add_typer(serving_app, name="serving")
 app.add_typer(traffic_app, name="traffic")
 
 
@@ -502,6 +506,126 @@ def traffic_rollout_step(
     _apply_traffic(ctx.obj, endpoint, action="rollout-step", reason=reason)
 
 
+# -- serving ------------------------------------------------------------------------------------
+
+
+def _deployment(state: State, target: AwsTarget) -> Any:
+    """Where serving changes go: the emulator's endpoint, or the serving stack's parameters."""
+    from mlops.deployer import StackDeployment  # noqa: PLC0415
+    from mlops.serving import EmulatorDeployment  # noqa: PLC0415
+
+    if target.is_emulator:
+        return EmulatorDeployment(
+            sagemaker=target.client("sagemaker"),
+            config=state.config,
+            resources=state.resources(target),
+            cloudwatch=target.client("cloudwatch"),
+        )
+    return StackDeployment(
+        cloudformation=target.client("cloudformation"),
+        ssm=target.client("ssm"),
+        config=state.config,
+    )
+
+
+def _apply_serving(
+    state: State, target: AwsTarget, action: str, package: str | None, reason: str
+) -> None:
+    from mlops.deployer import DeploymentBusy, DeploymentError, audit, record  # noqa: PLC0415
+    from mlops.serving import on_approval, on_promote  # noqa: PLC0415
+    from mlops.traffic import TrafficError  # noqa: PLC0415
+
+    deployment = _deployment(state, target)
+    try:
+        before = deployment.current()
+        if action == "promote":
+            change = on_promote(before)
+        else:
+            described = target.client("sagemaker").describe_model_package(ModelPackageName=package)
+            if described.get("ModelApprovalStatus") != "Approved":
+                fail(
+                    f"{package} is {described.get('ModelApprovalStatus')}: only approved packages serve"
+                )
+            change = on_approval(
+                before,
+                str(package),
+                initial_challenger_weight=state.config.challenger_initial_weight,
+            )
+        status = deployment.deploy(change) if change.changed else "unchanged"
+    except (TrafficError, DeploymentError, DeploymentBusy) as exc:
+        fail(str(exc))
+    resources = state.resources(target)
+    entry = record(
+        action=action, requested_by=_operator(target), reason=reason, before=before, change=change
+    )
+    entry.stack_status = status if isinstance(status, str) else "deployed"
+    audit(target.client("s3"), resources.reports_bucket, state.config.endpoint_name, entry)
+    console.print(f"{action}: {change.summary}")
+    console.print(f"  champion:   {change.state.champion or '-'}")
+    console.print(f"  challenger: {change.state.challenger or '-'}")
+    console.print(f"  weights:    {', '.join(f'{k} {v:g}' for k, v in change.weights.items())}")
+    if not target.is_emulator and change.changed:
+        console.print(
+            f"  serving stack update started ({entry.stack_status}); follow it in CloudFormation"
+        )
+    console.print(f"  audit: {entry.audit_uri}")
+
+
+@serving_app.command("deploy")
+def serving_deploy(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="an approved package: version number or ARN")],
+    reason: ReasonOption = "deploy an approved package",
+) -> None:
+    """Serve an approved package: the challenger, or the champion if there is none yet."""
+    state: State = ctx.obj
+    target = state.target()
+    _apply_serving(state, target, "deploy", _package_arn(state, target, version), reason)
+
+
+@serving_app.command("promote")
+def serving_promote(ctx: typer.Context, reason: ReasonOption) -> None:
+    """The challenger becomes the champion and takes all traffic."""
+    state: State = ctx.obj
+    _apply_serving(state, state.target(), "promote", None, reason)
+
+
+@local_app.command("serve")
+def local_serve(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1 (0: a free one)")] = 8080,
+) -> None:
+    """Serve the emulator's endpoints over the SageMaker runtime protocol, until Ctrl-C."""
+    import time  # noqa: PLC0415
+
+    from mlops.local_endpoint import LocalEndpoints, LocalEndpointServer  # noqa: PLC0415
+
+    state: State = ctx.obj
+    target = state.target()
+    if not target.is_emulator:
+        fail("local serve serves the embedded default's endpoints; use --target local", code=2)
+    cache = state.home.root / "models"
+    cache.mkdir(parents=True, exist_ok=True)
+    server = LocalEndpointServer(LocalEndpoints(target, cache_dir=cache), port=port).start()
+    console.print(
+        f"serving [bold]{state.config.endpoint_name}[/bold] at {server.url} (Ctrl-C stops)"
+    )
+    console.print(
+        f'  boto3.client("sagemaker-runtime", endpoint_url="{server.url}").invoke_endpoint('
+        f'EndpointName="{state.config.endpoint_name}", ContentType="text/csv", Body="4.6,1,6.9,0,0,13.7,1,0,0")'
+    )
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        console.print(
+            f"stopped; capture written: {len(server.endpoints.capture.files_written)} file(s)"
+        )
+
+
 # -- data -------------------------------------------------------------------------------------
 
 
@@ -631,6 +755,9 @@ def registry_approve(
     status = "Rejected" if reject else "Approved"
     set_approval(target.client("sagemaker"), arn, status, reason)
     console.print(f"{arn}: [bold]{status}[/bold]")
+    if status == "Approved" and target.is_emulator:
+        # In AWS the approval event runs the deploy Lambda; the emulator emits no events.
+        _apply_serving(state, target, "deploy", arn, f"approved: {reason or 'no reason given'}")
 
 
 def main() -> None:

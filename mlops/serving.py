@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from mlops import endpoints
 from mlops.config import PlatformConfig
 from mlops.resources import PlatformResources
-from mlops.traffic import CHALLENGER, CHAMPION, TrafficError, shift_to
+from mlops.traffic import CHALLENGER, CHAMPION, TrafficError, shift_to, variant_alarm_names
 
 CAPTURE_PREFIX = "capture"
 
@@ -85,9 +85,15 @@ class EmulatorDeployment:
     """Serving on the embedded default: SageMaker models, endpoint config, endpoint."""
 
     def __init__(
-        self, *, sagemaker: Any, config: PlatformConfig, resources: PlatformResources
+        self,
+        *,
+        sagemaker: Any,
+        config: PlatformConfig,
+        resources: PlatformResources,
+        cloudwatch: Any | None = None,
     ) -> None:
         self.sagemaker = sagemaker
+        self.cloudwatch = cloudwatch
         self.config = config
         self.resources = resources
         self.endpoint = config.endpoint_name
@@ -119,6 +125,35 @@ class EmulatorDeployment:
                 EnableNetworkIsolation=True,
             )
         return name
+
+    def _alarms(self, cloudwatch: Any | None) -> None:
+        """The serving stack's per-variant alarms, so rollout gating reads real alarm states."""
+        client = cloudwatch or self.cloudwatch
+        if client is None:
+            return
+        for variant in (CHAMPION, CHALLENGER):
+            errors, latency = variant_alarm_names(self.endpoint, variant)
+            dimensions = [
+                {"Name": "EndpointName", "Value": self.endpoint},
+                {"Name": "VariantName", "Value": variant},
+            ]
+            for name, metric, threshold in (
+                (errors, "Invocation5XXErrors", float(self.config.error_alarm_count)),
+                (latency, "ModelLatency", float(self.config.latency_alarm_ms * 1000)),
+            ):
+                client.put_metric_alarm(
+                    AlarmName=name,
+                    Namespace="AWS/SageMaker",
+                    MetricName=metric,
+                    Dimensions=dimensions,
+                    Statistic="Sum" if metric == "Invocation5XXErrors" else "Maximum",
+                    Period=60,
+                    EvaluationPeriods=3,
+                    DatapointsToAlarm=2,
+                    Threshold=threshold,
+                    ComparisonOperator="GreaterThanOrEqualToThreshold",
+                    TreatMissingData="notBreaching",
+                )
 
     def _account(self) -> str:
         return package_account(self.resources.key_arn)
@@ -184,6 +219,7 @@ class EmulatorDeployment:
             self.sagemaker.create_endpoint(
                 EndpointName=self.endpoint, EndpointConfigName=config_name
             )
+        self._alarms(cloudwatch=None)
         current = endpoints.describe(self.sagemaker, self.endpoint)
         if current.weights != {v: change.weights.get(v, 0.0) for v in current.variant_names}:
             endpoints.update_weights(

@@ -226,10 +226,12 @@ class TrafficController:
                 calls=calls,
                 sleep=self.sleep,
             )
+        # Measured here: the new weights are requested; what follows is bookkeeping.
+        outcome.seconds_to_request = round(self.clock() - started, 4)
+        if target is not None and not same(target, state.weights):
             outcome.changed = True
             outcome.weights_after = normalized({**state.weights, **target})
             self._record_weights(outcome.weights_after, calls)
-        outcome.seconds_to_request = round(self.clock() - started, 4)
         calls.record("PutObject")  # the audit record, next
         outcome.api_calls = dict(calls.calls)
         if not self._audit(outcome):

@@ -254,3 +254,32 @@ def test_cli_data_upload_validates_first(emulator: AwsTarget, tmp_path: Path) ->
     s3 = emulator.client("s3")
     head = s3.head_object(Bucket="mlops-dev-datasets", Key="raw/randhie.csv")
     assert head["ServerSideEncryption"] == "aws:kms"
+
+
+def test_cli_serving_lifecycle(emulator: AwsTarget, tmp_path: Path) -> None:
+    """Approve -> champion, approve -> challenger, rollout step, rollback, promote."""
+    for args in (
+        ["pipeline", "run-local"],
+        ["pipeline", "run-local", "--algorithm", "gradient_boosting", "--max-iter", "50"],
+    ):
+        assert cli(emulator, tmp_path, *args).exit_code == 0
+    first = cli(emulator, tmp_path, "registry", "approve", "1", "--reason", "baseline")
+    assert "model-package/mlops-dev-visits/1 is the first champion" in first.output
+    second = cli(emulator, tmp_path, "registry", "approve", "2", "--reason", "better AUC")
+    assert "model-package/mlops-dev-visits/2 is the challenger at 0.1" in second.output
+    status = cli(emulator, tmp_path, "endpoint", "status")
+    assert "challenger" in status.output
+    assert "5xx OK" in status.output or "5xx INSUFFICIENT_DATA" in status.output
+    step = cli(emulator, tmp_path, "traffic", "rollout-step")
+    assert "after:  challenger 0.25, champion 0.75" in step.output
+    rolled = cli(emulator, tmp_path, "traffic", "rollback", "-r", "latency")
+    assert "after:  challenger 0, champion 1" in rolled.output
+    bad = cli(emulator, tmp_path, "traffic", "shift", "-r", "try", "--weight", "champion=-1")
+    assert bad.exit_code == 1
+    assert "weight of champion must be >= 0" in bad.output
+    promoted = cli(emulator, tmp_path, "serving", "promote", "-r", "challenger wins")
+    assert promoted.exit_code == 0, promoted.output
+    assert "model-package/mlops-dev-visits/2 promoted to champion" in promoted.output
+    again = cli(emulator, tmp_path, "serving", "promote", "-r", "again")
+    assert again.exit_code == 1
+    assert "there is no challenger to promote" in again.output

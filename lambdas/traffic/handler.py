@@ -62,7 +62,7 @@ def request_from_event(event: dict[str, Any], context: LambdaContext) -> Traffic
         if state.get("value") != "ALARM":
             raise TrafficError(f"alarm {alarm} is {state.get('value')}: nothing to roll back")
         return TrafficRequest(
-            action="rollback",  # type: ignore[arg-type]
+            action="rollback",
             endpoint=endpoint_of_challenger_alarm(alarm),
             reason=f"alarm {alarm} is ALARM: {state.get('reason', 'no reason given')}"[:1000],
             requested_by=f"cloudwatch-alarm:{alarm}",

@@ -1,0 +1,114 @@
+"""How long a rollback takes from trigger to new weights requested, and how many API calls.
+
+Runs the traffic controller (the code the traffic Lambda runs) against the AWS emulator on
+127.0.0.1, over real HTTP, alternating a shift to the challenger and a rollback; prints
+medians. In AWS, add the API latency of each call (tens of ms) and, while an endpoint is
+Updating, the bounded backoff (1, 2, 4, ... s, at most 8 attempts).
+
+    .venv/bin/python benchmarks/rollback.py [--rounds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import time
+import uuid
+
+from moto.server import ThreadedMotoServer
+
+from mlops.aws import AwsTarget
+from mlops.traffic import CHALLENGER, variant_alarm_names
+from mlops.traffic_control import TrafficController, TrafficRequest
+
+ENDPOINT = "bench-endpoint"
+
+
+def setup(target: AwsTarget) -> str:
+    sagemaker = target.client("sagemaker")
+    for variant in ("champion", "challenger"):
+        sagemaker.create_model(
+            ModelName=f"{ENDPOINT}-{variant}",
+            ExecutionRoleArn="arn:aws:iam::123456789012:role/serving",
+            PrimaryContainer={"Image": "image", "ModelDataUrl": f"s3://b/{variant}.tar.gz"},
+        )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName=f"{ENDPOINT}-config",
+        ProductionVariants=[
+            {"VariantName": v, "ModelName": f"{ENDPOINT}-{v}", "InitialInstanceCount": 1,
+             "InstanceType": "ml.m5.large", "InitialVariantWeight": w}
+            for v, w in (("champion", 0.9), ("challenger", 0.1))
+        ],
+    )  # fmt: skip
+    sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=f"{ENDPOINT}-config")
+    target.client("s3").create_bucket(Bucket="bench-reports")
+    sns = target.client("sns")
+    return str(sns.create_topic(Name="bench-alerts")["TopicArn"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=30)
+    args = parser.parse_args()
+    logging.getLogger("werkzeug").disabled = True
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    target = AwsTarget(region="us-east-1", endpoint_url=f"http://{host}:{port}")
+    try:
+        topic = setup(target)
+        controller = TrafficController(
+            sagemaker=target.client("sagemaker"),
+            s3=target.client("s3"),
+            sns=target.client("sns"),
+            topic_arn=topic,
+            cloudwatch=target.client("cloudwatch"),
+            challenger_alarms=lambda e: variant_alarm_names(e, CHALLENGER),
+            audit_bucket="bench-reports",
+            ssm=target.client("ssm"),
+            weight_parameter=lambda variant: f"/bench/serving/{variant}-weight",
+        )
+        to_request, end_to_end, calls = [], [], []
+        for _ in range(args.rounds):
+            base = {"endpoint": ENDPOINT, "requested_by": "benchmark", "reason": "benchmark round"}
+            controller.apply(
+                TrafficRequest.parse(
+                    {**base, "action": "shift", "challenger": 0.25, "request_id": str(uuid.uuid4())}
+                )
+            )
+            started = time.perf_counter()
+            outcome = controller.apply(
+                TrafficRequest.parse(
+                    {**base, "action": "rollback", "request_id": str(uuid.uuid4())}
+                )
+            )
+            end_to_end.append(time.perf_counter() - started)
+            if outcome.weights_after != {"champion": 1.0, "challenger": 0.0}:
+                raise SystemExit(f"rollback did not happen: {outcome}")
+            to_request.append(outcome.seconds_to_request or 0.0)
+            calls.append(outcome.api_calls)
+        total_calls = [
+            sum(c.values()) + 1 for c in calls
+        ]  # + the SNS notification after the record
+        print(f"rollback on the emulator, {args.rounds} rounds")
+        print(
+            f"  trigger -> new weights requested: median {statistics.median(to_request) * 1000:.1f} ms "
+            f"(min {min(to_request) * 1000:.1f}, max {max(to_request) * 1000:.1f})"
+        )
+        print(
+            f"  whole action (incl. audit record and notification): median {statistics.median(end_to_end) * 1000:.1f} ms"
+        )
+        print(
+            f"  API calls per rollback: {statistics.median(total_calls):.0f} "
+            f"({', '.join(f'{k} {v}' for k, v in sorted(calls[0].items()))}, Publish 1)"
+        )
+        print(
+            "  while the endpoint is Updating: + 1 s, 2 s, 4 s ... of backoff, 8 attempts at most"
+        )
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
