@@ -95,6 +95,106 @@ class OpsKey(Construct):
         )
 
 
+class PlatformFunction(Construct):
+    """A platform Lambda function: the image from lambdas/Dockerfile, reserved concurrency 1
+    (its decisions never race), an encrypted dead-letter queue, KMS-encrypted logs with the
+    configured retention, and its own managed policy."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        handler: str,
+        description: str,
+        ops_key: kms.IKey,
+        log_retention_days: int,
+        memory_size: int,
+        timeout: Duration,
+        statements: list[iam.PolicyStatement],
+        environment: dict[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        log_group = logs.LogGroup(
+            self, "Logs", encryption_key=ops_key, removal_policy=RemovalPolicy.RETAIN
+        )
+        # Config validated the number against CloudWatch's allowed values; the L2's enum has
+        # no lookup by days, so it is set on the resource.
+        log_group_resource = log_group.node.default_child
+        if not isinstance(log_group_resource, logs.CfnLogGroup):
+            raise TypeError("LogGroup without its CfnLogGroup")
+        log_group_resource.retention_in_days = log_retention_days
+        dead_letters = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=ops_key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=description,
+        )
+        self.policy = iam.ManagedPolicy(
+            self,
+            "Policy",
+            roles=[self.role],
+            statements=[
+                *statements,
+                iam.PolicyStatement(
+                    actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[ops_key.key_arn]
+                ),
+                iam.PolicyStatement(
+                    actions=["sqs:SendMessage"], resources=[dead_letters.queue_arn]
+                ),
+                iam.PolicyStatement(
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[log_group.log_group_arn],
+                ),
+            ],
+        )
+        self.function = lambda_.DockerImageFunction(
+            self,
+            "Function",
+            description=description,
+            code=_image(handler),
+            role=self.role,
+            memory_size=memory_size,
+            timeout=timeout,
+            reserved_concurrent_executions=1,
+            dead_letter_queue=dead_letters,
+            log_group=log_group,
+            architecture=lambda_.Architecture.X86_64,
+            environment=environment,
+        )
+        self.function.node.add_dependency(self.policy)
+        # CDK's Function adds DependsOn on its role, which the Role property already implies:
+        # cfn-lint W3005 on CDK's own output, silenced for this one resource only.
+        function_resource = self.function.node.default_child
+        if not isinstance(function_resource, lambda_.CfnFunction):
+            raise TypeError("DockerImageFunction without its CfnFunction")
+        function_resource.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+        # CDK's own grants land in the role's default (inline) policy: pulling the image from
+        # the asset repository and sending to the dead-letter queue.
+        default_policy = self.role.node.try_find_child("DefaultPolicy")
+        if default_policy is not None:
+            acknowledge(
+                default_policy,
+                "NIST.800.53.R5-IAMNoInlinePolicy",
+                "CDK generates this policy for the function's image pull (ECR) and its "
+                "dead-letter queue; the function's own permissions are in a managed policy.",
+            )
+        acknowledge(
+            self.function,
+            "NIST.800.53.R5-LambdaInsideVPC",
+            "The function only calls regional AWS APIs (SageMaker, CloudFormation, SSM, S3, "
+            "SNS, CloudWatch); a VPC would add NAT or interface endpoints for no isolation gained.",
+        )
+
+
 class ServingStack(Stack):
     def __init__(
         self,
@@ -429,42 +529,30 @@ class ServingStack(Stack):
 
     # -- traffic control -----------------------------------------------------------------------
 
+    def _weights_statement(self) -> iam.PolicyStatement:
+        return iam.PolicyStatement(
+            actions=["ssm:PutParameter"],
+            resources=[
+                f"arn:{Aws.PARTITION}:ssm:{Aws.REGION}:{Aws.ACCOUNT_ID}:parameter"
+                f"{self.config.weight_parameter(variant)}"
+                for variant in (CHAMPION, CHALLENGER)
+            ],
+        )
+
     def _traffic_lambda(
         self, storage: StorageImports, ops: kms.IKey
     ) -> lambda_.DockerImageFunction:
-        log_group = logs.LogGroup(
+        config = self.config
+        endpoint_arn = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:endpoint/{config.endpoint_name}"
+        traffic = PlatformFunction(
             self,
-            "TrafficLogs",
-            encryption_key=ops,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        # The config validated the number against CloudWatch's allowed values; the L2's
-        # enum has no lookup by days, so set it on the resource.
-        log_group_resource = log_group.node.default_child
-        if not isinstance(log_group_resource, logs.CfnLogGroup):
-            raise TypeError("LogGroup without its CfnLogGroup")
-        log_group_resource.retention_in_days = self.config.log_retention_days
-        dead_letters = sqs.Queue(
-            self,
-            "TrafficDeadLetters",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=ops,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        role = iam.Role(
-            self,
-            "TrafficRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"{self.config.prefix}: shifts traffic between the endpoint's variants",
-        )
-        endpoint_arn = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:endpoint/{self.config.endpoint_name}"
-        alarm_arns = [a.alarm_arn for a in self.alarms.values()]
-        audit = storage.reports.arn_for_objects(f"audit/traffic/{self.config.endpoint_name}/*")
-        policy = iam.ManagedPolicy(
-            self,
-            "TrafficPolicy",
-            roles=[role],
+            "Traffic",
+            handler="lambdas.traffic.handler.handler",
+            description="Shift, roll back or step the rollout of the endpoint's variants",
+            ops_key=ops,
+            log_retention_days=config.log_retention_days,
+            memory_size=512,
+            timeout=Duration.minutes(5),  # bounded backoff while the endpoint is Updating
             statements=[
                 iam.PolicyStatement(
                     actions=[
@@ -473,118 +561,57 @@ class ServingStack(Stack):
                     ],
                     resources=[endpoint_arn],
                 ),
-                iam.PolicyStatement(actions=["cloudwatch:DescribeAlarms"], resources=alarm_arns),
-                iam.PolicyStatement(actions=["s3:PutObject"], resources=[audit]),
+                iam.PolicyStatement(
+                    actions=["cloudwatch:DescribeAlarms"],
+                    resources=[a.alarm_arn for a in self.alarms.values()],
+                ),
+                iam.PolicyStatement(
+                    actions=["s3:PutObject"],
+                    resources=[
+                        storage.reports.arn_for_objects(f"audit/traffic/{config.endpoint_name}/*")
+                    ],
+                ),
                 iam.PolicyStatement(
                     actions=["kms:GenerateDataKey"], resources=[storage.key.key_arn]
                 ),
                 iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn]),
-                iam.PolicyStatement(
-                    actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[ops.key_arn]
-                ),
-                iam.PolicyStatement(
-                    actions=["sqs:SendMessage"], resources=[dead_letters.queue_arn]
-                ),
-                iam.PolicyStatement(
-                    actions=["ssm:PutParameter"],
-                    resources=[
-                        f"arn:{Aws.PARTITION}:ssm:{Aws.REGION}:{Aws.ACCOUNT_ID}:parameter"
-                        f"{self.config.weight_parameter(variant)}"
-                        for variant in (CHAMPION, CHALLENGER)
-                    ],
-                ),
-                iam.PolicyStatement(
-                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                    resources=[f"{log_group.log_group_arn}"],
-                ),
+                self._weights_statement(),
             ],
-        )
-        acknowledge(
-            policy,
-            f"AwsSolutions-IAM5[Resource::{self._export('reports-bucket-arn')}/audit/traffic/{self.config.endpoint_name}/*]",
-            "One audit record per request, named by its id; write-only, limited to this "
-            "endpoint's audit prefix.",
-        )
-        function = lambda_.DockerImageFunction(
-            self,
-            "Traffic",
-            description="Shift, roll back or step the rollout of the endpoint's variants",
-            code=_image("lambdas.traffic.handler.handler"),
-            role=role,
-            memory_size=512,
-            timeout=Duration.minutes(5),  # bounded backoff while the endpoint is Updating
-            reserved_concurrent_executions=1,  # decisions on one endpoint never race
-            dead_letter_queue=dead_letters,
-            log_group=log_group,
-            architecture=lambda_.Architecture.X86_64,
             environment={
                 "AUDIT_BUCKET": storage.reports.bucket_name,
                 "TOPIC_ARN": self.topic.topic_arn,
-                "ROLLOUT_STEPS": ",".join(f"{s:g}" for s in self.config.rollout_steps),
-                "WEIGHT_PARAMETER_PREFIX": self.config.weight_parameter("").removesuffix("-weight"),
+                "ROLLOUT_STEPS": ",".join(f"{s:g}" for s in config.rollout_steps),
+                "WEIGHT_PARAMETER_PREFIX": config.weight_parameter("").removesuffix("-weight"),
                 "POWERTOOLS_SERVICE_NAME": "traffic",
                 "POWERTOOLS_METRICS_NAMESPACE": "MLOps/Traffic",
             },
         )
-        function.node.add_dependency(policy)
-        # CDK's Function adds DependsOn on its role, which the Role property already implies:
-        # cfn-lint W3005 on CDK's own output, silenced for this one resource only.
-        function_resource = function.node.default_child
-        if not isinstance(function_resource, lambda_.CfnFunction):
-            raise TypeError("DockerImageFunction without its CfnFunction")
-        function_resource.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
-        # CDK's own grants land in the role's default (inline) policy: pulling the function's
-        # image from the asset repository and sending to the dead-letter queue.
-        default_policy = role.node.try_find_child("DefaultPolicy")
-        if default_policy is not None:
-            acknowledge(
-                default_policy,
-                "NIST.800.53.R5-IAMNoInlinePolicy",
-                "CDK generates this policy for the function's image pull (ECR) and its "
-                "dead-letter queue; the function's own permissions are in a managed policy.",
-            )
         acknowledge(
-            function,
-            "NIST.800.53.R5-LambdaInsideVPC",
-            "The function only calls regional AWS APIs (SageMaker, S3, SNS, CloudWatch); a VPC "
-            "would add NAT or five interface endpoints for no isolation gained.",
+            traffic.policy,
+            f"AwsSolutions-IAM5[Resource::{self._export('reports-bucket-arn')}/audit/traffic/{config.endpoint_name}/*]",
+            "One audit record per request, named by its id; write-only, limited to this "
+            "endpoint's audit prefix.",
         )
-        return function
+        return traffic.function
 
     def _deploy_lambda(self, storage: StorageImports, ops: kms.IKey) -> lambda_.DockerImageFunction:
         """Approved package -> challenger (or first champion), through this stack's parameters."""
         config = self.config
-        log_group = logs.LogGroup(
-            self, "DeployLogs", encryption_key=ops, removal_policy=RemovalPolicy.RETAIN
-        )
-        log_group_resource = log_group.node.default_child
-        if not isinstance(log_group_resource, logs.CfnLogGroup):
-            raise TypeError("LogGroup without its CfnLogGroup")
-        log_group_resource.retention_in_days = config.log_retention_days
-        dead_letters = sqs.Queue(
-            self,
-            "DeployDeadLetters",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=ops,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
         # CloudFormation updates the stack with the role `cdk deploy` uses (CDK bootstrap).
         qualifier = "hnb659fds"
         cfn_role = (
             f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/cdk-{qualifier}-cfn-exec-role-"
             f"{Aws.ACCOUNT_ID}-{Aws.REGION}"
         )
-        role = iam.Role(
+        deploy = PlatformFunction(
             self,
-            "DeployRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"{config.prefix}: points the serving stack at approved model packages",
-        )
-        policy = iam.ManagedPolicy(
-            self,
-            "DeployPolicy",
-            roles=[role],
+            "Deploy",
+            handler="lambdas.deploy.handler.handler",
+            description="Make a newly approved model package the challenger; promote on request",
+            ops_key=ops,
+            log_retention_days=config.log_retention_days,
+            memory_size=256,
+            timeout=Duration.minutes(1),
             statements=[
                 iam.PolicyStatement(
                     actions=["cloudformation:DescribeStacks", "cloudformation:UpdateStack"],
@@ -597,14 +624,7 @@ class ServingStack(Stack):
                         "StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}
                     },
                 ),
-                iam.PolicyStatement(
-                    actions=["ssm:PutParameter"],
-                    resources=[
-                        f"arn:{Aws.PARTITION}:ssm:{Aws.REGION}:{Aws.ACCOUNT_ID}:parameter"
-                        f"{config.weight_parameter(variant)}"
-                        for variant in (CHAMPION, CHALLENGER)
-                    ],
-                ),
+                self._weights_statement(),
                 iam.PolicyStatement(
                     actions=["s3:PutObject"],
                     resources=[
@@ -615,36 +635,7 @@ class ServingStack(Stack):
                     actions=["kms:GenerateDataKey"], resources=[storage.key.key_arn]
                 ),
                 iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn]),
-                iam.PolicyStatement(
-                    actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[ops.key_arn]
-                ),
-                iam.PolicyStatement(
-                    actions=["sqs:SendMessage"], resources=[dead_letters.queue_arn]
-                ),
-                iam.PolicyStatement(
-                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                    resources=[log_group.log_group_arn],
-                ),
             ],
-        )
-        acknowledge(
-            policy,
-            f"AwsSolutions-IAM5[Resource::{self._export('reports-bucket-arn')}/audit/serving/{config.endpoint_name}/*]",
-            "One audit record per deployment, named by its request id; write-only, limited to "
-            "this endpoint's prefix.",
-        )
-        function = lambda_.DockerImageFunction(
-            self,
-            "Deploy",
-            description="Make a newly approved model package the challenger; promote on request",
-            code=_image("lambdas.deploy.handler.handler"),
-            role=role,
-            memory_size=256,
-            timeout=Duration.minutes(1),
-            reserved_concurrent_executions=1,  # one stack update at a time
-            dead_letter_queue=dead_letters,
-            log_group=log_group,
-            architecture=lambda_.Architecture.X86_64,
             environment={
                 "PROJECT": config.project,
                 "STAGE": config.stage,
@@ -657,24 +648,11 @@ class ServingStack(Stack):
                 "POWERTOOLS_SERVICE_NAME": "deploy",
             },
         )
-        function.node.add_dependency(policy)
-        function_resource = function.node.default_child
-        if not isinstance(function_resource, lambda_.CfnFunction):
-            raise TypeError("DockerImageFunction without its CfnFunction")
-        function_resource.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
-        default_policy = role.node.try_find_child("DefaultPolicy")
-        if default_policy is not None:
-            acknowledge(
-                default_policy,
-                "NIST.800.53.R5-IAMNoInlinePolicy",
-                "CDK generates this policy for the function's image pull (ECR) and its "
-                "dead-letter queue; the function's own permissions are in a managed policy.",
-            )
         acknowledge(
-            function,
-            "NIST.800.53.R5-LambdaInsideVPC",
-            "The function only calls regional AWS APIs (CloudFormation, SSM, S3, SNS); a VPC "
-            "would add NAT or interface endpoints for no isolation gained.",
+            deploy.policy,
+            f"AwsSolutions-IAM5[Resource::{self._export('reports-bucket-arn')}/audit/serving/{config.endpoint_name}/*]",
+            "One audit record per deployment, named by its request id; write-only, limited to "
+            "this endpoint's prefix.",
         )
         rule = events.Rule(
             self,
@@ -690,9 +668,11 @@ class ServingStack(Stack):
             ),
         )
         rule.add_target(
-            targets.LambdaFunction(function, retry_attempts=2, max_event_age=Duration.hours(2))
+            targets.LambdaFunction(
+                deploy.function, retry_attempts=2, max_event_age=Duration.hours(2)
+            )
         )
-        return function
+        return deploy.function
 
     def _alarm_rule(self) -> None:
         rule = events.Rule(
