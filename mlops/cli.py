@@ -429,6 +429,20 @@ def _operator(target: AwsTarget) -> str:
         return os.environ.get("USER", "unknown")
 
 
+def _alerts_topic(state: State, target: AwsTarget) -> str | None:
+    """The serving stack's alerts topic in AWS (none on the embedded default)."""
+    if target.is_emulator:
+        return None
+    try:
+        stack = target.client("cloudformation").describe_stacks(
+            StackName=f"{state.config.prefix}-serving"
+        )
+    except ClientError:
+        return None
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Stacks"][0].get("Outputs", [])}
+    return outputs.get("AlertsTopicArn")
+
+
 def _apply_traffic(state: State, endpoint: str | None, **request: Any) -> None:
     from mlops.endpoints import EndpointError  # noqa: PLC0415
     from mlops.traffic import CHALLENGER, TrafficError, variant_alarm_names  # noqa: PLC0415
@@ -437,13 +451,19 @@ def _apply_traffic(state: State, endpoint: str | None, **request: Any) -> None:
     target = state.target()
     resources = state.resources(target)
     name = endpoint or state.config.endpoint_name
+    # The same wiring as the traffic Lambda: weights in force to SSM, notices to the topic.
     controller = TrafficController(
         sagemaker=target.client("sagemaker"),
         s3=target.client("s3"),
         cloudwatch=target.client("cloudwatch"),
+        sns=target.client("sns"),
+        topic_arn=_alerts_topic(state, target),
         audit_bucket=resources.reports_bucket,
         challenger_alarms=lambda e: variant_alarm_names(e, CHALLENGER),
         rollout_steps=state.config.rollout_steps,
+        ssm=target.client("ssm"),
+        weight_parameter=state.config.weight_parameter,
+        send_instance_counts=target.is_emulator,
     )
     try:
         outcome = controller.apply(

@@ -88,13 +88,8 @@ class StackDeployment:
         status = stack["StackStatus"]
         if status.endswith("_IN_PROGRESS"):
             raise DeploymentBusy(f"stack {self.stack_name} is {status}")
-        for variant in (CHAMPION, CHALLENGER):
-            self.ssm.put_parameter(
-                Name=self.config.weight_parameter(variant),
-                Value=f"{change.weights.get(variant, 0.0):g}",
-                Type="String",
-                Overwrite=True,
-            )
+        previous = self._weights()
+        self._write_weights({v: f"{change.weights.get(v, 0.0):g}" for v in (CHAMPION, CHALLENGER)})
         wanted = {
             PARAMETERS[CHAMPION]: change.state.champion or "",
             PARAMETERS[CHALLENGER]: change.state.challenger or "",
@@ -119,6 +114,8 @@ class StackDeployment:
         try:
             self.cloudformation.update_stack(**request)
         except ClientError as exc:
+            # Nothing was started: put back the weights in force.
+            self._write_weights(previous)
             message = exc.response["Error"].get("Message", "")
             if "No updates are to be performed" in message:
                 return "UNCHANGED"
@@ -126,6 +123,25 @@ class StackDeployment:
                 raise DeploymentBusy(message) from None
             raise
         return "UPDATE_IN_PROGRESS"
+
+    def _weights(self) -> dict[str, str]:
+        found = {}
+        for variant in (CHAMPION, CHALLENGER):
+            try:
+                parameter = self.ssm.get_parameter(Name=self.config.weight_parameter(variant))
+                found[variant] = str(parameter["Parameter"]["Value"])
+            except ClientError:
+                found[variant] = "1" if variant == CHAMPION else "0"
+        return found
+
+    def _write_weights(self, weights: dict[str, str]) -> None:
+        for variant, value in weights.items():
+            self.ssm.put_parameter(
+                Name=self.config.weight_parameter(variant),
+                Value=value,
+                Type="String",
+                Overwrite=True,
+            )
 
 
 def record(

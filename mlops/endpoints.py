@@ -106,7 +106,8 @@ def update_weights(
     *,
     instances: Mapping[str, int | None] | None = None,
     calls: CallLog | None = None,
-    max_attempts: int = 8,
+    max_attempts: int = 20,
+    max_wait: float = 270.0,
     first_delay: float = 1.0,
     max_delay: float = 20.0,
     sleep: Callable[[float], None] = time.sleep,
@@ -124,6 +125,7 @@ def update_weights(
             entry["DesiredInstanceCount"] = int(count)
         request.append(entry)
     delay = first_delay
+    waited = 0.0
     for attempt in range(1, max_attempts + 1):
         try:
             sagemaker.update_endpoint_weights_and_capacities(
@@ -132,14 +134,18 @@ def update_weights(
         except ClientError as exc:
             if calls is not None:
                 calls.record("UpdateEndpointWeightsAndCapacities")
-            if not _retryable(exc) or attempt == max_attempts:
+            # An endpoint update CloudFormation started takes minutes: wait up to max_wait
+            # (within the Lambda's 5-minute timeout), then fail loudly for a retry.
+            if not _retryable(exc) or attempt == max_attempts or waited + delay > max_wait:
                 code = exc.response["Error"]["Code"]
                 if _retryable(exc):
                     raise EndpointError(
-                        f"endpoint {endpoint!r} stayed busy ({code}) through {max_attempts} attempts"
+                        f"endpoint {endpoint!r} stayed busy ({code}) through {attempt} attempts "
+                        f"and {waited:.0f} s"
                     ) from exc
                 raise
             sleep(delay)
+            waited += delay
             delay = min(delay * 2, max_delay)
             continue
         if calls is not None:

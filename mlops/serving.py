@@ -39,16 +39,31 @@ class ServingChange:
     summary: str
 
 
+def _version(arn: str | None) -> int:
+    tail = (arn or "").rsplit("/", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
+
+
 def on_approval(
     current: ServingState, approved: str, *, initial_challenger_weight: float
 ) -> ServingChange:
-    """A newly approved package becomes the challenger; the first one becomes the champion."""
-    if approved in (current.champion, current.challenger):
-        role = CHAMPION if approved == current.champion else CHALLENGER
+    """A newly approved package becomes the challenger; the first one becomes the champion.
+
+    An approval event also fires when an approved package is edited: a version older than
+    the one serving as challenger (or champion) is not deployed again.
+    """
+    serving = {current.champion, current.challenger}
+    if approved in serving:
+        role = CHALLENGER if approved == current.challenger else CHAMPION
         weights = (
             {CHAMPION: 1.0} if current.challenger is None else shift_to(initial_challenger_weight)
         )
         return ServingChange(current, weights, False, f"{approved} already serves as {role}")
+    newest = max(_version(current.champion), _version(current.challenger))
+    if current.champion is not None and 0 <= _version(approved) < newest:
+        return ServingChange(
+            current, {}, False, f"{approved} is older than the packages serving: not deployed"
+        )
     if current.champion is None:
         return ServingChange(
             ServingState(champion=approved),
@@ -56,7 +71,11 @@ def on_approval(
             True,
             f"{approved} is the first champion",
         )
-    replaced = f" (replacing {current.challenger})" if current.challenger else ""
+    replaced = (
+        f" (replacing {current.challenger})"
+        if current.challenger not in (None, current.champion)
+        else ""
+    )
     return ServingChange(
         ServingState(champion=current.champion, challenger=approved),
         shift_to(initial_challenger_weight),
@@ -66,12 +85,17 @@ def on_approval(
 
 
 def on_promote(current: ServingState) -> ServingChange:
-    """The challenger becomes the champion and takes all traffic."""
-    if current.challenger is None:
+    """The challenger's package becomes the champion's and takes all traffic.
+
+    The challenger variant stays (serving the same package at weight 0): removing a variant
+    that autoscaling is registered on makes UpdateEndpoint fail, and the next approval
+    replaces its model anyway.
+    """
+    if current.challenger is None or current.challenger == current.champion:
         raise TrafficError("there is no challenger to promote")
     return ServingChange(
-        ServingState(champion=current.challenger),
-        {CHAMPION: 1.0},
+        ServingState(champion=current.challenger, challenger=current.challenger),
+        {CHAMPION: 1.0, CHALLENGER: 0.0},
         True,
         f"{current.challenger} promoted to champion (was {current.champion})",
     )

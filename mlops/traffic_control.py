@@ -11,6 +11,7 @@ after.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mlops import endpoints
@@ -35,6 +37,7 @@ from mlops.traffic import (
 )
 
 AUDIT_PREFIX = "audit/traffic"
+log = logging.getLogger("mlops.traffic_control")
 
 
 class TrafficRequest(BaseModel):
@@ -105,6 +108,7 @@ class TrafficController:
         rollout_steps: Sequence[float] = (0.1, 0.25, 0.5),
         ssm: Any | None = None,
         weight_parameter: Callable[[str], str] | None = None,
+        send_instance_counts: bool = False,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -118,6 +122,7 @@ class TrafficController:
         self.rollout_steps = tuple(rollout_steps)
         self.ssm = ssm
         self.weight_parameter = weight_parameter
+        self.send_instance_counts = send_instance_counts
         self.sleep = sleep
         self.clock = clock
 
@@ -153,7 +158,14 @@ class TrafficController:
         subject = f"{outcome.action} on {outcome.endpoint}: {after}"
         if not outcome.changed:
             subject = f"{outcome.action} on {outcome.endpoint}: no change ({after})"
-        self.sns.publish(TopicArn=self.topic_arn, Subject=subject[:100], Message=outcome.to_json())
+        try:
+            self.sns.publish(
+                TopicArn=self.topic_arn, Subject=subject[:100], Message=outcome.to_json()
+            )
+        except ClientError as exc:
+            # The decision is applied and audited; a lost notice must not make the caller
+            # retry it (a retried rollout step would move the challenger again).
+            log.warning("notification failed: %s", exc)
 
     # -- decisions ---------------------------------------------------------------------------
 
@@ -222,7 +234,13 @@ class TrafficController:
                 self.sagemaker,
                 request.endpoint,
                 target,
-                instances={v.name: v.desired_instances or v.instances for v in state.variants},
+                # The API takes counts as optional; sending a count read a moment ago could undo a
+                # concurrent scale-out. The emulator needs them (it drops counts not sent).
+                instances=(
+                    {v.name: v.desired_instances or v.instances for v in state.variants}
+                    if self.send_instance_counts
+                    else None
+                ),
                 calls=calls,
                 sleep=self.sleep,
             )
@@ -231,7 +249,9 @@ class TrafficController:
         if target is not None and not same(target, state.weights):
             outcome.changed = True
             outcome.weights_after = normalized({**state.weights, **target})
-            self._record_weights(outcome.weights_after, calls)
+        # Every run (changed or not) leaves SSM holding the weights now in force, so a failed
+        # write in an earlier run is repaired by the next one.
+        self._record_weights(outcome.weights_after, calls)
         calls.record("PutObject")  # the audit record, next
         outcome.api_calls = dict(calls.calls)
         if not self._audit(outcome):

@@ -142,8 +142,9 @@ class RegistryStack(Stack):
 
         # The variants' current weights. The traffic controls write them at run time and the
         # serving stack's endpoint config reads them, so a deploy that replaces the endpoint
-        # config starts from the weights in force, never from a default. CloudFormation only
-        # writes these values when it creates them.
+        # config starts from the weights in force, never from a default. CloudFormation writes
+        # the value when it creates the parameter and whenever this resource's properties
+        # change: keep them as they are (a test pins them).
         for variant, weight in ((CHAMPION, "1"), (CHALLENGER, "0")):
             parameter = ssm.StringParameter(
                 self,

@@ -113,6 +113,7 @@ class PlatformFunction(Construct):
         timeout: Duration,
         statements: list[iam.PolicyStatement],
         environment: dict[str, str],
+        alarm_topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
         log_group = logs.LogGroup(
@@ -132,6 +133,20 @@ class PlatformFunction(Construct):
             enforce_ssl=True,
             retention_period=Duration.days(14),
         )
+        # A decision that failed all its retries lands here: someone must look at it.
+        stranded = cloudwatch.Alarm(
+            self,
+            "DeadLettersAlarm",
+            alarm_description=f"{construct_id}: an invocation failed all retries (see its dead-letter queue)",
+            metric=dead_letters.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(1)
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        stranded.add_alarm_action(cloudwatch_actions_sns(alarm_topic))
         self.role = iam.Role(
             self,
             "Role",
@@ -251,6 +266,7 @@ class ServingStack(Stack):
             self.topic.add_subscription(subscriptions.EmailSubscription(config.notification_email))
 
         role = self._model_role(storage)
+        self._model_role_arn = role.role_arn
         models = {
             CHAMPION: self._model(CHAMPION, champion.value_as_string, role, has_champion),
             CHALLENGER: self._model(CHALLENGER, challenger.value_as_string, role, has_challenger),
@@ -529,6 +545,95 @@ class ServingStack(Stack):
 
     # -- traffic control -----------------------------------------------------------------------
 
+    def _deployment_role(self, storage: StorageImports) -> iam.Role:
+        config = self.config
+        arn = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}"
+        role = iam.Role(
+            self,
+            "DeploymentRole",
+            assumed_by=iam.ServicePrincipal("cloudformation.amazonaws.com"),
+            description=f"{config.prefix}: CloudFormation's role for deploy-on-approval updates",
+        )
+        policy = iam.ManagedPolicy(
+            self,
+            "DeploymentPolicy",
+            roles=[role],
+            statements=[
+                iam.PolicyStatement(
+                    actions=[
+                        "sagemaker:CreateModel",
+                        "sagemaker:DescribeModel",
+                        "sagemaker:DeleteModel",
+                        "sagemaker:CreateEndpointConfig",
+                        "sagemaker:DescribeEndpointConfig",
+                        "sagemaker:DeleteEndpointConfig",
+                        "sagemaker:CreateEndpoint",
+                        "sagemaker:DescribeEndpoint",
+                        "sagemaker:UpdateEndpoint",
+                        "sagemaker:AddTags",
+                    ],
+                    resources=[
+                        f"{arn}:model/*",
+                        f"{arn}:endpoint-config/*",
+                        f"{arn}:endpoint/{config.endpoint_name}",
+                    ],
+                ),
+                iam.PolicyStatement(
+                    actions=["sagemaker:DescribeModelPackage"],
+                    resources=[f"{arn}:model-package/{config.model_package_group_name}/*"],
+                ),
+                iam.PolicyStatement(
+                    actions=["iam:PassRole"],
+                    resources=[self._model_role_arn],
+                    conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+                ),
+                iam.PolicyStatement(
+                    actions=["kms:CreateGrant", "kms:DescribeKey"],
+                    resources=[storage.key.key_arn],
+                    conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+                ),
+                # The endpoint config reads the weights in force through dynamic references.
+                iam.PolicyStatement(
+                    actions=["ssm:GetParameters", "ssm:GetParameter"],
+                    resources=[
+                        f"arn:{Aws.PARTITION}:ssm:{Aws.REGION}:{Aws.ACCOUNT_ID}:parameter"
+                        f"{config.weight_parameter(variant)}"
+                        for variant in (CHAMPION, CHALLENGER)
+                    ],
+                ),
+                # Application Auto Scaling has no resource-level permissions for these calls.
+                iam.PolicyStatement(
+                    actions=[
+                        "application-autoscaling:RegisterScalableTarget",
+                        "application-autoscaling:DeregisterScalableTarget",
+                        "application-autoscaling:DescribeScalableTargets",
+                        "application-autoscaling:PutScalingPolicy",
+                        "application-autoscaling:DeleteScalingPolicy",
+                        "application-autoscaling:DescribeScalingPolicies",
+                    ],
+                    resources=["*"],
+                ),
+            ],
+        )
+        for resource, reason in {
+            "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:model/*": (
+                "CloudFormation names each model it creates for a package; models only."
+            ),
+            "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:endpoint-config/*": (
+                "CloudFormation names each endpoint config it creates; endpoint configs only."
+            ),
+            "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:model-package/"
+            f"{config.model_package_group_name}/*": (
+                "Package versions are numbered at registration; limited to this family's group."
+            ),
+            "*": (
+                "Application Auto Scaling's register/describe/policy calls support no resource "
+                "ARNs; the role is used only by CloudFormation for this stack."
+            ),
+        }.items():
+            acknowledge(policy, f"AwsSolutions-IAM5[Resource::{resource}]", reason)
+        return role
+
     def _weights_statement(self) -> iam.PolicyStatement:
         return iam.PolicyStatement(
             actions=["ssm:PutParameter"],
@@ -548,6 +653,7 @@ class ServingStack(Stack):
             self,
             "Traffic",
             handler="lambdas.traffic.handler.handler",
+            alarm_topic=self.topic,
             description="Shift, roll back or step the rollout of the endpoint's variants",
             ops_key=ops,
             log_retention_days=config.log_retention_days,
@@ -597,16 +703,15 @@ class ServingStack(Stack):
     def _deploy_lambda(self, storage: StorageImports, ops: kms.IKey) -> lambda_.DockerImageFunction:
         """Approved package -> challenger (or first champion), through this stack's parameters."""
         config = self.config
-        # CloudFormation updates the stack with the role `cdk deploy` uses (CDK bootstrap).
-        qualifier = "hnb659fds"
-        cfn_role = (
-            f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/cdk-{qualifier}-cfn-exec-role-"
-            f"{Aws.ACCOUNT_ID}-{Aws.REGION}"
-        )
+        # CloudFormation applies the deploy Lambda's parameter changes with a role that can
+        # only (re)create models, endpoint configs, this endpoint and its scaling: the
+        # Lambda's UpdateStack permission is no wider than that role.
+        cfn_role = self._deployment_role(storage).role_arn
         deploy = PlatformFunction(
             self,
             "Deploy",
             handler="lambdas.deploy.handler.handler",
+            alarm_topic=self.topic,
             description="Make a newly approved model package the challenger; promote on request",
             ops_key=ops,
             log_retention_days=config.log_retention_days,

@@ -127,9 +127,9 @@ def test_promotion(clients: Clients) -> None:
     clients.stubber.add_response(
         "describe_stacks", stack(champion=P1, challenger=P2), {"StackName": STACK}
     )
-    clients.stubber.add_response("update_stack", {"StackId": "id"}, update(P2, ""))
+    clients.stubber.add_response("update_stack", {"StackId": "id"}, update(P2, P2))
     deployment(clients).deploy(change)
-    assert clients.weight("champion") == "1"
+    assert (clients.weight("champion"), clients.weight("challenger")) == ("1", "0")
 
 
 def test_a_busy_stack_is_retried_later(clients: Clients) -> None:
@@ -159,7 +159,11 @@ def test_nothing_to_update_is_not_an_error(clients: Clients) -> None:
         service_error_code="ValidationError",
         service_message="No updates are to be performed.",
     )
+    clients.ssm.put_parameter(Name="/mlops/dev/serving/champion-weight", Value="1", Type="String")
+    clients.ssm.put_parameter(Name="/mlops/dev/serving/challenger-weight", Value="0", Type="String")
     assert deployment(clients).deploy(change) == "UNCHANGED"
+    # Nothing was started, so the weights in force are put back.
+    assert (clients.weight("champion"), clients.weight("challenger")) == ("1", "0")
 
 
 @dataclass

@@ -82,10 +82,26 @@ def test_serving_decisions() -> None:
     assert second.weights == {"champion": 0.9, "challenger": 0.1}
     again = on_approval(second.state, "arn:p/2", initial_challenger_weight=0.1)
     assert not again.changed
+    # An edit to an older approved package re-fires the approval event: not redeployed.
+    stale = on_approval(second.state, "arn:p/1", initial_challenger_weight=0.1)
+    assert not stale.changed
+    third = on_approval(
+        ServingState(champion="arn:p/3", challenger="arn:p/4"),
+        "arn:p/2",
+        initial_challenger_weight=0.1,
+    )
+    assert not third.changed
+    assert "older than the packages serving" in third.summary
+    # Promotion keeps both variants (autoscaling is registered on the challenger's).
     promoted = on_promote(second.state)
-    assert promoted.state == ServingState(champion="arn:p/2")
+    assert promoted.state == ServingState(champion="arn:p/2", challenger="arn:p/2")
+    assert promoted.weights == {"champion": 1.0, "challenger": 0.0}
     with pytest.raises(TrafficError, match="no challenger to promote"):
         on_promote(promoted.state)
+    with pytest.raises(TrafficError, match="no challenger to promote"):
+        on_promote(first.state)
+    after = on_approval(promoted.state, "arn:p/5", initial_challenger_weight=0.1)
+    assert after.state == ServingState(champion="arn:p/2", challenger="arn:p/5")
 
 
 def test_deployment_mirrors_the_serving_design(

@@ -280,6 +280,8 @@ def test_cli_serving_lifecycle(emulator: AwsTarget, tmp_path: Path) -> None:
     promoted = cli(emulator, tmp_path, "serving", "promote", "-r", "challenger wins")
     assert promoted.exit_code == 0, promoted.output
     assert "model-package/mlops-dev-visits/2 promoted to champion" in promoted.output
+    status = cli(emulator, tmp_path, "endpoint", "status")
+    assert "mlops-dev-visits-v2" in status.output  # both variants serve v2, the challenger at 0
     again = cli(emulator, tmp_path, "serving", "promote", "-r", "again")
     assert again.exit_code == 1
     assert "there is no challenger to promote" in again.output

@@ -147,6 +147,7 @@ def test_alarms_per_variant_notify(serving_template: Template) -> None:
     alarms = {
         a["Properties"]["AlarmName"]: a["Properties"]
         for a in serving_template.find_resources("AWS::CloudWatch::Alarm").values()
+        if "AlarmName" in a["Properties"]  # the dead-letter alarms are named by CloudFormation
     }
     assert set(alarms) == {
         "mlops-dev-visits-champion-5xx",
@@ -254,6 +255,17 @@ def test_approval_deploys_through_the_deploy_lambda(serving_template: Template) 
     assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [deploy_id, "Arn"]}
     assert deploy["Properties"]["ReservedConcurrentExecutions"] == 1
     assert deploy["Properties"]["Environment"]["Variables"]["INITIAL_CHALLENGER_WEIGHT"] == "0.1"
+
+
+def test_stranded_invocations_alarm(serving_template: Template) -> None:
+    alarms = [
+        a["Properties"] for a in serving_template.find_resources("AWS::CloudWatch::Alarm").values()
+    ]
+    stranded = [a for a in alarms if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"]
+    assert len(stranded) == 2  # one per function's dead-letter queue
+    for alarm in stranded:
+        assert alarm["Threshold"] == 1
+        assert alarm["AlarmActions"]
 
 
 def test_challenger_alarms_trigger_the_rollback(serving_template: Template) -> None:

@@ -152,6 +152,51 @@ def test_weights_in_force_are_kept_for_the_serving_stack(world: World) -> None:
     assert outcome.api_calls["PutParameter"] == 2
 
 
+def test_a_failed_weights_write_is_repaired_by_the_next_run(world: World) -> None:
+    ssm = boto3.client("ssm", region_name=REGION)
+    name = "/mlops/dev/serving/{}-weight".format
+    controller = world.controller(ssm=ssm, weight_parameter=name)
+    controller.apply(request(request_id="r1"))
+    ssm.put_parameter(Name=name("challenger"), Value="0.5", Type="String", Overwrite=True)  # stale
+    again = controller.apply(request(request_id="r2"))
+    assert not again.changed
+    assert ssm.get_parameter(Name=name("challenger"))["Parameter"]["Value"] == "0"
+
+
+def test_a_lost_notification_does_not_fail_the_decision(world: World) -> None:
+    controller = world.controller()
+    controller.topic_arn = "arn:aws:sns:us-east-1:123456789012:missing"
+    outcome = controller.apply(request(request_id="r1"))
+    assert outcome.changed
+    assert len(world.audit_records()) == 1
+
+
+def test_instance_counts_are_not_sent_to_aws(stubbed: tuple[Any, Stubber]) -> None:
+    client, stubber = stubbed
+    stubber.add_response(
+        "update_endpoint_weights_and_capacities",
+        {"EndpointArn": "arn:aws:sagemaker:::endpoint/x"},
+        UPDATE,
+    )
+    endpoints.update_weights(client, ENDPOINT, {"champion": 1.0, "challenger": 0.0}, instances=None)
+
+
+def test_waits_no_longer_than_the_deadline(stubbed: tuple[Any, Stubber]) -> None:
+    client, stubber = stubbed
+    for _ in range(5):
+        stubber.add_client_error(
+            "update_endpoint_weights_and_capacities",
+            service_error_code="ValidationException",
+            service_message="Cannot update in-progress endpoint",
+        )
+    delays: list[float] = []
+    with pytest.raises(endpoints.EndpointError, match=r"through 5 attempts and 15 s"):
+        endpoints.update_weights(
+            client, ENDPOINT, {"champion": 1.0, "challenger": 0.0}, max_wait=20, sleep=delays.append
+        )
+    assert delays == [1.0, 2.0, 4.0, 8.0]  # the next wait (16 s) would pass the 20 s deadline
+
+
 def test_repeating_a_rollback_changes_nothing_and_records_the_decision(world: World) -> None:
     world.controller().apply(request(request_id="r1"))
     again = world.controller().apply(request(request_id="r2"))
@@ -313,7 +358,8 @@ def test_gives_up_after_bounded_attempts(stubbed: tuple[Any, Stubber]) -> None:
         )
     delays: list[float] = []
     with pytest.raises(
-        endpoints.EndpointError, match=r"stayed busy \(ValidationException\) through 4 attempts"
+        endpoints.EndpointError,
+        match=r"stayed busy \(ValidationException\) through 4 attempts and 6 s",
     ):
         endpoints.update_weights(
             client,
