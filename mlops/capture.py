@@ -34,8 +34,9 @@ JSON_TYPES = ("application/json",)
 class CapturedPayload:
     content_type: str
     mode: str  # INPUT | OUTPUT
-    data: str  # decoded text
+    data: str  # decoded text (binary payloads: their bytes decoded as UTF-8 with replacement)
     encoding: str  # the encoding it was stored with
+    raw: bytes = b""  # the payload's bytes
 
 
 @dataclass(frozen=True)
@@ -120,11 +121,12 @@ def _decode(section: Any, mode: str) -> CapturedPayload:
         raise ValueError(f"{mode}.data is missing or not a string")
     if encoding == "BASE64":
         try:
-            text = base64.b64decode(data, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError) as exc:
-            raise ValueError(f"{mode}.data is not valid base64 UTF-8: {exc}") from None
+            raw = base64.b64decode(data, validate=True)
+        except binascii.Error as exc:
+            raise ValueError(f"{mode}.data is not valid base64: {exc}") from None
+        text = raw.decode("utf-8", errors="replace")
     elif encoding in ("CSV", "JSON"):
-        text = data
+        text, raw = data, data.encode()
     else:
         raise ValueError(f"{mode}.encoding {encoding!r} is not CSV, JSON or BASE64")
     return CapturedPayload(
@@ -132,6 +134,7 @@ def _decode(section: Any, mode: str) -> CapturedPayload:
         mode=str(section.get("mode", "")),
         data=text,
         encoding=encoding,
+        raw=raw,
     )
 
 

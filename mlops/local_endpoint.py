@@ -43,7 +43,11 @@ INVOKED_VARIANT = "x-Amzn-Invoked-Production-Variant"
 
 
 class EndpointNotServable(RuntimeError):
-    pass
+    """The request names no servable endpoint or variant (SageMaker: 400 ValidationError)."""
+
+
+class EndpointFailure(RuntimeError):
+    """This server failed, not the model (SageMaker: 500 InternalFailure)."""
 
 
 @dataclass
@@ -230,7 +234,12 @@ class LocalEndpoints:
     ) -> tuple[bytes, str, str]:
         route = self.route(endpoint)
         variant = self.choose(route, target_variant)
-        loaded = self.model(variant.model_data_url)
+        try:
+            loaded = self.model(variant.model_data_url)
+        except Exception as exc:
+            raise EndpointFailure(
+                f"could not load the model of variant {variant.name}: {exc}"
+            ) from exc
         data = inference.input_fn(body, content_type)  # InvalidRequest for bad input
         response, response_type = inference.output_fn(inference.predict_fn(data, loaded), accept)
         payload = response.encode()
@@ -245,7 +254,10 @@ class LocalEndpoints:
                 csv_types=route.csv_types,
                 json_types=route.json_types,
             )
-            self.capture.add(route, variant.name, line)
+            try:
+                self.capture.add(route, variant.name, line)
+            except Exception:  # capture never fails an inference, as in SageMaker
+                log.exception("data capture failed on %s/%s", endpoint, variant.name)
         return payload, response_type, variant.name
 
 
@@ -289,6 +301,10 @@ def _handler(endpoints: LocalEndpoints) -> type[BaseHTTPRequestHandler]:
                 )
             except EndpointNotServable as exc:
                 self._error(400, "ValidationError", str(exc))
+                return
+            except EndpointFailure as exc:
+                log.exception("internal failure on %s", endpoint)
+                self._error(500, "InternalFailure", str(exc))
                 return
             except inference.InvalidRequest as exc:
                 # What SageMaker returns when the model container answers with an error.
