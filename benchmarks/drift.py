@@ -1,0 +1,106 @@
+"""Drift statistics vs Evidently's DataDriftPreset, side by side in one run.
+
+Synthetic data: 20 numeric + 5 categorical columns, drift injected into 5 numeric and 1
+categorical column; reference 10,000 rows; current --rows rows. Prints each side's median time
+over --repeats runs, the ratio, and whether the per-column verdicts agree.
+
+    DO_NOT_TRACK=1 .venv/bin/python benchmarks/drift.py --rows 1000000 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+import pandas as pd
+
+from mlops.drift import dataset_drift
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+NUMERIC, CATEGORICAL = 20, 5
+
+
+def frame(rows: int, rng: np.random.Generator, *, drifted: bool) -> pd.DataFrame:
+    data = {}
+    for i in range(NUMERIC):
+        shift = 0.5 if drifted and i < 5 else 0.0
+        data[f"num{i}"] = rng.normal(shift, 1.0, rows)
+    for i in range(CATEGORICAL):
+        p = [0.2, 0.3, 0.5] if drifted and i == 0 else [0.5, 0.3, 0.2]
+        data[f"cat{i}"] = rng.choice(["a", "b", "c"], rows, p=p)
+    return pd.DataFrame(data)
+
+
+def ours(reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, bool]:
+    kinds = {c: ("categorical" if c.startswith("cat") else "numeric") for c in reference}
+    result = dataset_drift(
+        {c: reference[c].to_numpy() for c in reference},
+        {c: current[c].to_numpy() for c in current},
+        kinds=kinds,  # type: ignore[arg-type]
+    )
+    return {c.column: c.drifted for c in result.columns}
+
+
+def evidently(reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, bool]:
+    from evidently import DataDefinition, Dataset, Report  # noqa: PLC0415
+    from evidently.presets import DataDriftPreset  # noqa: PLC0415
+
+    definition = DataDefinition(
+        numerical_columns=[c for c in reference if c.startswith("num")],
+        categorical_columns=[c for c in reference if c.startswith("cat")],
+    )
+    snapshot = Report([DataDriftPreset()], include_tests=True).run(
+        Dataset.from_pandas(current, data_definition=definition),
+        Dataset.from_pandas(reference, data_definition=definition),
+    )
+    verdicts = {}
+    for metric in snapshot.dict()["metrics"]:
+        config = metric.get("config", {})
+        column = config.get("column")
+        if config.get("type", "").endswith("ValueDrift") and column:
+            threshold = config.get("threshold") or 0.1
+            method = str(config.get("method", ""))
+            value = float(metric["value"])
+            p_value = "p_value" in method or method.startswith(("K-S", "chi", "Z-test"))
+            verdicts[column] = value < threshold if p_value else value >= threshold
+    return verdicts
+
+
+def timed(function, *args):  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    value = function(*args)
+    return time.perf_counter() - started, value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    rng = np.random.default_rng(7)
+    reference = frame(10_000, rng, drifted=False)
+    current = frame(args.rows, rng, drifted=True)
+    ours_times, evidently_times = [], []
+    for _ in range(args.repeats):
+        seconds, our_verdicts = timed(ours, reference, current)
+        ours_times.append(seconds)
+        seconds, their_verdicts = timed(evidently, reference, current)
+        evidently_times.append(seconds)
+    agree = sum(our_verdicts[c] == their_verdicts.get(c) for c in our_verdicts)
+    print(
+        f"drift check, reference 10,000 rows, current {args.rows:,} rows x {NUMERIC + CATEGORICAL} columns"
+    )
+    print(f"  mlops.drift:                median {statistics.median(ours_times):.2f} s")
+    print(f"  Evidently DataDriftPreset:  median {statistics.median(evidently_times):.2f} s")
+    print(f"  ratio: {statistics.median(evidently_times) / statistics.median(ours_times):.1f}x")
+    print(
+        f"  drifted columns: ours {sum(our_verdicts.values())}, Evidently {sum(bool(v) for v in their_verdicts.values())}"
+        f" of {len(our_verdicts)}; verdicts agree on {agree} of {len(our_verdicts)} columns"
+    )
+
+
+if __name__ == "__main__":
+    main()
