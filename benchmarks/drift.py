@@ -13,6 +13,7 @@ import argparse
 import os
 import statistics
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -69,9 +70,13 @@ def evidently(reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, bool]
     return verdicts
 
 
-def timed(function, *args):  # type: ignore[no-untyped-def]
+def timed(
+    function: Callable[[pd.DataFrame, pd.DataFrame], dict[str, bool]],
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+) -> tuple[float, dict[str, bool]]:
     started = time.perf_counter()
-    value = function(*args)
+    value = function(reference, current)
     return time.perf_counter() - started, value
 
 
