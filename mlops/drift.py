@@ -131,56 +131,23 @@ def column_drift(
     if test == "wasserstein":
         norm = max(float(np.std(ref)), 0.001)
         score = float(stats.wasserstein_distance(ref, cur)) / norm
-        return ColumnDrift(
-            column,
-            test,
-            "distance",
-            score,
-            distance_threshold,
-            score >= distance_threshold,
-            len(ref),
-            len(cur),
-        )
-    if test == "jensenshannon":
+    elif test == "jensenshannon":
         score = _jensenshannon(ref, cur, kind)
-        return ColumnDrift(
-            column,
-            test,
-            "distance",
-            score,
-            distance_threshold,
-            score >= distance_threshold,
-            len(ref),
-            len(cur),
-        )
-    if test == "ks":
+    elif test == "ks":
         score = float(stats.ks_2samp(ref, cur).pvalue)
-        return ColumnDrift(
-            column,
-            test,
-            "p_value",
-            score,
-            p_value_threshold,
-            score <= p_value_threshold,
-            len(ref),
-            len(cur),
-        )
-    if test == "chisquare":
+    elif test == "chisquare":
         _, ref_counts, cur_counts = _frequencies(ref, cur)
         expected = ref_counts * (len(cur) / len(ref))
         score = float(stats.chisquare(cur_counts, expected).pvalue)
     else:
         score = _z_test(ref, cur)
-    return ColumnDrift(
-        column,
-        test,
-        "p_value",
-        score,
-        p_value_threshold,
-        score < p_value_threshold,
-        len(ref),
-        len(cur),
-    )
+    if test in ("wasserstein", "jensenshannon"):
+        statistic, threshold, drifted = "distance", distance_threshold, score >= distance_threshold
+    else:
+        # Evidently's KS test drifts at p <= threshold; chi-square and Z at p < threshold.
+        statistic, threshold = "p_value", p_value_threshold
+        drifted = score <= threshold if test == "ks" else score < threshold
+    return ColumnDrift(column, test, statistic, score, threshold, drifted, len(ref), len(cur))
 
 
 def dataset_drift(
