@@ -7,14 +7,16 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 
-def write_once(s3: Any, bucket: str, key: str, body: str) -> bool:
+def write_once(
+    s3: Any, bucket: str, key: str, body: str, content_type: str = "application/json"
+) -> bool:
     """Write ``body`` at ``key`` unless something is there already; False if it was."""
     try:
         s3.put_object(
             Bucket=bucket,
             Key=key,
             Body=body.encode(),
-            ContentType="application/json",
+            ContentType=content_type,
             IfNoneMatch="*",
         )
     except ClientError as exc:

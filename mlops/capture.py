@@ -190,3 +190,79 @@ def parse_lines(lines: Iterable[str], *, source: str = "", keep_errors: int = 20
             if len(result.errors) < keep_errors:
                 result.errors.append(f"{source}:{number}: {exc}")
     return result
+
+
+# Ground-truth labels, in the layout Model Monitor's model-quality jobs read:
+#   {"groundTruthData": {"data": "1", "encoding": "CSV"},
+#    "eventMetadata": {"eventId": "<the capture record's eventId>"}, "eventVersion": "0"}
+# A request that scored several rows carries one label per row, in order ("1\n0" or "[1, 0]").
+
+
+@dataclass
+class GroundTruth:
+    labels: dict[str, list[float]] = field(default_factory=dict)
+    malformed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _label_values(section: Any) -> list[float]:
+    if not isinstance(section, dict) or not isinstance(section.get("data"), str):
+        raise ValueError("groundTruthData.data is missing or not a string")
+    encoding, data = section.get("encoding", "CSV"), section["data"]
+    if encoding == "BASE64":
+        try:
+            data = base64.b64decode(data, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise ValueError(f"groundTruthData.data is not valid base64 text: {exc}") from None
+        encoding = "CSV"
+    if encoding == "JSON":
+        value = json.loads(data)
+        values = value if isinstance(value, list) else [value]
+    elif encoding == "CSV":
+        values = [v for v in data.replace(",", "\n").split() if v]
+    else:
+        raise ValueError(f"groundTruthData.encoding {encoding!r} is not CSV, JSON or BASE64")
+    labels = [float(v) for v in values]
+    if not labels or any(v not in (0.0, 1.0) for v in labels):
+        raise ValueError(f"labels must be 0 or 1, got {data!r}")
+    return labels
+
+
+def parse_ground_truth(
+    lines: Iterable[str],
+    *,
+    source: str = "",
+    keep_errors: int = 20,
+    into: GroundTruth | None = None,
+) -> GroundTruth:
+    """Labels by event id; malformed lines counted and described, never fatal."""
+    result = into or GroundTruth()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            document = json.loads(line)
+            if not isinstance(document, dict):
+                raise ValueError("not a JSON object")
+            event_id = (document.get("eventMetadata") or {}).get("eventId")
+            if not isinstance(event_id, str) or not event_id:
+                raise ValueError("eventMetadata.eventId is missing")
+            result.labels[event_id] = _label_values(document.get("groundTruthData"))
+        except (ValueError, TypeError, AttributeError) as exc:  # JSONDecodeError is a ValueError
+            result.malformed += 1
+            if len(result.errors) < keep_errors:
+                result.errors.append(f"{source}:{number}: {exc}")
+    return result
+
+
+def encode_ground_truth(event_id: str, labels: Sequence[int]) -> str:
+    """One ground-truth line for a captured event."""
+    data = "\n".join(str(int(v)) for v in labels)
+    return json.dumps(
+        {
+            "groundTruthData": {"data": data, "encoding": "CSV"},
+            "eventMetadata": {"eventId": event_id},
+            "eventVersion": "0",
+        },
+        separators=(",", ":"),
+    )

@@ -141,6 +141,12 @@ class PlatformConfig(BaseModel):
     min_rows_for_drift: int = Field(default=200, ge=1)
     model_metric_threshold: Fraction = 0.6
     retrain_cooldown_hours: int = Field(default=24, ge=1, le=24 * 30)
+    # Concept drift: the AUC on labelled window rows may fall this far below evaluation's.
+    quality_drop_tolerance: float = Field(default=0.05, gt=0.0, le=1.0, allow_inf_nan=False)
+    # Evidently's HTML report runs on a sample of this many rows (the verdicts use every row).
+    drift_report_sample_rows: int = Field(default=10_000, ge=1_000, le=1_000_000)
+    # A drift window never reaches back further than this, however long since the last check.
+    drift_max_window_hours: int = Field(default=24, ge=1, le=24 * 7)
 
     # Retention.
     capture_expiration_days: int = Field(default=30, ge=1, le=3650)
@@ -173,6 +179,9 @@ class PlatformConfig(BaseModel):
         "min_rows_for_drift",
         "model_metric_threshold",
         "retrain_cooldown_hours",
+        "quality_drop_tolerance",
+        "drift_report_sample_rows",
+        "drift_max_window_hours",
         "capture_expiration_days",
         "noncurrent_version_expiration_days",
         "access_log_expiration_days",

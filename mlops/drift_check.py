@@ -4,16 +4,22 @@ Pure (no AWS): the caller reads the reference and the capture files. Captured pa
 parsed with the serving handlers' own parser, so columns map by the model's schema exactly as
 the model saw them; a record that cannot be parsed is counted and described, never fatal. A
 window with fewer rows than ``min_rows`` is reported as "not enough data", not as drift.
+
+Three checks: data drift (every feature, and the share of drifted features), prediction drift
+(the scores against the model's test-set scores) and, when ground-truth labels have arrived
+for the window's events, concept drift: the model's AUC on those rows against the AUC it had
+at evaluation.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from mlops.capture import CaptureRecord
 from mlops.drift import ColumnDrift, DriftResult, column_drift, dataset_drift
@@ -32,6 +38,7 @@ class CaptureTable:
 
     features: dict[str, np.ndarray]
     scores: np.ndarray
+    event_ids: np.ndarray  # the capture event each row came from (labels join on it)
     rows: int
     records: int
     malformed: int = 0
@@ -50,6 +57,7 @@ def table_from_records(records: Sequence[CaptureRecord], *, keep_errors: int = 2
     """Parse every record's input (by the model's schema) and output (its scores)."""
     rows: list[np.ndarray] = []
     scores: list[float] = []
+    event_ids: list[str] = []
     malformed = 0
     errors: list[str] = []
     for record in records:
@@ -67,15 +75,69 @@ def table_from_records(records: Sequence[CaptureRecord], *, keep_errors: int = 2
             continue
         rows.append(matrix)
         scores.extend(predicted)
+        event_ids.extend([record.event_id] * len(matrix))
     table = np.vstack(rows) if rows else np.empty((0, len(FEATURE_NAMES)))
     return CaptureTable(
         features={name: table[:, i] for i, name in enumerate(FEATURE_NAMES)},
         scores=np.asarray(scores, dtype=float),
+        event_ids=np.asarray(event_ids, dtype=object),
         rows=len(table),
         records=len(records),
         malformed=malformed,
         errors=errors,
     )
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U; ties count half). Needs both classes."""
+    positives = labels == 1
+    n_pos, n_neg = int(positives.sum()), int((~positives).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("AUC needs labels of both classes")
+    ranks = stats.rankdata(scores)
+    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+@dataclass(frozen=True)
+class QualityResult:
+    """Concept drift: the model's quality on labelled window rows against its evaluation."""
+
+    metric: str
+    value: float | None  # None: too few labelled rows, or a single class
+    baseline: float
+    tolerance: float
+    labelled_rows: int
+    drifted: bool
+    note: str = ""
+
+
+def quality_check(
+    table: CaptureTable,
+    labels: Mapping[str, Sequence[float]],
+    *,
+    baseline_auc: float,
+    tolerance: float,
+    min_rows: int,
+) -> QualityResult:
+    """AUC on the rows whose event has labels (one label per row of the request, in order)."""
+    keep: list[int] = []
+    values: list[float] = []
+    position: dict[str, int] = {}
+    for row, event_id in enumerate(table.event_ids):
+        given = labels.get(event_id)
+        index = position.get(event_id, 0)
+        position[event_id] = index + 1
+        if given is not None and index < len(given):
+            keep.append(row)
+            values.append(float(given[index]))
+    result = QualityResult("auc", None, baseline_auc, tolerance, len(keep), False)
+    if len(keep) < min_rows:
+        return replace(result, note=f"{len(keep)} labelled rows, fewer than {min_rows}")
+    y = np.asarray(values)
+    if len(np.unique(y)) < 2:
+        return replace(result, note="labelled rows hold one class only: AUC is undefined")
+    value = auc(y, table.scores[keep])
+    return replace(result, value=value, drifted=baseline_auc - value > tolerance)
 
 
 @dataclass
@@ -88,6 +150,7 @@ class VariantDriftReport:
     min_rows: int
     data: DriftResult | None = None
     prediction: ColumnDrift | None = None
+    quality: QualityResult | None = None
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -102,14 +165,27 @@ def check_variant(
     variant: str,
     reference: Mapping[str, np.ndarray],
     records: Sequence[CaptureRecord],
+    **options: Any,
+) -> VariantDriftReport:
+    """``check_table`` over parsed capture records."""
+    return check_table(variant, reference, table_from_records(records), **options)
+
+
+def check_table(
+    variant: str,
+    reference: Mapping[str, np.ndarray],
+    table: CaptureTable,
     *,
     reference_scores: np.ndarray | None = None,
+    labels: Mapping[str, Sequence[float]] | None = None,
+    baseline_auc: float | None = None,
+    quality_tolerance: float = 0.05,
     min_rows: int = 200,
     share_threshold: float = 0.5,
     distance_threshold: float = 0.1,
 ) -> VariantDriftReport:
-    """Data drift per feature and for the dataset; prediction drift when reference scores exist."""
-    table = table_from_records(records)
+    """Data drift per feature and for the dataset; prediction drift when reference scores exist;
+    concept drift when labels and the evaluation's AUC are given."""
     report = VariantDriftReport(
         variant=variant,
         status=NOT_ENOUGH_DATA,
@@ -132,6 +208,14 @@ def check_variant(
         report.prediction = column_drift(
             SCORE, reference_scores, table.scores, distance_threshold=distance_threshold
         )
-    drifted = report.data.dataset_drift or bool(report.prediction and report.prediction.drifted)
+    if labels and baseline_auc is not None:
+        report.quality = quality_check(
+            table, labels, baseline_auc=baseline_auc, tolerance=quality_tolerance, min_rows=min_rows
+        )
+    drifted = (
+        report.data.dataset_drift
+        or bool(report.prediction and report.prediction.drifted)
+        or bool(report.quality and report.quality.drifted)
+    )
     report.status = DRIFT if drifted else NO_DRIFT
     return report

@@ -132,12 +132,26 @@ def variant_alarm_names(endpoint: str, variant: str) -> tuple[str, ...]:
     return tuple(f"{endpoint}-{variant}-{metric}" for metric in ALARM_METRICS)
 
 
-def endpoint_of_challenger_alarm(alarm_name: str) -> str:
-    """The endpoint a challenger alarm watches; TrafficError for any other alarm."""
-    for metric in ALARM_METRICS:
-        suffix = f"-{CHALLENGER}-{metric}"
+DRIFT_ALARM = "drift"  # the drift check's alarm: <endpoint>-<variant>-drift (not a rollout gate)
+
+
+def drift_alarm_name(endpoint: str, variant: str) -> str:
+    return f"{endpoint}-{variant}-{DRIFT_ALARM}"
+
+
+def endpoint_of_alarm(alarm_name: str, variant: str, metrics: tuple[str, ...]) -> str | None:
+    for metric in metrics:
+        suffix = f"-{variant}-{metric}"
         if alarm_name.endswith(suffix) and len(alarm_name) > len(suffix):
             return alarm_name[: -len(suffix)]
+    return None
+
+
+def endpoint_of_challenger_alarm(alarm_name: str) -> str:
+    """The endpoint a challenger alarm watches; TrafficError for any other alarm."""
+    endpoint = endpoint_of_alarm(alarm_name, CHALLENGER, (*ALARM_METRICS, DRIFT_ALARM))
+    if endpoint is not None:
+        return endpoint
     raise TrafficError(
-        f"alarm {alarm_name!r} is not a challenger alarm (<endpoint>-challenger-5xx|latency)"
+        f"alarm {alarm_name!r} is not a challenger alarm (<endpoint>-challenger-5xx|latency|drift)"
     )

@@ -4,6 +4,8 @@ Writes evaluation.json in the layout SageMaker's Model Registry shows as model q
 (``binary_classification_metrics.<metric>.value``), plus a ``lineage`` block the pipeline's
 register step reads (MLflow run, dataset hash, model hash, code version). The pipeline's
 condition step gates registration on ``binary_classification_metrics.auc.value``.
+Next to it, scores.csv holds the model's test-set scores: the drift check's reference for
+prediction drift.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from pipeline_steps.tracking import tracking, tracking_uri
 
 log = logging.getLogger("pipeline_steps.evaluate")
 EVALUATION = "evaluation.json"
+SCORES = "scores.csv"  # next to evaluation.json
+SCORE_COLUMN = "prediction_score"
 NOT_TRACKED = "not-tracked"
 
 
@@ -90,6 +94,8 @@ def run(*, model_source: Path, test_dir: Path, manifest_dir: Path, output: Path)
     }
     output.mkdir(parents=True, exist_ok=True)
     (output / EVALUATION).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    # The prediction-drift reference: the model's scores on held-out rows, with their labels.
+    pd.DataFrame({SCORE_COLUMN: y_score, LABEL: y_true}).to_csv(output / SCORES, index=False)
     _track(card, values)
     return report
 

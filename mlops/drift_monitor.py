@@ -1,0 +1,358 @@
+"""The scheduled drift check of an endpoint: every variant, over the capture since its last check.
+
+An adapter over S3 and SageMaker around the pure check (mlops.drift_check). For each variant:
+
+1. the model package it serves (endpoint -> endpoint config -> model -> ModelPackageName) and,
+   through the package's lineage metadata, the reference data the preprocess step wrote, the
+   test-set scores and the AUC the evaluate step measured;
+2. the window: from where the last check of this variant and package ended (state in the
+   reports bucket) to now, at most ``max_window`` long. A window with too few rows is
+   reported as "not enough data" and the next run extends it instead of skipping those rows;
+3. the captured records of the window, and ground-truth labels filed under its hours;
+4. the verdicts over every row, and Evidently's HTML report over a sample; both written under
+   time-stamped keys that are never overwritten (If-None-Match).
+
+The same class runs in the drift Lambda, in ``mlops drift check`` and on the embedded default.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from botocore.exceptions import ClientError
+
+from mlops import s3io
+from mlops.audit import write_once
+from mlops.capture import GroundTruth, parse_ground_truth
+from mlops.capture_store import CaptureWindow, hour_prefixes, read_window
+from mlops.drift_check import (
+    DRIFT,
+    NOT_ENOUGH_DATA,
+    SCORE,
+    CaptureTable,
+    VariantDriftReport,
+    check_table,
+    table_from_records,
+)
+from mlops.drift_report import sample
+from mlops.registry import PackageLineage
+from pipeline_steps.schema import FEATURE_NAMES
+
+log = logging.getLogger(__name__)
+
+REPORT_PREFIX = "drift"  # reports bucket: drift/<endpoint>/<variant>/yyyy/mm/dd/<stamp>-<run>.*
+SCORES_FILE = "scores.csv"  # next to evaluation.json (pipeline_steps/evaluate.py)
+REFERENCE_FILE = "reference.csv"  # under the package's reference_data_uri
+
+
+class ReferenceError(RuntimeError):
+    """The model's reference data cannot be found or read; the message says where."""
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    endpoint: str
+    reports_bucket: str
+    capture_uri: str  # s3://<capture bucket>/capture (the endpoint's DestinationS3Uri)
+    ground_truth_uri: str | None = None  # s3://<bucket>/<prefix>; labels under <endpoint>/yyyy/...
+    min_rows: int = 200
+    share_threshold: float = 0.5
+    distance_threshold: float = 0.1
+    quality_tolerance: float = 0.05
+    report_sample_rows: int = 10_000
+    first_window: timedelta = timedelta(hours=1)
+    max_window: timedelta = timedelta(hours=24)
+    html_report: bool = True
+
+
+@dataclass
+class Reference:
+    package_arn: str
+    uri: str
+    features: dict[str, np.ndarray]
+    scores: np.ndarray | None
+    baseline_auc: float | None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class VariantOutcome:
+    endpoint: str
+    variant: str
+    package_arn: str
+    weight: float
+    window_start: datetime
+    window_end: datetime
+    report: VariantDriftReport
+    files: int
+    labelled_events: int
+    json_uri: str
+    html_uri: str | None
+    duplicate: bool = False  # this run was recorded before (a redelivered schedule event)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def drifted(self) -> bool:
+        return self.report.status == DRIFT
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint,
+            "variant": self.variant,
+            "model_package_arn": self.package_arn,
+            "weight": self.weight,
+            "window": {"start": _iso(self.window_start), "end": _iso(self.window_end)},
+            "capture_files": self.files,
+            "labelled_events": self.labelled_events,
+            "report_html": self.html_uri,
+            "notes": self.notes,
+            **self.report.as_dict(),
+        }
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def read_columns(text: str, required: tuple[str, ...], *, source: str) -> dict[str, np.ndarray]:
+    """Numeric columns of a CSV with a header, by name; ReferenceError names what is wrong."""
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header:
+        raise ReferenceError(f"{source} is empty")
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise ReferenceError(f"{source} lacks column(s) {', '.join(missing)}")
+    index = [header.index(c) for c in required]
+    try:
+        rows = [[float(row[i]) for i in index] for row in reader if row]
+    except (ValueError, IndexError) as exc:
+        raise ReferenceError(f"{source}: not numeric: {exc}") from None
+    matrix = np.asarray(rows, dtype=float).reshape(len(rows), len(required))
+    return {name: matrix[:, i] for i, name in enumerate(required)}
+
+
+class DriftMonitor:
+    def __init__(
+        self,
+        *,
+        sagemaker: Any,
+        s3: Any,
+        settings: MonitorSettings,
+        render_html: Callable[..., str] | None = None,
+    ) -> None:
+        self.sagemaker = sagemaker
+        self.s3 = s3
+        self.settings = settings
+        self._references: dict[str, Reference] = {}
+        if render_html is None and settings.html_report:
+            from mlops.drift_report import evidently_html  # noqa: PLC0415
+
+            render_html = evidently_html
+        self.render_html = render_html
+
+    # -- what serves -------------------------------------------------------------------------
+    def serving(self) -> dict[str, tuple[str, float]]:
+        """Variant -> (model package ARN, current weight) of the endpoint."""
+        endpoint = self.sagemaker.describe_endpoint(EndpointName=self.settings.endpoint)
+        config = self.sagemaker.describe_endpoint_config(
+            EndpointConfigName=endpoint["EndpointConfigName"]
+        )
+        weights = {
+            v["VariantName"]: float(v.get("CurrentWeight", 0.0))
+            for v in endpoint.get("ProductionVariants", [])
+        }
+        serving: dict[str, tuple[str, float]] = {}
+        for variant in config["ProductionVariants"]:
+            model = self.sagemaker.describe_model(ModelName=variant["ModelName"])
+            containers = model.get("Containers") or [model.get("PrimaryContainer", {})]
+            package = containers[0].get("ModelPackageName")
+            if not package:
+                raise ReferenceError(
+                    f"variant {variant['VariantName']} serves model {variant['ModelName']}, "
+                    "which is not a registered model package: no reference to check against"
+                )
+            name = variant["VariantName"]
+            serving[name] = (package, weights.get(name, float(variant["InitialVariantWeight"])))
+        return serving
+
+    # -- the model's reference -----------------------------------------------------------------
+    def _text(self, uri: str) -> str | None:
+        bucket, key = s3io.split_uri(uri)
+        try:
+            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                return None
+            raise
+        return str(body.decode("utf-8"))
+
+    def reference(self, package_arn: str) -> Reference:
+        if package_arn in self._references:
+            return self._references[package_arn]
+        lineage = PackageLineage.from_description(
+            self.sagemaker.describe_model_package(ModelPackageName=package_arn)
+        )
+        if not lineage.reference_data_uri:
+            raise ReferenceError(f"model package {package_arn} has no reference_data_uri metadata")
+        uri = s3io.join(lineage.reference_data_uri, REFERENCE_FILE)
+        text = self._text(uri)
+        if text is None:
+            raise ReferenceError(f"reference data {uri} (of {package_arn}) does not exist")
+        reference = Reference(
+            package_arn, uri, read_columns(text, FEATURE_NAMES, source=uri), None, None
+        )
+        if lineage.evaluation_uri:
+            evaluation = self._text(lineage.evaluation_uri)
+            if evaluation is not None:
+                metrics = json.loads(evaluation).get("binary_classification_metrics", {})
+                auc = metrics.get("auc", {}).get("value")
+                reference.baseline_auc = float(auc) if auc is not None else None
+            scores_uri = lineage.evaluation_uri.rsplit("/", 1)[0] + "/" + SCORES_FILE
+            scores = self._text(scores_uri)
+            if scores is not None:
+                reference.scores = read_columns(scores, (SCORE,), source=scores_uri)[SCORE]
+            else:
+                reference.notes.append(f"no {scores_uri}: prediction drift not checked")
+        else:
+            reference.notes.append("the package has no evaluation: prediction drift not checked")
+        self._references[package_arn] = reference
+        return reference
+
+    # -- windows -------------------------------------------------------------------------------
+    def _state_key(self, variant: str) -> str:
+        return f"{REPORT_PREFIX}/{self.settings.endpoint}/{variant}/state.json"
+
+    def window(self, variant: str, package_arn: str, now: datetime) -> tuple[datetime, datetime]:
+        """From the end of the last check of this variant's model (if any) up to now."""
+        start = now - self.settings.first_window
+        text = self._text(f"s3://{self.settings.reports_bucket}/{self._state_key(variant)}")
+        if text:
+            state = json.loads(text)
+            if state.get("model_package_arn") == package_arn:
+                start = datetime.fromisoformat(state["checked_until"])
+        return max(start, now - self.settings.max_window), now
+
+    def _save_state(self, variant: str, package_arn: str, checked_until: datetime) -> None:
+        state = {"model_package_arn": package_arn, "checked_until": checked_until.isoformat()}
+        self.s3.put_object(
+            Bucket=self.settings.reports_bucket,
+            Key=self._state_key(variant),
+            Body=json.dumps(state).encode(),
+            ContentType="application/json",
+        )
+
+    def _labels(self, start: datetime, end: datetime) -> GroundTruth:
+        labels = GroundTruth()
+        if not self.settings.ground_truth_uri:
+            return labels
+        bucket, base = s3io.split_uri(self.settings.ground_truth_uri)
+        for prefix in hour_prefixes(base, self.settings.endpoint, "", start, end):
+            for key in s3io.list_keys(self.s3, bucket, prefix):
+                body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+                parse_ground_truth(
+                    body.decode("utf-8", errors="replace").splitlines(), source=key, into=labels
+                )
+        return labels
+
+    # -- the check -------------------------------------------------------------------------------
+    def check(
+        self, variant: str, package_arn: str, weight: float, *, now: datetime, run_id: str
+    ) -> VariantOutcome:
+        settings = self.settings
+        reference = self.reference(package_arn)
+        start, end = self.window(variant, package_arn, now)
+        captured: CaptureWindow = read_window(
+            self.s3, settings.capture_uri, settings.endpoint, variant, start, end
+        )
+        labels = self._labels(start, end)
+        table = table_from_records(captured.records)
+        report = check_table(
+            variant,
+            reference.features,
+            table,
+            reference_scores=reference.scores,
+            labels=labels.labels,
+            baseline_auc=reference.baseline_auc,
+            quality_tolerance=settings.quality_tolerance,
+            min_rows=settings.min_rows,
+            share_threshold=settings.share_threshold,
+            distance_threshold=settings.distance_threshold,
+        )
+        # Lines that were not capture records at all count as malformed too.
+        report.malformed += captured.malformed
+        report.errors = (captured.errors + report.errors + labels.errors)[:20]
+        stamp = f"{end:%Y%m%dT%H%M%SZ}-{run_id}"
+        base = f"{REPORT_PREFIX}/{settings.endpoint}/{variant}/{end:%Y/%m/%d}/{stamp}"
+        outcome = VariantOutcome(
+            endpoint=settings.endpoint,
+            variant=variant,
+            package_arn=package_arn,
+            weight=weight,
+            window_start=start,
+            window_end=end,
+            report=report,
+            files=captured.files,
+            labelled_events=len(labels.labels),
+            json_uri=f"s3://{settings.reports_bucket}/{base}.json",
+            html_uri=None,
+            notes=list(reference.notes)
+            + ([f"{labels.malformed} malformed label line(s)"] if labels.malformed else []),
+        )
+        if report.status != NOT_ENOUGH_DATA and self.render_html is not None:
+            html = self._html(self.render_html, reference, table, report)
+            if write_once(self.s3, settings.reports_bucket, f"{base}.html", html, "text/html"):
+                outcome.html_uri = f"s3://{settings.reports_bucket}/{base}.html"
+            else:
+                outcome.duplicate = True
+        body = json.dumps(outcome.as_dict(), indent=2, default=_iso) + "\n"
+        if not write_once(self.s3, settings.reports_bucket, f"{base}.json", body):
+            outcome.duplicate = True
+            return outcome
+        # Too little data: keep the start, so the next window gathers these rows too.
+        self._save_state(variant, package_arn, start if report.status == NOT_ENOUGH_DATA else end)
+        return outcome
+
+    def _html(
+        self,
+        render: Callable[..., str],
+        reference: Reference,
+        table: CaptureTable,
+        report: VariantDriftReport,
+    ) -> str:
+        ref: dict[str, np.ndarray] = dict(reference.features)
+        current: dict[str, np.ndarray] = dict(table.features)
+        columns = list(FEATURE_NAMES)
+        if reference.scores is not None and len(reference.scores):
+            # The reference scores come from the test split, the features from the training
+            # split: one table of equal columns, each drawn at random from its own source
+            # (every test is per column, so the pairing of values in a row carries nothing).
+            rows = min(len(reference.scores), len(next(iter(ref.values()))))
+            ref = sample(ref, rows, seed=1)
+            ref[SCORE] = sample({SCORE: reference.scores}, rows, seed=2)[SCORE]
+            current[SCORE] = table.scores
+            columns.append(SCORE)
+        return render(
+            ref,
+            current,
+            columns=columns,
+            title=f"{self.settings.endpoint} / {report.variant}: data and prediction drift",
+            sample_rows=self.settings.report_sample_rows,
+            share_threshold=self.settings.share_threshold,
+            distance_threshold=self.settings.distance_threshold,
+        )
+
+    def run(self, *, now: datetime, run_id: str) -> list[VariantOutcome]:
+        """Check every variant that takes traffic or could (a weight-0 challenger too)."""
+        return [
+            self.check(variant, package, weight, now=now, run_id=run_id)
+            for variant, (package, weight) in sorted(self.serving().items())
+        ]
