@@ -65,10 +65,13 @@ synth: install ## Synthesize every stack into cdk.out/ and lint it (offline; CON
 train: install ## Train and register a model on the embedded default (ARGS="--algorithm gradient_boosting")
 	.venv/bin/mlops pipeline run-local $(ARGS)
 
-lambda-requirements: install ## Regenerate lambdas/requirements.txt from uv.lock
-	{ echo "# The traffic Lambda image's dependencies. Generated from uv.lock: make lambda-requirements"; \
+lambda-requirements: install ## Regenerate the Lambda images' requirements from uv.lock
+	{ echo "# The traffic and deploy Lambda image's dependencies. Generated from uv.lock: make lambda-requirements"; \
 	  $(UV) export --frozen --only-group lambda --no-hashes --no-emit-project --no-header --no-annotate | grep -v '^#'; \
 	} > lambdas/requirements.txt
+	{ echo "# The drift Lambda image's dependencies. Generated from uv.lock: make lambda-requirements"; \
+	  $(UV) export --frozen --only-group drift --no-hashes --no-emit-project --no-header --no-annotate | grep -v '^#'; \
+	} > lambdas/drift/requirements.txt
 
 clean: ## Remove build output (keeps installed dependencies)
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

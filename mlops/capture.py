@@ -222,6 +222,8 @@ def _label_values(section: Any) -> list[float]:
         values = [v for v in data.replace(",", "\n").split() if v]
     else:
         raise ValueError(f"groundTruthData.encoding {encoding!r} is not CSV, JSON or BASE64")
+    if any(isinstance(v, bool) for v in values):
+        raise ValueError(f"labels must be 0 or 1, not true/false: {data!r}")
     labels = [float(v) for v in values]
     if not labels or any(v not in (0.0, 1.0) for v in labels):
         raise ValueError(f"labels must be 0 or 1, got {data!r}")

@@ -16,11 +16,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from mlops import endpoints
+from mlops.automation import CAPTURE_PREFIX
 from mlops.config import PlatformConfig
 from mlops.resources import PlatformResources
 from mlops.traffic import CHALLENGER, CHAMPION, TrafficError, shift_to, variant_alarm_names
-
-CAPTURE_PREFIX = "capture"
 
 
 @dataclass(frozen=True)

@@ -42,14 +42,27 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from mlops.automation import (
+    CAPTURE_PREFIX,
+    DRIFT,
+    DRIFT_METRIC,
+    DRIFT_NAMESPACE,
+    GROUND_TRUTH_PREFIX,
+    TRAFFIC,
+    alarm_routes,
+    drift_alarm_period,
+    drift_environment,
+)
 from mlops.config import PlatformConfig
-from mlops.serving import CAPTURE_PREFIX
-from mlops.traffic import CHALLENGER, CHAMPION, variant_alarm_names
+from mlops.traffic import CHALLENGER, CHAMPION, drift_alarm_name, variant_alarm_names
 
 from .compliance import acknowledge
 from .storage import StorageImports
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The drift function: Evidently's import and a 1M-row window need room (benchmarks/drift_check.py).
+DRIFT_MEMORY_MB = 3008
+DRIFT_TIMEOUT_MINUTES = 15
 
 
 class OpsKey(Construct):
@@ -114,6 +127,7 @@ class PlatformFunction(Construct):
         statements: list[iam.PolicyStatement],
         environment: dict[str, str],
         alarm_topic: sns.ITopic,
+        dockerfile: str = "lambdas/Dockerfile",
     ) -> None:
         super().__init__(scope, construct_id)
         log_group = logs.LogGroup(
@@ -175,7 +189,7 @@ class PlatformFunction(Construct):
             self,
             "Function",
             description=description,
-            code=_image(handler),
+            code=_image(handler, dockerfile),
             role=self.role,
             memory_size=memory_size,
             timeout=timeout,
@@ -186,6 +200,18 @@ class PlatformFunction(Construct):
             environment=environment,
         )
         self.function.node.add_dependency(self.policy)
+        # An invocation that raised (before its retries): someone should look at the logs.
+        failing = cloudwatch.Alarm(
+            self,
+            "ErrorsAlarm",
+            alarm_description=f"{construct_id}: the function raised an error (see its logs)",
+            metric=self.function.metric_errors(period=Duration.minutes(5), statistic="Sum"),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        failing.add_alarm_action(cloudwatch_actions_sns(alarm_topic))
         # CDK's Function adds DependsOn on its role, which the Role property already implies:
         # cfn-lint W3005 on CDK's own output, silenced for this one resource only.
         function_resource = self.function.node.default_child
@@ -289,13 +315,18 @@ class ServingStack(Stack):
         self._autoscaling(has_champion, has_challenger)
         self.alarms = self._alarms()
         self.traffic = self._traffic_lambda(storage, ops)
-        self._alarm_rule()
+        self.drift = self._drift_lambda(storage, ops)
+        self.drift_alarms = self._drift_alarms()
+        self._alarm_rules()
         self.deployer = self._deploy_lambda(storage, ops)
+        self.dashboard = self._dashboard()
 
         CfnOutput(self, "EndpointName", value=endpoint_name)
         CfnOutput(self, "AlertsTopicArn", value=self.topic.topic_arn)
         CfnOutput(self, "TrafficFunctionName", value=self.traffic.function_name)
         CfnOutput(self, "DeployFunctionName", value=self.deployer.function_name)
+        CfnOutput(self, "DriftFunctionName", value=self.drift.function_name)
+        CfnOutput(self, "DashboardName", value=self.dashboard.dashboard_name)
 
     # -- models and endpoint -----------------------------------------------------------------
 
@@ -779,29 +810,294 @@ class ServingStack(Stack):
         )
         return deploy.function
 
-    def _alarm_rule(self) -> None:
+    def _alarm_rules(self) -> None:
+        """EventBridge rules from mlops.automation (the embedded default routes the same)."""
+        functions = {TRAFFIC: self.traffic, DRIFT: self.drift}
+        for route in alarm_routes(self.config):
+            rule = events.Rule(
+                self,
+                route.name,
+                description=route.description,
+                event_pattern=events.EventPattern(
+                    source=["aws.cloudwatch"],
+                    detail_type=["CloudWatch Alarm State Change"],
+                    detail={"alarmName": list(route.alarms), "state": {"value": ["ALARM"]}},
+                ),
+            )
+            rule.add_target(
+                targets.LambdaFunction(
+                    functions[route.target], retry_attempts=2, max_event_age=Duration.hours(1)
+                )
+            )
+
+    # -- drift ---------------------------------------------------------------------------------
+    def _drift_lambda(self, storage: StorageImports, ops: kms.IKey) -> lambda_.DockerImageFunction:
+        """The scheduled drift check (lambdas/drift), on its own image: Evidently's stack."""
+        config = self.config
+        endpoint = config.endpoint_name
+        arn = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}"
+        capture_prefixes = [f"{CAPTURE_PREFIX}/{endpoint}/", f"{GROUND_TRUTH_PREFIX}/{endpoint}/"]
+        report_prefixes = [f"drift/{endpoint}/", f"audit/retraining/{endpoint}/"]
+        statements = [
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeEndpoint"], resources=[f"{arn}:endpoint/{endpoint}"]
+            ),
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeEndpointConfig"],
+                resources=[f"{arn}:endpoint-config/*"],
+            ),
+            iam.PolicyStatement(actions=["sagemaker:DescribeModel"], resources=[f"{arn}:model/*"]),
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeModelPackage"],
+                resources=[f"{arn}:model-package/{config.model_package_group_name}/*"],
+            ),
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[storage.capture.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in capture_prefixes]}},
+            ),
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[storage.capture.arn_for_objects(f"{p}*") for p in capture_prefixes],
+            ),
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[
+                    storage.artifacts.arn_for_objects(f"pipelines/{config.pipeline_name}/*")
+                ],
+            ),
+            # ListBucket makes a missing window state a 404 (first run), not a 403.
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[storage.reports.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{p}*" for p in report_prefixes]}},
+            ),
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:PutObject"],
+                resources=[storage.reports.arn_for_objects(f"{p}*") for p in report_prefixes],
+            ),
+            iam.PolicyStatement(
+                actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[storage.key.key_arn]
+            ),
+            iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn]),
+        ]
+        if config.retrain_on_champion_drift:
+            statements.append(
+                iam.PolicyStatement(
+                    actions=["sagemaker:StartPipelineExecution"],
+                    resources=[f"{arn}:pipeline/{config.pipeline_name}"],
+                )
+            )
+        drift = PlatformFunction(
+            self,
+            "Drift",
+            handler="lambdas.drift.handler.handler",
+            dockerfile="lambdas/drift/Dockerfile",
+            alarm_topic=self.topic,
+            description="Scheduled drift check of the endpoint's variants over data capture",
+            ops_key=ops,
+            log_retention_days=config.log_retention_days,
+            # benchmarks/drift_check.py: 1M captured rows fit well inside this (README).
+            memory_size=DRIFT_MEMORY_MB,
+            timeout=Duration.minutes(DRIFT_TIMEOUT_MINUTES),
+            statements=statements,
+            environment={
+                **drift_environment(
+                    config,
+                    reports_bucket=storage.reports.bucket_name,
+                    capture_bucket=storage.capture.bucket_name,
+                    topic_arn=self.topic.topic_arn,
+                ),
+                "DO_NOT_TRACK": "1",
+            },
+        )
+        reports = self._export("reports-bucket-arn")
+        capture = self._export("capture-bucket-arn")
+        artifacts = self._export("artifacts-bucket-arn")
+        for finding, reason in (
+            ("Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:endpoint-config/*",
+             "Endpoint configurations are named by CloudFormation (a new one on every change); "
+             "describe only, and only the endpoint's own is read."),
+            ("Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:model/*",
+             "Models are named by CloudFormation (a new one per model package); describe only, "
+             "to find the model package a variant serves."),
+            (f"Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:model-package/{config.model_package_group_name}/*",
+             "Every version of this model family's registry group, describe only: the variant "
+             "may serve any approved version."),
+            *(
+                (f"Resource::{capture}/{p}*", "Read-only, this endpoint's captured requests "
+                 "or ground-truth labels, by hour prefix.")
+                for p in capture_prefixes
+            ),
+            (f"Resource::{artifacts}/pipelines/{config.pipeline_name}/*",
+             "Read-only, this pipeline's outputs: the reference data and evaluation of the "
+             "model a variant serves."),
+            *(
+                (f"Resource::{reports}/{p}*", "This endpoint's drift reports and window state, "
+                 "or its retraining decisions; reports are written once (If-None-Match).")
+                for p in report_prefixes
+            ),
+        ):  # fmt: skip
+            acknowledge(drift.policy, f"AwsSolutions-IAM5[{finding}]", reason)
         rule = events.Rule(
             self,
-            "ChallengerAlarmRule",
-            description="Roll back to the champion when a challenger alarm fires",
-            event_pattern=events.EventPattern(
-                source=["aws.cloudwatch"],
-                detail_type=["CloudWatch Alarm State Change"],
-                detail={
-                    "alarmName": list(variant_alarm_names(self.config.endpoint_name, CHALLENGER)),
-                    "state": {"value": ["ALARM"]},
-                },
-            ),
+            "DriftSchedule",
+            description=f"Drift check of {endpoint}'s variants ({config.drift_schedule})",
+            schedule=events.Schedule.expression(config.drift_schedule),
         )
         rule.add_target(
-            targets.LambdaFunction(self.traffic, retry_attempts=2, max_event_age=Duration.hours(1))
+            targets.LambdaFunction(
+                drift.function, retry_attempts=2, max_event_age=Duration.minutes(30)
+            )
+        )
+        return drift.function
+
+    def _drift_alarms(self) -> dict[str, cloudwatch.Alarm]:
+        """One per variant on DriftDetected: a checked window drifted (no data: no datapoint)."""
+        alarms = {}
+        period = Duration.seconds(drift_alarm_period(self.config))
+        for variant in (CHAMPION, CHALLENGER):
+            alarms[variant] = cloudwatch.Alarm(
+                self,
+                f"{variant.title()}DriftAlarm",
+                alarm_name=drift_alarm_name(self.config.endpoint_name, variant),
+                alarm_description=f"The drift check found drift on the {variant} "
+                "(see the drift notice for the report)",
+                metric=self._drift_metric(DRIFT_METRIC, variant, "Maximum", period),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            # ALARM is announced by the drift function itself, with the report's link; the
+            # topic hears when the episode is over.
+            alarms[variant].add_ok_action(cloudwatch_actions_sns(self.topic))
+        return alarms
+
+    def _drift_metric(
+        self, name: str, variant: str, statistic: str, period: Duration
+    ) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=DRIFT_NAMESPACE,
+            metric_name=name,
+            dimensions_map={"EndpointName": self.config.endpoint_name, "VariantName": variant},
+            statistic=statistic,
+            period=period,
         )
 
+    def _dashboard(self) -> cloudwatch.Dashboard:
+        """Per variant: traffic, latency, errors, weights, drift; and the functions' health."""
+        endpoint = self.config.endpoint_name
+        period = Duration.minutes(5)
+        drift_period = Duration.seconds(drift_alarm_period(self.config))
 
-def _image(handler: str) -> lambda_.DockerImageCode:
+        def sagemaker_metric(name: str, variant: str, statistic: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace="AWS/SageMaker",
+                metric_name=name,
+                dimensions_map={"EndpointName": endpoint, "VariantName": variant},
+                statistic=statistic,
+                period=period,
+                label=variant,
+            )
+
+        variants = (CHAMPION, CHALLENGER)
+        dashboard = cloudwatch.Dashboard(
+            self, "Dashboard", dashboard_name=f"{self.config.prefix}-serving"
+        )
+        dashboard.add_widgets(
+            cloudwatch.TextWidget(
+                markdown=f"# {endpoint}: champion and challenger\n"
+                "Weights change with rollouts and rollbacks (traffic function); drift share "
+                "is the share of features that drifted in each scheduled check.",
+                width=24,
+                height=2,
+            )
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Invocations",
+                left=[sagemaker_metric("Invocations", v, "Sum") for v in variants],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Model latency p99 (microseconds)",
+                left=[sagemaker_metric("ModelLatency", v, "p99") for v in variants],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Errors (4XX, 5XX)",
+                left=[
+                    sagemaker_metric(name, v, "Sum")
+                    for name in ("Invocation4XXErrors", "Invocation5XXErrors")
+                    for v in variants
+                ],
+                width=8,
+            ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Variant weights",
+                left=[
+                    self._drift_metric("VariantWeight", v, "Maximum", drift_period)
+                    for v in variants
+                ],
+                left_y_axis=cloudwatch.YAxisProps(min=0, max=1),
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Drift share (features drifted / all)",
+                left=[
+                    self._drift_metric("DriftShare", v, "Maximum", drift_period).with_(label=v)
+                    for v in variants
+                ],
+                left_y_axis=cloudwatch.YAxisProps(min=0, max=1),
+                left_annotations=[
+                    cloudwatch.HorizontalAnnotation(
+                        value=self.config.drift_share_threshold, label="dataset drift"
+                    )
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Rows checked, malformed records",
+                left=[
+                    self._drift_metric("RowsChecked", v, "Sum", drift_period).with_(
+                        label=f"{v} rows"
+                    )
+                    for v in variants
+                ],
+                right=[
+                    self._drift_metric("MalformedRecords", v, "Sum", drift_period).with_(
+                        label=f"{v} malformed"
+                    )
+                    for v in variants
+                ],
+                width=8,
+            ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.AlarmStatusWidget(
+                title="Alarms",
+                alarms=[*self.alarms.values(), *self.drift_alarms.values()],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Functions: errors",
+                left=[
+                    f.metric_errors(period=period, label=label)
+                    for label, f in (("traffic", self.traffic), ("drift", self.drift))
+                ],
+                width=12,
+            ),
+        )
+        return dashboard
+
+
+def _image(handler: str, dockerfile: str) -> lambda_.DockerImageCode:
     return lambda_.DockerImageCode.from_image_asset(
         str(REPO_ROOT),
-        file="lambdas/Dockerfile",
+        file=dockerfile,
         cmd=[handler],
         platform=ecr_assets.Platform.LINUX_AMD64,
     )

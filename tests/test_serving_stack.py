@@ -147,7 +147,8 @@ def test_alarms_per_variant_notify(serving_template: Template) -> None:
     alarms = {
         a["Properties"]["AlarmName"]: a["Properties"]
         for a in serving_template.find_resources("AWS::CloudWatch::Alarm").values()
-        if "AlarmName" in a["Properties"]  # the dead-letter alarms are named by CloudFormation
+        # The functions' alarms are named by CloudFormation; drift alarms: test_drift_stack.py.
+        if not a["Properties"].get("AlarmName", "-drift").endswith("-drift")
     }
     assert set(alarms) == {
         "mlops-dev-visits-champion-5xx",
@@ -242,6 +243,7 @@ def rules(template: Template) -> dict[str, Any]:
     return {
         r["Properties"]["EventPattern"]["detail-type"][0]: r
         for r in template.find_resources("AWS::Events::Rule").values()
+        if "EventPattern" in r["Properties"]  # the drift schedule: test_drift_stack.py
     }
 
 
@@ -262,7 +264,7 @@ def test_stranded_invocations_alarm(serving_template: Template) -> None:
         a["Properties"] for a in serving_template.find_resources("AWS::CloudWatch::Alarm").values()
     ]
     stranded = [a for a in alarms if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"]
-    assert len(stranded) == 2  # one per function's dead-letter queue
+    assert len(stranded) == 3  # one per function's dead-letter queue (traffic, deploy, drift)
     for alarm in stranded:
         assert alarm["Threshold"] == 1
         assert alarm["AlarmActions"]
@@ -273,7 +275,11 @@ def test_challenger_alarms_trigger_the_rollback(serving_template: Template) -> N
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["detail-type"] == ["CloudWatch Alarm State Change"]
     assert pattern["detail"] == {
-        "alarmName": ["mlops-dev-visits-challenger-5xx", "mlops-dev-visits-challenger-latency"],
+        "alarmName": [
+            "mlops-dev-visits-challenger-5xx",
+            "mlops-dev-visits-challenger-latency",
+            "mlops-dev-visits-challenger-drift",  # auto_rollback_on_challenger_drift
+        ],
         "state": {"value": ["ALARM"]},
     }
     (target,) = rule["Properties"]["Targets"]

@@ -1,0 +1,227 @@
+"""The serving stack's drift monitoring: the function, its schedule, alarms, routes, dashboard."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Template
+
+from stacks.platform import Platform
+
+BuildFn = Callable[..., tuple[Any, Platform]]
+
+
+def drift_function(template: Template) -> tuple[str, dict[str, Any]]:
+    (found,) = [
+        (logical_id, f)
+        for logical_id, f in template.find_resources("AWS::Lambda::Function").items()
+        if f["Properties"]["ImageConfig"]["Command"] == ["lambdas.drift.handler.handler"]
+    ]
+    return found
+
+
+def policy_statements(template: Template, function_id: str) -> list[dict[str, Any]]:
+    role = drift_function_role(template, function_id)
+    (policy,) = [
+        p
+        for p in template.find_resources("AWS::IAM::ManagedPolicy").values()
+        if {"Ref": role} in p["Properties"].get("Roles", [])
+    ]
+    statements: list[dict[str, Any]] = policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def drift_function_role(template: Template, function_id: str) -> str:
+    function = template.find_resources("AWS::Lambda::Function")[function_id]
+    role: str = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    return role
+
+
+def actions(statements: list[dict[str, Any]]) -> set[str]:
+    found: set[str] = set()
+    for statement in statements:
+        listed = statement["Action"]
+        found.update([listed] if isinstance(listed, str) else listed)
+    return found
+
+
+def test_drift_function_is_an_image_with_explicit_limits(serving_template: Template) -> None:
+    function_id, function = drift_function(serving_template)
+    properties = function["Properties"]
+    assert properties["PackageType"] == "Image"
+    assert properties["MemorySize"] == 3008
+    assert properties["Timeout"] == 900
+    assert properties["ReservedConcurrentExecutions"] == 1
+    assert "TargetArn" in properties["DeadLetterConfig"]
+    environment = properties["Environment"]["Variables"]
+    assert environment["ENDPOINT_NAME"] == "mlops-dev-visits"
+    assert environment["MIN_ROWS"] == "200"
+    assert environment["FIRST_WINDOW_MINUTES"] == "60"
+    assert environment["RETRAIN_ON_CHAMPION_DRIFT"] == "false"
+    assert environment["DO_NOT_TRACK"] == "1"
+    log_groups = serving_template.find_resources("AWS::Logs::LogGroup")
+    assert all(g["Properties"]["RetentionInDays"] == 90 for g in log_groups.values())
+    assert all("KmsKeyId" in g["Properties"] for g in log_groups.values())
+    # Its own errors and its dead letters alarm to the topic.
+    alarms = serving_template.find_resources("AWS::CloudWatch::Alarm")
+    errors = [
+        a
+        for a in alarms.values()
+        if a["Properties"].get("MetricName") == "Errors"
+        and {"Name": "FunctionName", "Value": {"Ref": function_id}}
+        in a["Properties"].get("Dimensions", [])
+    ]
+    assert len(errors) == 1
+    assert errors[0]["Properties"]["AlarmActions"]
+
+
+def test_drift_function_reads_only_what_it_checks(serving_template: Template) -> None:
+    function_id, _ = drift_function(serving_template)
+    statements = policy_statements(serving_template, function_id)
+    assert actions(statements) == {
+        "sagemaker:DescribeEndpoint",
+        "sagemaker:DescribeEndpointConfig",
+        "sagemaker:DescribeModel",
+        "sagemaker:DescribeModelPackage",
+        "s3:ListBucket",
+        "s3:GetObject",
+        "s3:PutObject",
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+        "sns:Publish",
+        "sqs:SendMessage",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    }
+    text = json.dumps(statements)
+    assert "capture/mlops-dev-visits/*" in text
+    assert "ground-truth/mlops-dev-visits/*" in text
+    assert "drift/mlops-dev-visits/*" in text
+    assert "pipelines/mlops-dev-training/*" in text
+    assert '"s3:*"' not in text
+    assert '"Resource": "*"' not in text
+    puts = [s for s in statements if "s3:PutObject" in s["Action"]]
+    assert all("capture" not in json.dumps(s["Resource"]) for s in puts)  # capture: read-only
+
+
+def test_schedule_comes_from_config(serving_template: Template, build: BuildFn) -> None:
+    function_id, _ = drift_function(serving_template)
+    rules = [
+        r
+        for r in serving_template.find_resources("AWS::Events::Rule").values()
+        if "ScheduleExpression" in r["Properties"]
+    ]
+    assert len(rules) == 1
+    assert rules[0]["Properties"]["ScheduleExpression"] == "rate(1 hour)"
+    (target,) = rules[0]["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 2
+
+    _, platform = build(drift_schedule="rate(5 minutes)")
+    template = Template.from_stack(platform.serving)
+    template.has_resource_properties("AWS::Events::Rule", {"ScheduleExpression": "rate(5 minutes)"})
+    # One alarm period per check: a 5-minute schedule gets 5-minute drift alarms.
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm", {"AlarmName": "mlops-dev-visits-challenger-drift", "Period": 300}
+    )
+    _, function = drift_function(template)
+    assert function["Properties"]["Environment"]["Variables"]["FIRST_WINDOW_MINUTES"] == "5"
+
+
+def test_drift_alarms_watch_the_checks_metric(serving_template: Template) -> None:
+    alarms = {
+        a["Properties"]["AlarmName"]: a["Properties"]
+        for a in serving_template.find_resources("AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("AlarmName", "").endswith("-drift")
+    }
+    assert set(alarms) == {"mlops-dev-visits-champion-drift", "mlops-dev-visits-challenger-drift"}
+    for variant in ("champion", "challenger"):
+        alarm = alarms[f"mlops-dev-visits-{variant}-drift"]
+        assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
+            "MLOps/Drift",
+            "DriftDetected",
+            "Maximum",
+        )
+        assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {
+            "EndpointName": "mlops-dev-visits",
+            "VariantName": variant,
+        }
+        assert (alarm["Threshold"], alarm["Period"], alarm["TreatMissingData"]) == (
+            1,
+            3600,
+            "notBreaching",
+        )
+        assert alarm["OKActions"]
+
+
+def alarm_rules(template: Template) -> dict[str, list[str]]:
+    return {
+        logical_id: r["Properties"]["EventPattern"]["detail"]["alarmName"]
+        for logical_id, r in template.find_resources("AWS::Events::Rule").items()
+        if r["Properties"].get("EventPattern", {}).get("source") == ["aws.cloudwatch"]
+    }
+
+
+def test_challenger_drift_rolls_back_unless_turned_off(
+    serving_template: Template, build: BuildFn
+) -> None:
+    rules = alarm_rules(serving_template)
+    assert len(rules) == 1  # retraining on champion drift is off by default
+    (alarms,) = rules.values()
+    assert "mlops-dev-visits-challenger-drift" in alarms
+    assert "mlops-dev-visits-challenger-5xx" in alarms
+
+    _, platform = build(auto_rollback_on_challenger_drift=False)
+    (alarms,) = alarm_rules(Template.from_stack(platform.serving)).values()
+    assert "mlops-dev-visits-challenger-drift" not in alarms
+    assert "mlops-dev-visits-challenger-5xx" in alarms
+
+
+@pytest.mark.synth
+def test_champion_drift_can_start_retraining(build: BuildFn) -> None:
+    _, platform = build(retrain_on_champion_drift=True)
+    template = Template.from_stack(platform.serving)
+    rules = alarm_rules(template)
+    assert sorted(rules.values()) == sorted(
+        [
+            ["mlops-dev-visits-champion-drift"],
+            [
+                "mlops-dev-visits-challenger-5xx",
+                "mlops-dev-visits-challenger-latency",
+                "mlops-dev-visits-challenger-drift",
+            ],
+        ]
+    )
+    function_id, function = drift_function(template)
+    (champion_rule,) = [
+        r
+        for r in template.find_resources("AWS::Events::Rule").values()
+        if r["Properties"].get("EventPattern", {}).get("detail", {}).get("alarmName")
+        == ["mlops-dev-visits-champion-drift"]
+    ]
+    assert champion_rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    statements = policy_statements(template, function_id)
+    (start,) = [s for s in statements if s["Action"] == "sagemaker:StartPipelineExecution"]
+    assert "pipeline/mlops-dev-training" in json.dumps(start["Resource"])
+    assert function["Properties"]["Environment"]["Variables"]["RETRAIN_ON_CHAMPION_DRIFT"] == "true"
+
+
+def test_dashboard_shows_each_variant(serving_template: Template) -> None:
+    (dashboard,) = serving_template.find_resources("AWS::CloudWatch::Dashboard").values()
+    assert dashboard["Properties"]["DashboardName"] == "mlops-dev-serving"
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for metric in (
+        "Invocations",
+        "ModelLatency",
+        "Invocation5XXErrors",
+        "VariantWeight",
+        "DriftShare",
+        "RowsChecked",
+        "MalformedRecords",
+    ):
+        assert metric in body, metric
+    assert body.count('\\"VariantName\\",\\"champion\\"') >= 5
+    assert body.count('\\"VariantName\\",\\"challenger\\"') >= 5
