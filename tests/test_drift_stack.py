@@ -14,7 +14,7 @@ from stacks.platform import Platform
 BuildFn = Callable[..., tuple[Any, Platform]]
 
 
-def drift_function(template: Template) -> tuple[str, dict[str, Any]]:
+def drift_function(template: Template) -> tuple[str, Any]:
     (found,) = [
         (logical_id, f)
         for logical_id, f in template.find_resources("AWS::Lambda::Function").items()
