@@ -4,6 +4,9 @@
     mlops pipeline run-local [...]        run the training pipeline's steps on this machine
     mlops pipeline start [...]            start the deployed SageMaker Pipeline and follow it
     mlops registry list|show|approve      the model registry
+    mlops serving deploy|promote          which packages serve as champion and challenger
+    mlops traffic shift|rollback|rollout-step
+    mlops drift check|scheduled           drift checks over data capture
 
 `--target local` (the default) talks to the emulator; `--target aws` to your AWS profile.
 Context overrides work as with `cdk synth`: `-c stage=prod -c region=eu-west-1`.
@@ -11,10 +14,14 @@ Context overrides work as with `cdk synth`: `-c stage=prod -c region=eu-west-1`.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import sys
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -70,6 +77,11 @@ app.add_typer(data_app, name="data")
 app.add_typer(endpoint_app, name="endpoint")
 app.add_typer(serving_app, name="serving")
 app.add_typer(traffic_app, name="traffic")
+drift_app = typer.Typer(
+    help="Drift checks over endpoint data capture (data, prediction and concept drift).",
+    no_args_is_help=True,
+)
+app.add_typer(drift_app, name="drift")
 
 
 class Target(StrEnum):
@@ -778,6 +790,262 @@ def registry_approve(
     if status == "Approved" and target.is_emulator:
         # In AWS the approval event runs the deploy Lambda; the emulator emits no events.
         _apply_serving(state, target, "deploy", arn, f"approved: {reason or 'no reason given'}")
+
+
+# -- drift ------------------------------------------------------------------------------------------
+DRIFT_EXIT_CODE = 3  # --fail-on-drift: distinct from errors (1) and usage errors (2)
+
+
+def _when(value: str | None, what: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"{what} must be an ISO time such as 2026-11-26T14:00Z, got {value!r}", code=2)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _duration(value: str) -> timedelta:
+    match = re.fullmatch(r"(\d+)\s*([mhd])", value.strip())
+    if not match or int(match.group(1)) == 0:
+        fail(f"--last must look like 30m, 6h or 2d, got {value!r}", code=2)
+    unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
+
+
+def _print_drift(outcomes: list[Any]) -> None:
+    table = Table(title="drift check")
+    for column in (
+        "variant",
+        "status",
+        "rows",
+        "malformed",
+        "drift share",
+        "drifted features",
+        "prediction",
+        "AUC (eval)",
+    ):
+        table.add_column(column)  # fmt: skip
+    colour = {"drift": "bold red", "no-drift": "green", "not-enough-data": "yellow"}
+    for o in outcomes:
+        report = o.report
+        data, prediction, quality = report.data, report.prediction, report.quality
+        table.add_row(
+            o.variant,
+            f"[{colour[report.status]}]{report.status}[/]",
+            f"{report.rows} (min {report.min_rows})",
+            str(report.malformed),
+            f"{data.drift_share:.2f}" if data else "-",
+            ", ".join(c.column for c in data.columns if c.drifted) or "none" if data else "-",
+            f"{prediction.score:.3f}{' drifted' if prediction.drifted else ''}"
+            if prediction else "-",
+            f"{quality.value:.3f} ({quality.baseline:.3f})"
+            if quality and quality.value is not None else "-",
+        )  # fmt: skip
+    console.print(table)
+    for o in outcomes:
+        console.print(
+            f"{o.variant}: window {o.window_start:%Y-%m-%d %H:%M:%S} - {o.window_end:%H:%M:%S} UTC"
+        )
+        console.print(f"  result: {o.json_uri}")
+        if o.html_uri:
+            console.print(f"  report: {o.html_uri}")
+        for note in o.notes:
+            console.print(f"  [dim]{note}[/dim]")
+        for error in o.report.errors[:5]:
+            console.print(f"  [yellow]malformed:[/yellow] {error}")
+
+
+@drift_app.command("check")
+def drift_check(
+    ctx: typer.Context,
+    capture: Annotated[
+        str | None,
+        typer.Option(
+            help="capture files: a folder or S3 prefix of .jsonl files "
+            "(default: the endpoint's capture location)"
+        ),
+    ] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            help="reference.csv, or the folder / S3 prefix holding it (default: the "
+            "reference of the model package each variant serves)"
+        ),
+    ] = None,
+    reference_scores: Annotated[
+        str | None, typer.Option(help="the model's scores.csv, for prediction drift")
+    ] = None,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option("--variant", "-v", help="variant(s) to check (default: every variant)"),
+    ] = None,
+    endpoint: EndpointOption = None,
+    since: Annotated[str | None, typer.Option(help="window start, ISO time (UTC)")] = None,
+    until: Annotated[str | None, typer.Option(help="window end, ISO time (default: now)")] = None,
+    last: Annotated[str, typer.Option(help="window length when --since is not given")] = "1h",
+    output: Annotated[
+        str | None,
+        typer.Option(
+            help="folder or S3 prefix for the JSON results and HTML reports "
+            "(default: the reports bucket; ./drift-reports with --capture)"
+        ),
+    ] = None,
+    html: Annotated[bool, typer.Option(help="render Evidently's HTML report")] = True,
+    min_rows: Annotated[
+        int | None, typer.Option(min=1, help="rows needed for a verdict (default: config)")
+    ] = None,
+    fail_on_drift: Annotated[
+        bool, typer.Option(help=f"exit {DRIFT_EXIT_CODE} when any variant drifts (for CI)")
+    ] = False,
+) -> None:
+    """Check captured requests for drift against the model's reference, and write the reports.
+
+    Without --capture: the endpoint's variants, each against the reference of the model it serves, over the last hour (or --since/--until). With --capture: any capture files against --reference, for example a folder copied from S3.
+    """
+    from mlops import s3io  # noqa: PLC0415
+    from mlops.drift_monitor import (  # noqa: PLC0415  (numpy, scipy: only when checking)
+        DriftMonitor,
+        LocalSink,
+        MonitorSettings,
+        ReferenceDataError,
+        ReportSink,
+        S3Sink,
+        evaluate,
+        load_capture,
+        load_reference,
+    )
+
+    state: State = ctx.obj
+    config = state.config
+    name = endpoint or config.endpoint_name
+    end = _when(until, "--until") or datetime.now(UTC)
+    start = _when(since, "--since") or end - _duration(last)
+    if end <= start:
+        fail(
+            f"the window is empty: --since {start.isoformat()} is not before {end.isoformat()}",
+            code=2,
+        )
+    needs_aws = capture is None or any(
+        loc and loc.startswith("s3://") for loc in (capture, reference, reference_scores, output)
+    )
+    target = state.target() if needs_aws else None
+    resources = state.resources(target) if target and capture is None else None
+    s3 = target.client("s3") if target else None
+    settings = MonitorSettings(
+        endpoint=name,
+        reports_bucket=resources.reports_bucket if resources else "",
+        capture_uri=f"s3://{resources.capture_bucket}/capture" if resources else "",
+        min_rows=min_rows or config.min_rows_for_drift,
+        share_threshold=config.drift_share_threshold,
+        distance_threshold=config.drift_threshold,
+        quality_tolerance=config.quality_drop_tolerance,
+        report_sample_rows=config.drift_report_sample_rows,
+        html_report=html,
+    )
+    run_id = f"cli-{uuid.uuid4().hex[:8]}"
+    sink: ReportSink | None = None
+    if output and output.startswith("s3://"):
+        bucket, prefix = s3io.split_uri(output)
+        sink = S3Sink(s3, bucket, prefix)
+    elif output or capture is not None:
+        sink = LocalSink(Path(output or "drift-reports"))
+    try:
+        if capture is not None:
+            if reference is None:
+                fail("--capture needs --reference (the reference.csv to compare with)", code=2)
+            from mlops.capture import GroundTruth  # noqa: PLC0415
+            from mlops.drift_report import evidently_html  # noqa: PLC0415
+
+            given = load_reference(reference, s3, scores_location=reference_scores)
+            window = load_capture(capture, s3, start=start if since else None,
+                                  end=end if until else None)  # fmt: skip
+            assert sink is not None  # noqa: S101  (set above whenever --capture is given)
+            outcomes = [
+                evaluate(
+                    settings, given, window, GroundTruth(),
+                    variant=(variant or ["capture"])[0], weight=float("nan"),
+                    start=start, end=end, run_id=run_id, sink=sink,
+                    render_html=evidently_html if html else None,
+                )
+            ]  # fmt: skip
+        else:
+            assert target is not None  # noqa: S101
+            monitor = DriftMonitor(sagemaker=target.client("sagemaker"), s3=s3, settings=settings)
+            try:
+                serving = monitor.serving()
+            except ClientError as exc:
+                fail(f"endpoint {name}: {exc.response['Error']['Message']}")
+            unknown = set(variant or []) - set(serving)
+            if unknown:
+                fail(f"no variant {', '.join(sorted(unknown))} on {name} "
+                     f"(it has {', '.join(sorted(serving))})", code=2)  # fmt: skip
+            outcomes = [
+                monitor.check_window(
+                    v, package, weight, start=start, end=end, run_id=run_id,
+                    sink=sink or monitor.sink(),
+                )
+                for v, (package, weight) in sorted(serving.items())
+                if not variant or v in variant
+            ]  # fmt: skip
+    except (ReferenceDataError, FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    _print_drift(outcomes)
+    drifted = [o.variant for o in outcomes if o.drifted]
+    if drifted and fail_on_drift:
+        errors.print(f"[bold red]drift[/bold red] on {', '.join(drifted)}")
+        raise typer.Exit(DRIFT_EXIT_CODE)
+
+
+@drift_app.command("scheduled")
+def drift_scheduled(ctx: typer.Context) -> None:
+    """Run the scheduled drift check now, as its schedule does.
+
+    Embedded default: the drift Lambda's handler on a schedule event, its metrics into the
+    emulator, the drift alarms evaluated and their actions run (rollback, retraining).
+    AWS: invokes the deployed drift function.
+    """
+    state: State = ctx.obj
+    target = state.target()
+    resources = state.resources(target)
+    if target.is_emulator:
+        from mlops.emulated_aws import scheduled_drift_check  # noqa: PLC0415
+
+        run = scheduled_drift_check(target, state.config, resources)
+        result = run.result
+    else:
+        stack = target.client("cloudformation").describe_stacks(
+            StackName=f"{state.config.prefix}-serving"
+        )["Stacks"][0]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        response = target.client("lambda").invoke(
+            FunctionName=outputs["DriftFunctionName"], Payload=json.dumps({"action": "check"})
+        )
+        result = json.loads(response["Payload"].read())
+        if response.get("FunctionError"):
+            fail(f"the drift function failed: {result}")
+        run = None
+    if not result.get("ok"):
+        fail(str(result.get("error")))
+    table = Table(title=f"scheduled drift check {result['run_id']}")
+    for column in ("variant", "status", "rows", "malformed", "drift share", "result"):
+        table.add_column(column)
+    for v in result["variants"]:
+        share = "-" if v["drift_share"] is None else f"{v['drift_share']:.2f}"
+        table.add_row(v["variant"], v["status"], str(v["rows"]), str(v["malformed"]), share,
+                      v["result"])  # fmt: skip
+    console.print(table)
+    for v in result["variants"]:
+        if v["report"]:
+            console.print(f"{v['variant']} report: {v['report']}")
+    if run is not None:
+        for event in run.alarm_events:
+            detail = event["detail"]
+            console.print(f"alarm {detail['alarmName']}: {detail['previousState']['value']} -> "
+                          f"{detail['state']['value']}")  # fmt: skip
+        for route, outcome in run.actions:
+            console.print(f"{route} function: {outcome.get('decision') or outcome}")
 
 
 def main() -> None:

@@ -24,14 +24,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 from botocore.exceptions import ClientError
 
 from mlops import s3io
 from mlops.audit import write_once
-from mlops.capture import GroundTruth, parse_ground_truth
+from mlops.capture import GroundTruth, parse_ground_truth, parse_lines
 from mlops.capture_store import CaptureWindow, hour_prefixes, read_window
 from mlops.drift_check import (
     DRIFT,
@@ -53,7 +54,7 @@ SCORES_FILE = "scores.csv"  # next to evaluation.json (pipeline_steps/evaluate.p
 REFERENCE_FILE = "reference.csv"  # under the package's reference_data_uri
 
 
-class ReferenceError(RuntimeError):
+class ReferenceDataError(RuntimeError):
     """The model's reference data cannot be found or read; the message says where."""
 
 
@@ -123,19 +124,19 @@ def _iso(when: datetime) -> str:
 
 
 def read_columns(text: str, required: tuple[str, ...], *, source: str) -> dict[str, np.ndarray]:
-    """Numeric columns of a CSV with a header, by name; ReferenceError names what is wrong."""
+    """Numeric columns of a CSV with a header, by name; ReferenceDataError names what is wrong."""
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if not header:
-        raise ReferenceError(f"{source} is empty")
+        raise ReferenceDataError(f"{source} is empty")
     missing = [c for c in required if c not in header]
     if missing:
-        raise ReferenceError(f"{source} lacks column(s) {', '.join(missing)}")
+        raise ReferenceDataError(f"{source} lacks column(s) {', '.join(missing)}")
     index = [header.index(c) for c in required]
     try:
         rows = [[float(row[i]) for i in index] for row in reader if row]
     except (ValueError, IndexError) as exc:
-        raise ReferenceError(f"{source}: not numeric: {exc}") from None
+        raise ReferenceDataError(f"{source}: not numeric: {exc}") from None
     matrix = np.asarray(rows, dtype=float).reshape(len(rows), len(required))
     return {name: matrix[:, i] for i, name in enumerate(required)}
 
@@ -176,7 +177,7 @@ class DriftMonitor:
             containers = model.get("Containers") or [model.get("PrimaryContainer", {})]
             package = containers[0].get("ModelPackageName")
             if not package:
-                raise ReferenceError(
+                raise ReferenceDataError(
                     f"variant {variant['VariantName']} serves model {variant['ModelName']}, "
                     "which is not a registered model package: no reference to check against"
                 )
@@ -202,11 +203,13 @@ class DriftMonitor:
             self.sagemaker.describe_model_package(ModelPackageName=package_arn)
         )
         if not lineage.reference_data_uri:
-            raise ReferenceError(f"model package {package_arn} has no reference_data_uri metadata")
+            raise ReferenceDataError(
+                f"model package {package_arn} has no reference_data_uri metadata"
+            )
         uri = s3io.join(lineage.reference_data_uri, REFERENCE_FILE)
         text = self._text(uri)
         if text is None:
-            raise ReferenceError(f"reference data {uri} (of {package_arn}) does not exist")
+            raise ReferenceDataError(f"reference data {uri} (of {package_arn}) does not exist")
         reference = Reference(
             package_arn, uri, read_columns(text, FEATURE_NAMES, source=uri), None, None
         )
@@ -267,87 +270,51 @@ class DriftMonitor:
     def check(
         self, variant: str, package_arn: str, weight: float, *, now: datetime, run_id: str
     ) -> VariantOutcome:
+        """The scheduled check: the window since the last one, reports to the reports bucket."""
+        start, end = self.window(variant, package_arn, now)
+        outcome = self.check_window(
+            variant, package_arn, weight, start=start, end=end, run_id=run_id, sink=self.sink()
+        )
+        if not outcome.duplicate:
+            # Too little data: keep the start, so the next window gathers these rows too.
+            checked = outcome.report.status != NOT_ENOUGH_DATA
+            self._save_state(variant, package_arn, end if checked else start)
+        return outcome
+
+    def sink(self) -> S3Sink:
+        return S3Sink(
+            self.s3, self.settings.reports_bucket, f"{REPORT_PREFIX}/{self.settings.endpoint}"
+        )
+
+    def check_window(
+        self,
+        variant: str,
+        package_arn: str,
+        weight: float,
+        *,
+        start: datetime,
+        end: datetime,
+        run_id: str,
+        sink: ReportSink,
+    ) -> VariantOutcome:
+        """A variant's capture between ``start`` and ``end`` against its model's reference."""
         settings = self.settings
         reference = self.reference(package_arn)
-        start, end = self.window(variant, package_arn, now)
         captured: CaptureWindow = read_window(
             self.s3, settings.capture_uri, settings.endpoint, variant, start, end
         )
-        labels = self._labels(start, end)
-        table = table_from_records(captured.records)
-        report = check_table(
-            variant,
-            reference.features,
-            table,
-            reference_scores=reference.scores,
-            labels=labels.labels,
-            baseline_auc=reference.baseline_auc,
-            quality_tolerance=settings.quality_tolerance,
-            min_rows=settings.min_rows,
-            share_threshold=settings.share_threshold,
-            distance_threshold=settings.distance_threshold,
-        )
-        # Lines that were not capture records at all count as malformed too.
-        report.malformed += captured.malformed
-        report.errors = (captured.errors + report.errors + labels.errors)[:20]
-        stamp = f"{end:%Y%m%dT%H%M%SZ}-{run_id}"
-        base = f"{REPORT_PREFIX}/{settings.endpoint}/{variant}/{end:%Y/%m/%d}/{stamp}"
-        outcome = VariantOutcome(
-            endpoint=settings.endpoint,
+        return evaluate(
+            settings,
+            reference,
+            captured,
+            self._labels(start, end),
             variant=variant,
-            package_arn=package_arn,
             weight=weight,
-            window_start=start,
-            window_end=end,
-            report=report,
-            files=captured.files,
-            labelled_events=len(labels.labels),
-            json_uri=f"s3://{settings.reports_bucket}/{base}.json",
-            html_uri=None,
-            notes=list(reference.notes)
-            + ([f"{labels.malformed} malformed label line(s)"] if labels.malformed else []),
-        )
-        if report.status != NOT_ENOUGH_DATA and self.render_html is not None:
-            html = self._html(self.render_html, reference, table, report)
-            if write_once(self.s3, settings.reports_bucket, f"{base}.html", html, "text/html"):
-                outcome.html_uri = f"s3://{settings.reports_bucket}/{base}.html"
-            else:
-                outcome.duplicate = True
-        body = json.dumps(outcome.as_dict(), indent=2, default=_iso) + "\n"
-        if not write_once(self.s3, settings.reports_bucket, f"{base}.json", body):
-            outcome.duplicate = True
-            return outcome
-        # Too little data: keep the start, so the next window gathers these rows too.
-        self._save_state(variant, package_arn, start if report.status == NOT_ENOUGH_DATA else end)
-        return outcome
-
-    def _html(
-        self,
-        render: Callable[..., str],
-        reference: Reference,
-        table: CaptureTable,
-        report: VariantDriftReport,
-    ) -> str:
-        ref: dict[str, np.ndarray] = dict(reference.features)
-        current: dict[str, np.ndarray] = dict(table.features)
-        columns = list(FEATURE_NAMES)
-        if reference.scores is not None and len(reference.scores):
-            # The reference scores come from the test split, the features from the training
-            # split: one table of equal columns, each drawn at random from its own source
-            # (every test is per column, so the pairing of values in a row carries nothing).
-            rows = min(len(reference.scores), len(next(iter(ref.values()))))
-            ref = sample(ref, rows, seed=1)
-            ref[SCORE] = sample({SCORE: reference.scores}, rows, seed=2)[SCORE]
-            current[SCORE] = table.scores
-            columns.append(SCORE)
-        return render(
-            ref,
-            current,
-            columns=columns,
-            title=f"{self.settings.endpoint} / {report.variant}: data and prediction drift",
-            sample_rows=self.settings.report_sample_rows,
-            share_threshold=self.settings.share_threshold,
-            distance_threshold=self.settings.distance_threshold,
+            start=start,
+            end=end,
+            run_id=run_id,
+            sink=sink,
+            render_html=self.render_html,
         )
 
     def run(self, *, now: datetime, run_id: str) -> list[VariantOutcome]:
@@ -356,3 +323,207 @@ class DriftMonitor:
             self.check(variant, package, weight, now=now, run_id=run_id)
             for variant, (package, weight) in sorted(self.serving().items())
         ]
+
+
+class ReportSink(Protocol):
+    """Where results and reports go; a name is written once, never overwritten."""
+
+    def write_once(self, name: str, body: str, content_type: str) -> str | None:
+        """The written object's URI, or None if ``name`` exists already."""
+        ...
+
+
+@dataclass(frozen=True)
+class S3Sink:
+    s3: Any
+    bucket: str
+    prefix: str
+
+    def write_once(self, name: str, body: str, content_type: str) -> str | None:
+        key = f"{self.prefix.strip('/')}/{name}"
+        if not write_once(self.s3, self.bucket, key, body, content_type):
+            return None
+        return f"s3://{self.bucket}/{key}"
+
+
+@dataclass(frozen=True)
+class LocalSink:
+    folder: Path
+
+    def write_once(self, name: str, body: str, content_type: str) -> str | None:
+        path = self.folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with path.open("x", encoding="utf-8") as handle:  # "x": never overwrite
+                handle.write(body)
+        except FileExistsError:
+            return None
+        return str(path)
+
+
+def evaluate(
+    settings: MonitorSettings,
+    reference: Reference,
+    captured: CaptureWindow,
+    labels: GroundTruth,
+    *,
+    variant: str,
+    weight: float,
+    start: datetime,
+    end: datetime,
+    run_id: str,
+    sink: ReportSink,
+    render_html: Callable[..., str] | None,
+) -> VariantOutcome:
+    """The check of one variant's window, its JSON result and HTML report written to ``sink``."""
+    table = table_from_records(captured.records)
+    report = check_table(
+        variant,
+        reference.features,
+        table,
+        reference_scores=reference.scores,
+        labels=labels.labels,
+        baseline_auc=reference.baseline_auc,
+        quality_tolerance=settings.quality_tolerance,
+        min_rows=settings.min_rows,
+        share_threshold=settings.share_threshold,
+        distance_threshold=settings.distance_threshold,
+    )
+    # Lines that were not capture records at all count as malformed too.
+    report.malformed += captured.malformed
+    report.errors = (captured.errors + report.errors + labels.errors)[:20]
+    base = f"{variant}/{end:%Y/%m/%d}/{end:%Y%m%dT%H%M%SZ}-{run_id}"
+    outcome = VariantOutcome(
+        endpoint=settings.endpoint,
+        variant=variant,
+        package_arn=reference.package_arn,
+        weight=weight,
+        window_start=start,
+        window_end=end,
+        report=report,
+        files=captured.files,
+        labelled_events=len(labels.labels),
+        json_uri="",
+        html_uri=None,
+        notes=list(reference.notes)
+        + ([f"{labels.malformed} malformed label line(s)"] if labels.malformed else []),
+    )
+    if report.status != NOT_ENOUGH_DATA and render_html is not None:
+        html = _html(settings, render_html, reference, table, report)
+        outcome.html_uri = sink.write_once(f"{base}.html", html, "text/html")
+        outcome.duplicate = outcome.html_uri is None
+    body = json.dumps(outcome.as_dict(), indent=2, default=_iso) + "\n"
+    written = sink.write_once(f"{base}.json", body, "application/json")
+    outcome.json_uri = written or f"{base}.json (exists: this run was recorded before)"
+    outcome.duplicate = outcome.duplicate or written is None
+    return outcome
+
+
+def _html(
+    settings: MonitorSettings,
+    render: Callable[..., str],
+    reference: Reference,
+    table: CaptureTable,
+    report: VariantDriftReport,
+) -> str:
+    ref: dict[str, np.ndarray] = dict(reference.features)
+    current: dict[str, np.ndarray] = dict(table.features)
+    columns = list(FEATURE_NAMES)
+    if reference.scores is not None and len(reference.scores):
+        # The reference scores come from the test split, the features from the training
+        # split: one table of equal columns, each drawn at random from its own source
+        # (every test is per column, so the pairing of values in a row carries nothing).
+        rows = min(len(reference.scores), len(next(iter(ref.values()))))
+        ref = sample(ref, rows, seed=1)
+        ref[SCORE] = sample({SCORE: reference.scores}, rows, seed=2)[SCORE]
+        current[SCORE] = table.scores
+        columns.append(SCORE)
+    return render(
+        ref,
+        current,
+        columns=columns,
+        title=f"{settings.endpoint} / {report.variant}: data and prediction drift",
+        sample_rows=settings.report_sample_rows,
+        share_threshold=settings.share_threshold,
+        distance_threshold=settings.distance_threshold,
+    )
+
+
+# -- inputs given by location (the CLI: a local folder or an S3 prefix) ---------------------------
+def _files(location: str, s3: Any | None, suffix: str) -> list[tuple[str, bytes]]:
+    """(name, bytes) of the file ``location``, or of every ``*suffix`` file under it."""
+    if location.startswith("s3://"):
+        if s3 is None:
+            raise ValueError(f"{location} is in S3: an S3 client is needed")
+        bucket, key = s3io.split_uri(location)
+        keys = s3io.list_keys(s3, bucket, key)
+        chosen = [key] if key in keys else [k for k in keys if k.endswith(suffix)]
+        if not key.endswith("/") and key not in keys:
+            chosen = [k for k in chosen if k.startswith(key.rstrip("/") + "/")]
+        return [
+            (f"s3://{bucket}/{k}", s3.get_object(Bucket=bucket, Key=k)["Body"].read())
+            for k in chosen
+        ]
+    path = Path(location)
+    if path.is_file():
+        return [(str(path), path.read_bytes())]
+    if not path.is_dir():
+        raise FileNotFoundError(f"{location} does not exist")
+    return [(str(p), p.read_bytes()) for p in sorted(path.rglob(f"*{suffix}")) if p.is_file()]
+
+
+def load_reference(
+    location: str, s3: Any | None = None, *, scores_location: str | None = None
+) -> Reference:
+    """A reference from a reference.csv (or the folder / S3 prefix holding it), and optionally
+    the model's test-set scores (scores.csv) for prediction drift."""
+    found = [
+        (name, body)
+        for name, body in _files(location, s3, ".csv")
+        if name == location or name.endswith("/" + REFERENCE_FILE)
+    ]
+    if len(found) != 1:
+        raise ReferenceDataError(
+            f"expected one {REFERENCE_FILE} at {location}, found {len(found)}"
+            + (f": {', '.join(n for n, _ in found[:3])}" if found else "")
+        )
+    name, body = found[0]
+    reference = Reference(
+        "(given)", name, read_columns(body.decode(), FEATURE_NAMES, source=name), None, None
+    )
+    if scores_location:
+        files = _files(scores_location, s3, SCORES_FILE)
+        if not files:
+            raise ReferenceDataError(f"no {SCORES_FILE} at {scores_location}")
+        scores_name, scores = files[0]
+        reference.scores = read_columns(scores.decode(), (SCORE,), source=scores_name)[SCORE]
+    else:
+        reference.notes.append("no reference scores given: prediction drift not checked")
+    return reference
+
+
+def load_capture(
+    location: str,
+    s3: Any | None = None,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> CaptureWindow:
+    """Every capture record in the .jsonl files at ``location`` (optionally within a window)."""
+    window = CaptureWindow()
+    for name, body in _files(location, s3, ".jsonl"):
+        parsed = parse_lines(
+            body.decode("utf-8", errors="replace").splitlines(), source=name, keep_errors=20
+        )
+        window.files += 1
+        window.malformed += parsed.malformed
+        window.errors.extend(parsed.errors[: max(0, 20 - len(window.errors))])
+        window.records.extend(
+            r
+            for r in parsed.records
+            if (start is None or r.inference_time >= start)
+            and (end is None or r.inference_time < end)
+        )
+    if window.files == 0:
+        raise FileNotFoundError(f"no capture files (*.jsonl) at {location}")
+    return window

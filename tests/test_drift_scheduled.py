@@ -139,3 +139,37 @@ def test_challenger_drift_is_found_reported_and_rolled_back(
     assert {v["status"] for v in again.result["variants"]} == {"not-enough-data"}
     assert all(v["report"] is None for v in again.result["variants"])
     assert again.actions == []
+
+
+def test_cli_checks_the_endpoint_and_runs_the_schedule(
+    emulator: AwsTarget, serving: tuple[PlatformResources, Any], tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from mlops.cli import DRIFT_EXIT_CODE, app  # noqa: PLC0415
+
+    _, (server, runtime) = serving
+    send(runtime, CONFIG.endpoint_name, requests(300, seed=21), target_variant="champion")
+    send(
+        runtime,
+        CONFIG.endpoint_name,
+        requests(300, seed=22, drifted=True),
+        target_variant="challenger",
+    )
+    server.endpoints.capture.flush()
+    env = {"MLOPS_ENDPOINT_URL": emulator.endpoint_url or "", "MLOPS_HOME": str(tmp_path / "home"),
+           "COLUMNS": "250"}  # fmt: skip
+    context = ["-c", "min_rows_for_drift=150", "-c", "drift_report_sample_rows=2000"]
+
+    checked = CliRunner().invoke(app, [*context, "drift", "check", "--fail-on-drift"], env=env)
+    assert checked.exit_code == DRIFT_EXIT_CODE, checked.output
+    assert "champion" in checked.output
+    assert "no-drift" in checked.output
+    assert "report: s3://mlops-dev-reports/drift/mlops-dev-visits/challenger/" in checked.output
+
+    scheduled = CliRunner().invoke(app, [*context, "drift", "scheduled"], env=env)
+    assert scheduled.exit_code == 0, scheduled.output
+    assert "alarm mlops-dev-visits-challenger-drift: OK -> ALARM" in scheduled.output
+    assert "all traffic to the champion" in scheduled.output
+    state = endpoints.describe(emulator.client("sagemaker"), CONFIG.endpoint_name)
+    assert state.weights == {"champion": 1.0, "challenger": 0.0}

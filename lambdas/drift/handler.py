@@ -24,7 +24,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops.drift_monitor import DriftMonitor, MonitorSettings, ReferenceError, VariantOutcome
+from mlops.drift_monitor import DriftMonitor, MonitorSettings, ReferenceDataError, VariantOutcome
 from mlops.retraining import retrain_on_drift
 from mlops.traffic import CHAMPION, DRIFT_ALARM, endpoint_of_alarm
 
@@ -218,7 +218,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("detail-type") == "Scheduled Event" or event.get("action") == "check":
         try:
             return check(settings, event, context)
-        except ReferenceError as exc:
+        except ReferenceDataError as exc:
             # A model without a readable reference is a fix to make, not an outage to retry.
             logger.error("no reference", extra={"error": str(exc)})
             return {"ok": False, "error": str(exc)}
