@@ -19,7 +19,7 @@ export DO_NOT_TRACK := 1
 
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: help install lint format test synth train lambda-requirements clean
+.PHONY: help install demo lint format test synth train lambda-requirements clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ node_modules/.installed: package.json package-lock.json
 	@touch $@
 
 install: .venv/.installed node_modules/.installed ## Install Python (uv.lock) and Node (package-lock.json) dependencies
+
+demo: install ## The whole lifecycle offline, narrated (everything lands in demo-output/)
+	.venv/bin/mlops demo $(ARGS)
 
 lint: install ## ruff, ruff format --check, mypy
 	$(RUN) ruff check .

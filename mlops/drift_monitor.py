@@ -272,6 +272,17 @@ class DriftMonitor:
     ) -> VariantOutcome:
         """The scheduled check: the window since the last one, reports to the reports bucket."""
         start, end = self.window(variant, package_arn, now)
+        if start >= end:
+            # A redelivered (or late) schedule event: this variant is checked up to ``start``
+            # already. Its result was written under the same name, so this is recorded as a
+            # duplicate; a late event leaves a "nothing new" record. The state stays put.
+            outcome = evaluate(
+                self.settings, self.reference(package_arn), CaptureWindow(), GroundTruth(),
+                variant=variant, weight=weight, start=end, end=end, run_id=run_id,
+                sink=self.sink(), render_html=None,
+            )  # fmt: skip
+            outcome.notes.append(f"already checked up to {_iso(start)}: nothing new to check")
+            return outcome
         outcome = self.check_window(
             variant, package_arn, weight, start=start, end=end, run_id=run_id, sink=self.sink()
         )

@@ -14,11 +14,14 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from mlops import automation
@@ -27,6 +30,7 @@ from mlops.config import PlatformConfig
 from mlops.resources import PlatformResources
 from mlops.traffic import CHALLENGER, CHAMPION, drift_alarm_name
 
+FUNCTION_LOGGERS = ("drift", "traffic", "deploy")  # the Powertools services of lambdas/
 COMPARE: dict[str, Callable[[float, float], bool]] = {
     "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
     "GreaterThanThreshold": lambda v, t: v > t,
@@ -84,12 +88,31 @@ def invoke(
     target: AwsTarget,
     env: Mapping[str, str],
     function_name: str,
+    log_dir: Path | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Run a handler as Lambda would; return its result and the lines it logged to stdout."""
     out = io.StringIO()
-    with environment(target, env), contextlib.redirect_stdout(out):
-        result = handler(event, FakeContext(function_name=function_name))
-    return result, out.getvalue().splitlines()
+    # Powertools' loggers hold the stdout of their import time: point them here too, as
+    # Lambda sends a function's whole output to its log group.
+    streams = [
+        (h, h.setStream(out))
+        for name in FUNCTION_LOGGERS
+        for h in logging.getLogger(name).handlers
+        if isinstance(h, logging.StreamHandler)
+    ]
+    try:
+        with environment(target, env), contextlib.redirect_stdout(out):
+            result = handler(event, FakeContext(function_name=function_name))
+    finally:
+        for h, previous in streams:
+            if previous is not None:
+                h.setStream(previous)
+    lines = out.getvalue().splitlines()
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with (log_dir / f"{function_name}.log").open("a", encoding="utf-8") as log:
+            log.write("\n".join(lines) + "\n")
+    return result, lines
 
 
 def ingest_emf(cloudwatch: Any, lines: list[str]) -> int:
@@ -213,6 +236,7 @@ class ScheduledRun:
     datapoints: int
     alarm_events: list[dict[str, Any]]
     actions: list[tuple[str, dict[str, Any]]]  # (route target, handler result)
+    seconds_alarm_to_action: float = 0.0  # alarm evaluated -> its actions done (this machine)
 
 
 def traffic_environment(config: PlatformConfig, resources: PlatformResources) -> dict[str, str]:
@@ -232,6 +256,7 @@ def scheduled_drift_check(
     *,
     now: datetime | None = None,
     topic_arn: str | None = None,
+    log_dir: Path | None = None,
 ) -> ScheduledRun:
     """One tick of the drift schedule, and what the alarms and rules do with its result."""
     from lambdas.drift import handler as drift  # noqa: PLC0415  (pulls in Evidently on use)
@@ -258,10 +283,16 @@ def scheduled_drift_check(
         "detail": {},
     }
     result, lines = invoke(
-        drift.handler, event, target=target, env=drift_env, function_name=f"{config.prefix}-drift"
+        drift.handler,
+        event,
+        target=target,
+        env=drift_env,
+        function_name=f"{config.prefix}-drift",
+        log_dir=log_dir,
     )
     datapoints = ingest_emf(cloudwatch, lines)
     # The event's time has whole seconds; the datapoints carry it, so evaluate just after.
+    evaluated = time.perf_counter()
     alarm_events = evaluate_alarms(
         cloudwatch, alarms, now + timedelta(seconds=1), region=target.region
     )
@@ -280,6 +311,7 @@ def scheduled_drift_check(
                     target=target,
                     env=traffic_environment(config, resources),
                     function_name=f"{config.prefix}-traffic",
+                    log_dir=log_dir,
                 )
             else:
                 outcome, _ = invoke(
@@ -288,6 +320,7 @@ def scheduled_drift_check(
                     target=target,
                     env=drift_env,
                     function_name=f"{config.prefix}-drift",
+                    log_dir=log_dir,
                 )
             actions.append((route.target, outcome))
-    return ScheduledRun(result, datapoints, alarm_events, actions)
+    return ScheduledRun(result, datapoints, alarm_events, actions, time.perf_counter() - evaluated)

@@ -136,6 +136,7 @@ class LocalEndpoints:
         self.sagemaker = target.client("sagemaker")
         self.s3 = target.client("s3")
         self.cache_dir = cache_dir
+        cache_dir.mkdir(parents=True, exist_ok=True)
         self.refresh_seconds = refresh_seconds
         self.random = random.Random(seed)  # noqa: S311 - traffic routing, not security
         self.capture = capture_writer or CaptureWriter(self.s3)
