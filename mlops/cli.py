@@ -1054,10 +1054,12 @@ def demo(
     folder: Annotated[
         Path, typer.Option(help="everything the demo leaves goes here (cleared first)")
     ] = Path("demo-output"),
-    normal_rows: Annotated[int, typer.Option(min=200, help="ordinary requests (rows)")] = 1000,
+    normal_rows: Annotated[
+        int, typer.Option(min=200, help="ordinary requests (rows), in each traffic phase")
+    ] = 3000,
     drifted_rows: Annotated[
         int, typer.Option(min=200, help="rows from a shifted population, to the challenger")
-    ] = 800,
+    ] = 1500,
 ) -> None:
     """The whole lifecycle on the embedded default, narrated: train, register, approve, deploy,
     roll out, serve, drift, alarm, roll back. No AWS account; a few minutes on 2 cores."""

@@ -138,7 +138,8 @@ class PlatformConfig(BaseModel):
     )
     drift_threshold: float = Field(default=0.1, gt=0.0, le=1.0, allow_inf_nan=False)
     drift_share_threshold: Fraction = 0.5
-    min_rows_for_drift: int = Field(default=200, ge=1)
+    # Below ~1,000 rows, distance tests on scores flag noise (README: "Drift monitoring").
+    min_rows_for_drift: int = Field(default=1000, ge=1)
     model_metric_threshold: Fraction = 0.6
     retrain_cooldown_hours: int = Field(default=24, ge=1, le=24 * 30)
     # Concept drift: the AUC on labelled window rows may fall this far below evaluation's.

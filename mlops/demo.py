@@ -48,8 +48,9 @@ class DemoFailed(RuntimeError):
 @dataclass
 class DemoOptions:
     folder: Path = DEFAULT_FOLDER
-    normal_rows: int = 1000  # requests like the training data, split by the weights
-    drifted_rows: int = 800  # a shifted population, sent to the challenger
+    # Each variant needs min_rows_for_drift (1,000) rows in a window for a verdict.
+    normal_rows: int = 3000  # requests like the training data, split by the weights
+    drifted_rows: int = 1500  # a shifted population, sent to the challenger
     seed: int = 7
 
 
@@ -273,12 +274,12 @@ class Demo:
                 requests(self.options.drifted_rows, seed=102, drifted=True),
                 target_variant=CHALLENGER,
             )
-            normal = send(runtime, endpoint, requests(self.options.normal_rows // 2, seed=103))
+            normal = send(runtime, endpoint, requests(self.options.normal_rows, seed=103))
             summary.traffic["drift"] = dict(drifted + normal)
             self.say(
                 f"{self.options.drifted_rows} rows from a shifted population (free care, sicker) "
                 f"pinned to the challenger with TargetVariant, plus "
-                f"{self.options.normal_rows // 2} ordinary rows: {_served(drifted + normal)}"
+                f"{self.options.normal_rows} ordinary rows: {_served(drifted + normal)}"
             )
             summary.weights_before_rollback = _current_weights(target, endpoint)
             run = self._check(target, resources, server, "drift")

@@ -64,7 +64,7 @@ class MonitorSettings:
     reports_bucket: str
     capture_uri: str  # s3://<capture bucket>/capture (the endpoint's DestinationS3Uri)
     ground_truth_uri: str | None = None  # s3://<bucket>/<prefix>; labels under <endpoint>/yyyy/...
-    min_rows: int = 200
+    min_rows: int = 1000
     share_threshold: float = 0.5
     distance_threshold: float = 0.1
     quality_tolerance: float = 0.05

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline_steps.data import synthetic_dataset
+from pipeline_steps.data import load_bundled_dataset
 from pipeline_steps.schema import FEATURE_NAMES
 
 
@@ -37,7 +37,11 @@ def shifted(frame: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
 
 
 def requests(rows: int, *, seed: int, drifted: bool = False) -> pd.DataFrame:
-    frame = synthetic_dataset(rows, seed=seed)
+    """``rows`` rows drawn from the bundled data as they are (no added noise: even small
+    noise moves a tree model's scores enough to show as prediction drift), or shifted."""
+    base = load_bundled_dataset()
+    rng = np.random.default_rng(seed)
+    frame = base.iloc[rng.integers(0, len(base), size=rows)].reset_index(drop=True)
     return shifted(frame, seed=seed) if drifted else frame
 
 

@@ -93,7 +93,7 @@ def test_malformed_records_are_counted_and_skipped(reference: dict[str, np.ndarr
                       response=b'{"predictions": []}', response_type="application/json",
                       inference_time=NOW, event_id="no-prediction")
     )  # fmt: skip
-    report = check_variant("champion", reference, [*good, bad_input, mismatch])
+    report = check_variant("champion", reference, [*good, bad_input, mismatch], min_rows=200)
     assert (report.rows, report.records, report.malformed) == (300, 302, 2)
     assert report.status == NO_DRIFT
     assert report.errors[0].startswith("event short-row: CSV row 1: expected 9 values")
@@ -102,7 +102,9 @@ def test_malformed_records_are_counted_and_skipped(reference: dict[str, np.ndarr
 
 def test_prediction_drift_when_reference_scores_exist(reference: dict[str, np.ndarray]) -> None:
     records = records_from(synthetic_dataset(500, seed=7))  # every captured score is 0.5
-    calm = check_variant("champion", reference, records, reference_scores=np.full(2000, 0.5))
+    calm = check_variant(
+        "champion", reference, records, reference_scores=np.full(2000, 0.5), min_rows=200
+    )
     assert calm.prediction is not None
     assert not calm.prediction.drifted
     shifted = check_variant(
@@ -110,7 +112,48 @@ def test_prediction_drift_when_reference_scores_exist(reference: dict[str, np.nd
         reference,
         records,
         reference_scores=np.random.default_rng(0).uniform(0, 1, 2000),
+        min_rows=200,
     )
     assert shifted.prediction is not None
     assert shifted.prediction.drifted
     assert shifted.status == DRIFT
+
+
+def test_bulk_parse_equals_the_handlers_parser_record_by_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bulk path for one-row CSV requests gives exactly what input_fn gives, and every
+    other shape (or an odd value) still goes through input_fn, with its error messages."""
+    from mlops import drift_check  # noqa: PLC0415
+
+    def record(body: str, kind: str = "text/csv", score: str = "0.25") -> str:
+        output = '{"predictions": [{"score": ' + score + ', "label": 0}]}'
+        return encode_record(
+            request=body.encode(), request_type=kind, response=output.encode(),
+            response_type="application/json", inference_time=NOW,
+        )  # fmt: skip
+
+    row = "4.61512,1,6.907755,0,0,13.73189,1,0,0"
+    lines = [
+        record(row),
+        record(row + "\n"),  # a trailing newline
+        record(" 4.6 , 1 ,6.9,0,0,13,1,0,0", score="7e-1"),  # spaces, exponent
+        record(row.replace("13.73189", "1e999")),  # not finite: refused by input_fn
+        record(",".join(FEATURE_NAMES) + "\n" + row),  # a header row
+        record(row + "\n" + row, score="0.1"),  # two rows, one score: malformed
+        record(json.dumps({"instances": [[1, 0, 1, 0, 0, 2, 0, 1, 0]]}), "application/json"),
+        record("1,2,3"),  # too few values
+    ]
+    records = [parse_line(line) for line in lines]
+    fast = table_from_records(records)
+    monkeypatch.setattr(drift_check, "_bulk", lambda _: None)
+    slow = table_from_records(records)
+    assert (fast.rows, fast.malformed) == (slow.rows, slow.malformed) == (5, 3)
+    order_fast, order_slow = np.argsort(fast.event_ids), np.argsort(slow.event_ids)
+    for name in FEATURE_NAMES:
+        np.testing.assert_array_equal(
+            fast.features[name][order_fast], slow.features[name][order_slow]
+        )
+    np.testing.assert_array_equal(fast.scores[order_fast], slow.scores[order_slow])
+    assert sorted(fast.errors) == sorted(slow.errors)
+    assert any("not a finite number" in e for e in fast.errors)

@@ -63,7 +63,7 @@ def reference(tmp_path: Path) -> Path:
 
 def test_drifted_capture_fails_the_gate_and_writes_reports(reference: Path, tmp_path: Path) -> None:
     capture = tmp_path / "capture"
-    records = write_capture(capture, requests(600, seed=2, drifted=True))
+    records = write_capture(capture, requests(1500, seed=2, drifted=True))
     # One line that is not a capture record: counted, reported, not fatal.
     (capture / "extra.jsonl").write_text('{"captureData": {}}\nnot json\n')
     out = tmp_path / "out"
@@ -75,7 +75,7 @@ def test_drifted_capture_fails_the_gate_and_writes_reports(reference: Path, tmp_
     (result_file,) = out.rglob("*.json")
     document = json.loads(result_file.read_text())
     assert document["status"] == "drift"
-    assert document["rows"] == 600
+    assert document["rows"] == 1500
     assert document["records"] == records
     assert document["malformed"] == 2
     assert any("not JSON" in e for e in document["errors"])
@@ -92,7 +92,7 @@ def test_drifted_capture_fails_the_gate_and_writes_reports(reference: Path, tmp_
 
 def test_capture_like_the_reference_passes_the_gate(reference: Path, tmp_path: Path) -> None:
     capture = tmp_path / "capture"
-    write_capture(capture, requests(600, seed=3))
+    write_capture(capture, requests(1500, seed=3))
     result = run("--capture", str(capture), "--reference", str(reference), "--output",
                  str(tmp_path / "out"), "--fail-on-drift", "--no-html")  # fmt: skip
     assert result.exit_code == 0, result.output

@@ -58,7 +58,7 @@ def test_drift_function_is_an_image_with_explicit_limits(serving_template: Templ
     assert "TargetArn" in properties["DeadLetterConfig"]
     environment = properties["Environment"]["Variables"]
     assert environment["ENDPOINT_NAME"] == "mlops-dev-visits"
-    assert environment["MIN_ROWS"] == "200"
+    assert environment["MIN_ROWS"] == "1000"
     assert environment["FIRST_WINDOW_MINUTES"] == "60"
     assert environment["RETRAIN_ON_CHAMPION_DRIFT"] == "false"
     assert environment["DO_NOT_TRACK"] == "1"

@@ -42,7 +42,7 @@ class Settings(BaseModel):
     capture_uri: str = Field(pattern=r"^s3://", alias="CAPTURE_URI")
     ground_truth_uri: str | None = Field(default=None, alias="GROUND_TRUTH_URI")
     topic_arn: str | None = Field(default=None, alias="TOPIC_ARN")
-    min_rows: int = Field(default=200, ge=1, alias="MIN_ROWS")
+    min_rows: int = Field(default=1000, ge=1, alias="MIN_ROWS")
     share_threshold: float = Field(default=0.5, gt=0, le=1, alias="SHARE_THRESHOLD")
     distance_threshold: float = Field(default=0.1, gt=0, le=1, alias="DISTANCE_THRESHOLD")
     quality_tolerance: float = Field(default=0.05, ge=0, le=1, alias="QUALITY_TOLERANCE")
