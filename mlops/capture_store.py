@@ -11,15 +11,28 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mlops import s3io
-from mlops.capture import CaptureRecord, parse_lines
+from mlops.capture import CaptureRecord, ParseResult, parse_lines
+from mlops.drift_check import CaptureTable, concat_tables, table_from_records
 
 
 @dataclass
 class CaptureWindow:
-    records: list[CaptureRecord] = field(default_factory=list)
+    """A window's captured rows, parsed file by file: a million records are never all held as
+    objects at once, only as columns."""
+
+    chunks: list[CaptureTable] = field(default_factory=list)
     files: int = 0
-    malformed: int = 0
+    malformed: int = 0  # lines that were not capture records at all
     errors: list[str] = field(default_factory=list)
+
+    def add(self, parsed: ParseResult, records: list[CaptureRecord], keep_errors: int) -> None:
+        self.files += 1
+        self.malformed += parsed.malformed
+        self.errors.extend(parsed.errors[: max(0, keep_errors - len(self.errors))])
+        self.chunks.append(table_from_records(records, keep_errors=keep_errors))
+
+    def table(self) -> CaptureTable:
+        return concat_tables(self.chunks)
 
 
 def hour_prefixes(
@@ -62,8 +75,6 @@ def read_window(
                 .decode("utf-8", errors="replace")
             )
             parsed = parse_lines(body.splitlines(), source=key, keep_errors=keep_errors)
-            window.files += 1
-            window.malformed += parsed.malformed
-            window.errors.extend(parsed.errors[: max(0, keep_errors - len(window.errors))])
-            window.records.extend(r for r in parsed.records if start <= r.inference_time < end)
+            inside = [r for r in parsed.records if start <= r.inference_time < end]
+            window.add(parsed, inside, keep_errors)
     return window

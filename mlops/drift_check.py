@@ -146,6 +146,23 @@ def table_from_records(records: Sequence[CaptureRecord], *, keep_errors: int = 2
     )
 
 
+def concat_tables(chunks: Sequence[CaptureTable], *, keep_errors: int = 20) -> CaptureTable:
+    """One table from per-file tables (rows in file order)."""
+    if not chunks:
+        return table_from_records([])
+    return CaptureTable(
+        features={
+            name: np.concatenate([c.features[name] for c in chunks]) for name in FEATURE_NAMES
+        },
+        scores=np.concatenate([c.scores for c in chunks]),
+        event_ids=np.concatenate([c.event_ids for c in chunks]),
+        rows=sum(c.rows for c in chunks),
+        records=sum(c.records for c in chunks),
+        malformed=sum(c.malformed for c in chunks),
+        errors=[e for c in chunks for e in c.errors][:keep_errors],
+    )
+
+
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """Area under the ROC curve (Mann-Whitney U; ties count half). Needs both classes."""
     positives = labels == 1

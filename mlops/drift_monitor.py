@@ -21,7 +21,7 @@ import csv
 import io
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,7 +41,6 @@ from mlops.drift_check import (
     CaptureTable,
     VariantDriftReport,
     check_table,
-    table_from_records,
 )
 from mlops.drift_report import sample
 from mlops.registry import PackageLineage
@@ -387,7 +386,7 @@ def evaluate(
     render_html: Callable[..., str] | None,
 ) -> VariantOutcome:
     """The check of one variant's window, its JSON result and HTML report written to ``sink``."""
-    table = table_from_records(captured.records)
+    table = captured.table()
     report = check_table(
         variant,
         reference.features,
@@ -461,8 +460,9 @@ def _html(
 
 
 # -- inputs given by location (the CLI: a local folder or an S3 prefix) ---------------------------
-def _files(location: str, s3: Any | None, suffix: str) -> list[tuple[str, bytes]]:
-    """(name, bytes) of the file ``location``, or of every ``*suffix`` file under it."""
+def _files(location: str, s3: Any | None, suffix: str) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) of the file ``location``, or of every ``*suffix`` file under it, one at a
+    time (a large window is never all in memory as bytes)."""
     if location.startswith("s3://"):
         if s3 is None:
             raise ValueError(f"{location} is in S3: an S3 client is needed")
@@ -471,16 +471,18 @@ def _files(location: str, s3: Any | None, suffix: str) -> list[tuple[str, bytes]
         chosen = [key] if key in keys else [k for k in keys if k.endswith(suffix)]
         if not key.endswith("/") and key not in keys:
             chosen = [k for k in chosen if k.startswith(key.rstrip("/") + "/")]
-        return [
-            (f"s3://{bucket}/{k}", s3.get_object(Bucket=bucket, Key=k)["Body"].read())
-            for k in chosen
-        ]
+        for k in chosen:
+            yield f"s3://{bucket}/{k}", s3.get_object(Bucket=bucket, Key=k)["Body"].read()
+        return
     path = Path(location)
     if path.is_file():
-        return [(str(path), path.read_bytes())]
+        yield str(path), path.read_bytes()
+        return
     if not path.is_dir():
         raise FileNotFoundError(f"{location} does not exist")
-    return [(str(p), p.read_bytes()) for p in sorted(path.rglob(f"*{suffix}")) if p.is_file()]
+    for p in sorted(path.rglob(f"*{suffix}")):
+        if p.is_file():
+            yield str(p), p.read_bytes()
 
 
 def load_reference(
@@ -503,7 +505,7 @@ def load_reference(
         "(given)", name, read_columns(body.decode(), FEATURE_NAMES, source=name), None, None
     )
     if scores_location:
-        files = _files(scores_location, s3, SCORES_FILE)
+        files = list(_files(scores_location, s3, SCORES_FILE))
         if not files:
             raise ReferenceDataError(f"no {SCORES_FILE} at {scores_location}")
         scores_name, scores = files[0]
@@ -526,15 +528,13 @@ def load_capture(
         parsed = parse_lines(
             body.decode("utf-8", errors="replace").splitlines(), source=name, keep_errors=20
         )
-        window.files += 1
-        window.malformed += parsed.malformed
-        window.errors.extend(parsed.errors[: max(0, 20 - len(window.errors))])
-        window.records.extend(
+        inside = [
             r
             for r in parsed.records
             if (start is None or r.inference_time >= start)
             and (end is None or r.inference_time < end)
-        )
+        ]
+        window.add(parsed, inside, keep_errors=20)
     if window.files == 0:
         raise FileNotFoundError(f"no capture files (*.jsonl) at {location}")
     return window

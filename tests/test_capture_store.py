@@ -51,7 +51,7 @@ def test_window_reads_its_variant_and_time_only(emulator: AwsTarget) -> None:
         T0 + timedelta(minutes=2), T0 + timedelta(minutes=30),
     )  # fmt: skip
     assert window.files == 2
-    assert len(window.records) == 4  # minutes 2, 3, 4 and 15; not the champion's, not 2 h ago
+    assert window.table().records == 4  # minutes 2, 3, 4 and 15; not the champion's, not 2 h ago
     assert window.malformed == 1
     assert window.errors[0].endswith(":2: not JSON: Expecting value: line 1 column 1 (char 0)")
 

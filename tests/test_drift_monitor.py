@@ -612,21 +612,21 @@ def test_load_capture_from_s3_and_a_local_folder(world: World, tmp_path: Path) -
     # A sibling prefix is another variant, not part of ".../champion".
     world.put_capture("champion-b", requests(20, seed=4), at=NOW - timedelta(minutes=30))
     from_s3 = load_capture(f"s3://{CAPTURE}/capture/{ENDPOINT}/champion", world.s3)
-    assert (from_s3.files, len(from_s3.records), from_s3.malformed) == (2, 6, 1)
+    assert (from_s3.files, from_s3.table().records, from_s3.malformed) == (2, 6, 1)
     within = load_capture(
         f"s3://{CAPTURE}/capture/{ENDPOINT}/champion/",
         world.s3,
         start=NOW - timedelta(hours=1),
         end=NOW,
     )
-    assert len(within.records) == 4
+    assert within.table().records == 4
 
     for key in world.keys(CAPTURE, f"capture/{ENDPOINT}/champion/"):
         path = tmp_path / "capture" / key
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(world.text(CAPTURE, key))
     local = load_capture(str(tmp_path / "capture"))
-    assert (local.files, len(local.records), local.malformed) == (2, 6, 1)
+    assert (local.files, local.table().records, local.malformed) == (2, 6, 1)
     assert any("not JSON" in e for e in local.errors)
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no capture files"):
