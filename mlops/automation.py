@@ -15,6 +15,7 @@ from mlops.traffic import CHALLENGER, CHAMPION, drift_alarm_name, variant_alarm_
 
 DRIFT_NAMESPACE = "MLOps/Drift"
 DRIFT_METRIC = "DriftDetected"  # 1 when a checked window drifted, 0 when not; none without data
+DRIFT_ALARM_PERIODS = 2  # ALARM while either of the last two checks drifted (1 datapoint)
 GROUND_TRUTH_PREFIX = (
     "ground-truth"  # in the capture bucket: ground-truth/<endpoint>/yyyy/mm/dd/hh/
 )
@@ -94,6 +95,7 @@ def drift_environment(
         "REPORT_SAMPLE_ROWS": str(config.drift_report_sample_rows),
         "FIRST_WINDOW_MINUTES": str(max(1, schedule_seconds(config.drift_schedule) // 60)),
         "MAX_WINDOW_HOURS": str(config.drift_max_window_hours),
+        "CAPTURE_DELAY_MINUTES": str(config.drift_capture_delay_minutes),
         "PIPELINE_NAME": config.pipeline_name,
         "RETRAIN_ON_CHAMPION_DRIFT": str(config.retrain_on_champion_drift).lower(),
         "RETRAIN_COOLDOWN_HOURS": str(config.retrain_cooldown_hours),

@@ -37,11 +37,11 @@ class AwsTarget:
         return boto3.Session(region_name=self.region, profile_name=self.profile)
 
     def client(self, service: str, **config: Any) -> Any:
-        retries = {"max_attempts": 3, "mode": "standard"}
+        config.setdefault("retries", {"max_attempts": 3, "mode": "standard"})
         return self.session().client(
             service,  # type: ignore[call-overload]
             endpoint_url=self.endpoint_url,
-            config=Config(retries=retries, **config),  # type: ignore[arg-type]
+            config=Config(**config),
         )
 
     def describe(self) -> str:

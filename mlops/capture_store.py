@@ -24,8 +24,14 @@ class CaptureWindow:
     files: int = 0
     malformed: int = 0  # lines that were not capture records at all
     errors: list[str] = field(default_factory=list)
+    first: datetime | None = None  # the earliest and latest inference times kept
+    last: datetime | None = None
 
     def add(self, parsed: ParseResult, records: list[CaptureRecord], keep_errors: int) -> None:
+        if records:
+            times = [r.inference_time for r in records]
+            self.first = min(times) if self.first is None else min(self.first, *times)
+            self.last = max(times) if self.last is None else max(self.last, *times)
         self.files += 1
         self.malformed += parsed.malformed
         self.errors.extend(parsed.errors[: max(0, keep_errors - len(self.errors))])
@@ -65,7 +71,10 @@ def read_window(
         )
     bucket, base = s3io.split_uri(capture_uri)
     window = CaptureWindow()
-    for prefix in hour_prefixes(base, endpoint, variant, start, end):
+    # One hour folder more on each side: a file can be written (and named) a little after the
+    # hour of the records in it. Records are kept by their own inference time.
+    slack = timedelta(hours=1)
+    for prefix in hour_prefixes(base, endpoint, variant, start - slack, end + slack):
         for key in s3io.list_keys(s3, bucket, prefix):
             if not key.endswith(".jsonl"):
                 continue

@@ -394,7 +394,10 @@ EndpointOption = Annotated[
 def endpoint_status(ctx: typer.Context, endpoint: EndpointOption = None) -> None:
     """The endpoint, its variants, their weights, instances and models, and their alarms."""
     from mlops import endpoints  # noqa: PLC0415
-    from mlops.traffic import normalized, variant_alarm_names  # noqa: PLC0415
+    from mlops.traffic import drift_alarm_name, normalized, variant_alarm_names  # noqa: PLC0415
+
+    def watched(endpoint: str, variant: str) -> list[str]:
+        return [*variant_alarm_names(endpoint, variant), drift_alarm_name(endpoint, variant)]
 
     state: State = ctx.obj
     target = state.target()
@@ -407,7 +410,7 @@ def endpoint_status(ctx: typer.Context, endpoint: EndpointOption = None) -> None
     config = sagemaker.describe_endpoint_config(EndpointConfigName=current.config_name)
     models = {v["VariantName"]: v.get("ModelName", "-") for v in config["ProductionVariants"]}
     shares = normalized(current.weights)
-    alarm_names = [a for v in current.variant_names for a in variant_alarm_names(name, v)]
+    alarm_names = [a for v in current.variant_names for a in watched(name, v)]
     alarms = {
         a["AlarmName"]: a["StateValue"]
         for a in target.client("cloudwatch")
@@ -420,8 +423,7 @@ def endpoint_status(ctx: typer.Context, endpoint: EndpointOption = None) -> None
         table.add_column(column)
     for variant in current.variants:
         states = [
-            f"{a.rsplit('-', 1)[1]} {alarms.get(a, 'none')}"
-            for a in variant_alarm_names(name, variant.name)
+            f"{a.rsplit('-', 1)[1]} {alarms.get(a, 'none')}" for a in watched(name, variant.name)
         ]
         table.add_row(
             variant.name,
@@ -857,6 +859,88 @@ def _print_drift(outcomes: list[Any]) -> None:
             console.print(f"  [yellow]malformed:[/yellow] {error}")
 
 
+@dataclass
+class _DriftRun:
+    """`mlops drift check`: where the results go, and the two kinds of input."""
+
+    settings: Any
+    target: AwsTarget | None
+    output: str | None
+    run_id: str
+    start: datetime
+    end: datetime
+
+    @property
+    def s3(self) -> Any:
+        return self.target.client("s3") if self.target else None
+
+    def sink(self, default: Any) -> Any:
+        from mlops import s3io  # noqa: PLC0415
+        from mlops.drift_monitor import LocalSink, S3Sink  # noqa: PLC0415
+
+        if self.output and self.output.startswith("s3://"):
+            bucket, prefix = s3io.split_uri(self.output)
+            return S3Sink(self.s3, bucket, prefix)
+        return LocalSink(Path(self.output)) if self.output else default
+
+    def files(
+        self, capture: str, reference: str, scores: str | None, variant: str,
+        *, windowed: tuple[bool, bool],
+    ) -> list[Any]:  # fmt: skip
+        from mlops.capture import GroundTruth  # noqa: PLC0415
+        from mlops.drift_monitor import (  # noqa: PLC0415
+            LocalSink,
+            evaluate,
+            load_capture,
+            load_reference,
+        )
+        from mlops.drift_report import evidently_html  # noqa: PLC0415
+
+        given = load_reference(reference, self.s3, scores_location=scores)
+        since, until = windowed
+        window = load_capture(capture, self.s3, start=self.start if since else None,
+                              end=self.end if until else None)  # fmt: skip
+        start, end = self.start, self.end
+        if not since and window.first is not None:
+            start = window.first  # the files' own span, not "the last hour"
+        if not until and window.last is not None:
+            end = window.last + timedelta(seconds=1)
+        return [
+            evaluate(
+                self.settings, given, window, GroundTruth(), variant=variant,
+                weight=float("nan"), start=start, end=end, run_id=self.run_id,
+                sink=self.sink(LocalSink(Path("drift-reports"))),
+                render_html=evidently_html if self.settings.html_report else None,
+            )
+        ]  # fmt: skip
+
+    def endpoint(self, variants: list[str]) -> list[Any]:
+        from mlops.drift_monitor import DriftMonitor  # noqa: PLC0415
+
+        if self.target is None:
+            raise ValueError("checking an endpoint needs an AWS target")
+        monitor = DriftMonitor(
+            sagemaker=self.target.client("sagemaker"), s3=self.s3, settings=self.settings
+        )
+        name = self.settings.endpoint
+        try:
+            serving = monitor.serving()
+        except ClientError as exc:
+            fail(f"endpoint {name}: {exc.response['Error']['Message']}")
+        unknown = set(variants) - set(serving)
+        if unknown:
+            fail(f"no variant {', '.join(sorted(unknown))} on {name} "
+                 f"(it has {', '.join(sorted(serving))})", code=2)  # fmt: skip
+        return [
+            monitor.check_window(
+                v, package, weight, start=self.start, end=self.end, run_id=self.run_id,
+                sink=self.sink(monitor.sink()),
+            )
+            for v, (package, weight) in sorted(serving.items())
+            if not variants or v in variants
+        ]  # fmt: skip
+
+
 @drift_app.command("check")
 def drift_check(
     ctx: typer.Context,
@@ -904,35 +988,28 @@ def drift_check(
 
     Without --capture: the endpoint's variants, each against the reference of the model it serves, over the last hour (or --since/--until). With --capture: any capture files against --reference, for example a folder copied from S3.
     """
-    from mlops import s3io  # noqa: PLC0415
-    from mlops.drift_monitor import (  # noqa: PLC0415  (numpy, scipy: only when checking)
-        DriftMonitor,
-        LocalSink,
-        MonitorSettings,
-        ReferenceDataError,
-        ReportSink,
-        S3Sink,
-        evaluate,
-        load_capture,
-        load_reference,
-    )
+    from mlops.drift_monitor import MonitorSettings, ReferenceDataError  # noqa: PLC0415
 
     state: State = ctx.obj
     config = state.config
     name = endpoint or config.endpoint_name
+    if capture is None and (reference or reference_scores):
+        fail("--reference and --reference-scores go with --capture; without it each variant "
+             "is checked against the reference of the model it serves", code=2)  # fmt: skip
+    if capture is not None and reference is None:
+        fail("--capture needs --reference (the reference.csv to compare with)", code=2)
+    if capture is not None and len(variant or []) > 1:
+        fail("--capture files are one variant's: give at most one --variant", code=2)
     end = _when(until, "--until") or datetime.now(UTC)
     start = _when(since, "--since") or end - _duration(last)
     if end <= start:
-        fail(
-            f"the window is empty: --since {start.isoformat()} is not before {end.isoformat()}",
-            code=2,
-        )
+        fail(f"the window is empty: --since {start.isoformat()} is not before "
+             f"{end.isoformat()}", code=2)  # fmt: skip
     needs_aws = capture is None or any(
         loc and loc.startswith("s3://") for loc in (capture, reference, reference_scores, output)
     )
     target = state.target() if needs_aws else None
     resources = state.resources(target) if target and capture is None else None
-    s3 = target.client("s3") if target else None
     settings = MonitorSettings(
         endpoint=name,
         reports_bucket=resources.reports_bucket if resources else "",
@@ -944,51 +1021,15 @@ def drift_check(
         report_sample_rows=config.drift_report_sample_rows,
         html_report=html,
     )
-    run_id = f"cli-{uuid.uuid4().hex[:8]}"
-    sink: ReportSink | None = None
-    if output and output.startswith("s3://"):
-        bucket, prefix = s3io.split_uri(output)
-        sink = S3Sink(s3, bucket, prefix)
-    elif output or capture is not None:
-        sink = LocalSink(Path(output or "drift-reports"))
+    run = _DriftRun(settings, target, output, f"cli-{uuid.uuid4().hex[:8]}", start, end)
     try:
         if capture is not None:
-            if reference is None:
-                fail("--capture needs --reference (the reference.csv to compare with)", code=2)
-            from mlops.capture import GroundTruth  # noqa: PLC0415
-            from mlops.drift_report import evidently_html  # noqa: PLC0415
-
-            given = load_reference(reference, s3, scores_location=reference_scores)
-            window = load_capture(capture, s3, start=start if since else None,
-                                  end=end if until else None)  # fmt: skip
-            assert sink is not None  # noqa: S101  (set above whenever --capture is given)
-            outcomes = [
-                evaluate(
-                    settings, given, window, GroundTruth(),
-                    variant=(variant or ["capture"])[0], weight=float("nan"),
-                    start=start, end=end, run_id=run_id, sink=sink,
-                    render_html=evidently_html if html else None,
-                )
-            ]  # fmt: skip
+            outcomes = run.files(
+                capture, str(reference), reference_scores, (variant or ["capture"])[0],
+                windowed=(since is not None, until is not None),
+            )  # fmt: skip
         else:
-            assert target is not None  # noqa: S101
-            monitor = DriftMonitor(sagemaker=target.client("sagemaker"), s3=s3, settings=settings)
-            try:
-                serving = monitor.serving()
-            except ClientError as exc:
-                fail(f"endpoint {name}: {exc.response['Error']['Message']}")
-            unknown = set(variant or []) - set(serving)
-            if unknown:
-                fail(f"no variant {', '.join(sorted(unknown))} on {name} "
-                     f"(it has {', '.join(sorted(serving))})", code=2)  # fmt: skip
-            outcomes = [
-                monitor.check_window(
-                    v, package, weight, start=start, end=end, run_id=run_id,
-                    sink=sink or monitor.sink(),
-                )
-                for v, (package, weight) in sorted(serving.items())
-                if not variant or v in variant
-            ]  # fmt: skip
+            outcomes = run.endpoint(variant or [])
     except (ReferenceDataError, FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     _print_drift(outcomes)
@@ -1019,7 +1060,9 @@ def drift_scheduled(ctx: typer.Context) -> None:
             StackName=f"{state.config.prefix}-serving"
         )["Stacks"][0]
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-        response = target.client("lambda").invoke(
+        # A run may take minutes: wait for it, and never invoke twice on a read timeout.
+        client = target.client("lambda", read_timeout=910, retries={"max_attempts": 1})
+        response = client.invoke(
             FunctionName=outputs["DriftFunctionName"], Payload=json.dumps({"action": "check"})
         )
         result = json.loads(response["Payload"].read())

@@ -148,6 +148,8 @@ class PlatformConfig(BaseModel):
     drift_report_sample_rows: int = Field(default=10_000, ge=1_000, le=1_000_000)
     # A drift window never reaches back further than this, however long since the last check.
     drift_max_window_hours: int = Field(default=24, ge=1, le=24 * 7)
+    # A window ends this long before its check: SageMaker writes capture files minutes late.
+    drift_capture_delay_minutes: int = Field(default=5, ge=0, le=60)
 
     # Retention.
     capture_expiration_days: int = Field(default=30, ge=1, le=3650)
@@ -183,6 +185,7 @@ class PlatformConfig(BaseModel):
         "quality_drop_tolerance",
         "drift_report_sample_rows",
         "drift_max_window_hours",
+        "drift_capture_delay_minutes",
         "capture_expiration_days",
         "noncurrent_version_expiration_days",
         "access_log_expiration_days",

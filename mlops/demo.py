@@ -101,14 +101,28 @@ def _interrupts_as_exceptions() -> Iterator[None]:
             signal.signal(s, handler)
 
 
+MARKER = ".mlops-demo"  # written into the folder: only such a folder is ever deleted
+
+
 def reset(folder: Path) -> Home:
-    """A clean folder: stop an emulator a previous run left (killed hard), delete the rest."""
-    home = Home(folder.resolve())
-    stop_emulator(home)
-    if home.root.exists():
-        shutil.rmtree(home.root)
-    home.root.mkdir(parents=True)
-    return home
+    """A clean folder: stop an emulator a previous run left (killed hard), delete the rest.
+
+    Only a folder the demo made (it holds the marker file), or an empty one, is cleared: a
+    mistyped --folder (".", the home folder, a repository) is refused, never deleted."""
+    root = folder.resolve()
+    if root.exists():
+        if not root.is_dir():
+            raise DemoFailed(f"{folder} is a file, not a folder for the demo's output")
+        if any(root.iterdir()) and not (root / MARKER).is_file():
+            raise DemoFailed(
+                f"{folder} is not empty and was not made by the demo (no {MARKER} in it): "
+                "refusing to delete it; choose another --folder"
+            )
+        stop_emulator(Home(root))
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    (root / MARKER).write_text("made by `mlops demo`: the next run deletes this folder\n")
+    return Home(root)
 
 
 class Demo:

@@ -59,7 +59,10 @@ def _scores(output: str, content_type: str) -> list[float]:
 # handlers' own parser record by record, with its error messages. At 1M records the bulk path
 # is what keeps a window's parse in seconds rather than tens of seconds.
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_ONE_CSV_ROW = re.compile(rf"\s*{_NUMBER}\s*(?:,\s*{_NUMBER}\s*){{{len(FEATURE_NAMES) - 1}}}")
+# Spaces and tabs around values, a line break only at the end: one row, never two.
+_ONE_CSV_ROW = re.compile(
+    rf"[ \t]*{_NUMBER}[ \t]*(?:,[ \t]*{_NUMBER}[ \t]*){{{len(FEATURE_NAMES) - 1}}}\r?\n?"
+)
 _ONE_SCORE = re.compile(
     rf'\{{"predictions":\s*\[\{{"score":\s*({_NUMBER}),\s*"label":\s*-?\d+\}}\]\}}\s*'
 )

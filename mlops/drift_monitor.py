@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from botocore.exceptions import ClientError
 
 from mlops import s3io
 from mlops.audit import write_once
@@ -57,6 +56,14 @@ class ReferenceDataError(RuntimeError):
     """The model's reference data cannot be found or read; the message says where."""
 
 
+class DriftCheckFailed(RuntimeError):
+    """Some variants could not be checked; the others' outcomes are attached."""
+
+    def __init__(self, message: str, outcomes: list[VariantOutcome]) -> None:
+        super().__init__(message)
+        self.outcomes = outcomes
+
+
 @dataclass(frozen=True)
 class MonitorSettings:
     endpoint: str
@@ -70,6 +77,9 @@ class MonitorSettings:
     report_sample_rows: int = 10_000
     first_window: timedelta = timedelta(hours=1)
     max_window: timedelta = timedelta(hours=24)
+    # SageMaker writes capture files a few minutes after the requests: a window ends this long
+    # before the check, so records still in flight are checked next time, not skipped.
+    capture_delay: timedelta = timedelta(minutes=5)
     html_report: bool = True
 
 
@@ -96,7 +106,8 @@ class VariantOutcome:
     labelled_events: int
     json_uri: str
     html_uri: str | None
-    duplicate: bool = False  # this run was recorded before (a redelivered schedule event)
+    duplicate: bool = False  # this run's reports existed already (a redelivered event)
+    already_checked: bool = False  # nothing new since the last check: no verdict, no metrics
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -186,13 +197,12 @@ class DriftMonitor:
 
     # -- the model's reference -----------------------------------------------------------------
     def _text(self, uri: str) -> str | None:
+        """The object's text, or None if there is none. Listed first: with ListBucket granted
+        on a prefix only, S3 answers GetObject on a missing key with 403, not 404."""
         bucket, key = s3io.split_uri(uri)
-        try:
-            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
-                return None
-            raise
+        if not s3io.exists(self.s3, bucket, key):
+            return None
+        body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         return str(body.decode("utf-8"))
 
     def reference(self, package_arn: str) -> Reference:
@@ -234,14 +244,16 @@ class DriftMonitor:
         return f"{REPORT_PREFIX}/{self.settings.endpoint}/{variant}/state.json"
 
     def window(self, variant: str, package_arn: str, now: datetime) -> tuple[datetime, datetime]:
-        """From the end of the last check of this variant's model (if any) up to now."""
-        start = now - self.settings.first_window
+        """From the end of the last check of this variant's model (if any) up to now, less the
+        capture delay."""
+        end = now - self.settings.capture_delay
+        start = end - self.settings.first_window
         text = self._text(f"s3://{self.settings.reports_bucket}/{self._state_key(variant)}")
         if text:
             state = json.loads(text)
             if state.get("model_package_arn") == package_arn:
                 start = datetime.fromisoformat(state["checked_until"])
-        return max(start, now - self.settings.max_window), now
+        return max(start, end - self.settings.max_window), end
 
     def _save_state(self, variant: str, package_arn: str, checked_until: datetime) -> None:
         state = {"model_package_arn": package_arn, "checked_until": checked_until.isoformat()}
@@ -267,7 +279,14 @@ class DriftMonitor:
 
     # -- the check -------------------------------------------------------------------------------
     def check(
-        self, variant: str, package_arn: str, weight: float, *, now: datetime, run_id: str
+        self,
+        variant: str,
+        package_arn: str,
+        weight: float,
+        *,
+        now: datetime,
+        run_id: str,
+        on_outcome: Callable[[VariantOutcome], None] | None = None,
     ) -> VariantOutcome:
         """The scheduled check: the window since the last one, reports to the reports bucket."""
         start, end = self.window(variant, package_arn, now)
@@ -281,14 +300,19 @@ class DriftMonitor:
                 sink=self.sink(), render_html=None,
             )  # fmt: skip
             outcome.notes.append(f"already checked up to {_iso(start)}: nothing new to check")
+            outcome.already_checked = True
             return outcome
         outcome = self.check_window(
             variant, package_arn, weight, start=start, end=end, run_id=run_id, sink=self.sink()
         )
-        if not outcome.duplicate:
-            # Too little data: keep the start, so the next window gathers these rows too.
-            checked = outcome.report.status != NOT_ENOUGH_DATA
-            self._save_state(variant, package_arn, end if checked else start)
+        # The caller acts on the outcome (metrics, notice) before the window is marked as
+        # checked: a run that fails in between is retried over the same window, and acts again
+        # (at least once) rather than never.
+        if on_outcome is not None:
+            on_outcome(outcome)
+        # Too little data: keep the start, so the next window gathers these rows too.
+        checked = outcome.report.status != NOT_ENOUGH_DATA
+        self._save_state(variant, package_arn, end if checked else start)
         return outcome
 
     def sink(self) -> S3Sink:
@@ -327,12 +351,33 @@ class DriftMonitor:
             render_html=self.render_html,
         )
 
-    def run(self, *, now: datetime, run_id: str) -> list[VariantOutcome]:
-        """Check every variant that takes traffic or could (a weight-0 challenger too)."""
-        return [
-            self.check(variant, package, weight, now=now, run_id=run_id)
-            for variant, (package, weight) in sorted(self.serving().items())
-        ]
+    def run(
+        self,
+        *,
+        now: datetime,
+        run_id: str,
+        on_outcome: Callable[[VariantOutcome], None] | None = None,
+    ) -> list[VariantOutcome]:
+        """Check every variant that takes traffic or could (a weight-0 challenger too).
+
+        One variant's failure does not stop the others' checks; it is raised at the end (so
+        the invocation fails, is retried, and its errors alarm)."""
+        outcomes: list[VariantOutcome] = []
+        failures: list[str] = []
+        for variant, (package, weight) in sorted(self.serving().items()):
+            try:
+                outcomes.append(
+                    self.check(variant, package, weight, now=now, run_id=run_id,
+                               on_outcome=on_outcome)
+                )  # fmt: skip
+            except Exception as exc:
+                log.exception("drift check of %s failed", variant)
+                failures.append(f"{variant}: {type(exc).__name__}: {exc}")
+        if failures:
+            raise DriftCheckFailed(
+                f"{len(failures)} variant check(s) failed: {'; '.join(failures)}", outcomes
+            )
+        return outcomes
 
 
 class ReportSink(Protocol):
@@ -350,7 +395,7 @@ class S3Sink:
     prefix: str
 
     def write_once(self, name: str, body: str, content_type: str) -> str | None:
-        key = f"{self.prefix.strip('/')}/{name}"
+        key = "/".join(p for p in (self.prefix.strip("/"), name) if p)
         if not write_once(self.s3, self.bucket, key, body, content_type):
             return None
         return f"s3://{self.bucket}/{key}"
@@ -443,9 +488,14 @@ def _html(
         # The reference scores come from the test split, the features from the training
         # split: one table of equal columns, each drawn at random from its own source
         # (every test is per column, so the pairing of values in a row carries nothing).
-        rows = min(len(reference.scores), len(next(iter(ref.values()))))
-        ref = sample(ref, rows, seed=1)
-        ref[SCORE] = sample({SCORE: reference.scores}, rows, seed=2)[SCORE]
+        # As many rows as the larger source (up to the report's sample), the smaller one drawn
+        # with replacement: a short test split must not shrink the reference to a size where
+        # Evidently would switch from distance tests to p-values.
+        rows = min(
+            settings.report_sample_rows, max(len(reference.scores), len(next(iter(ref.values()))))
+        )
+        ref = sample(ref, rows, seed=1, replace=True)
+        ref[SCORE] = sample({SCORE: reference.scores}, rows, seed=2, replace=True)[SCORE]
         current[SCORE] = table.scores
         columns.append(SCORE)
     return render(

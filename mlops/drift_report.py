@@ -21,12 +21,15 @@ from mlops.drift import SMALL_REFERENCE
 DEFAULT_SAMPLE_ROWS = 10_000
 
 
-def sample(columns: Mapping[str, np.ndarray], rows: int, seed: int) -> dict[str, np.ndarray]:
-    """The same random rows of every column (all of them when there are few)."""
+def sample(
+    columns: Mapping[str, np.ndarray], rows: int, seed: int, *, replace: bool = False
+) -> dict[str, np.ndarray]:
+    """The same random rows of every column: all of them when there are few, unless
+    ``replace`` (then exactly ``rows``, drawn with replacement)."""
     total = len(next(iter(columns.values()))) if columns else 0
-    if total <= rows:
+    if total == rows or (total < rows and not replace) or total == 0:
         return dict(columns)
-    keep = np.sort(np.random.default_rng(seed).choice(total, size=rows, replace=False))
+    keep = np.sort(np.random.default_rng(seed).choice(total, size=rows, replace=total < rows))
     return {name: values[keep] for name, values in columns.items()}
 
 

@@ -123,6 +123,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _is_emulator(pid: int) -> bool:
+    """Whether ``pid`` still runs moto's server (a stale state file may name a reused pid)."""
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if not cmdline.exists():  # no /proc (macOS): trust the state file
+        return True
+    try:
+        return b"moto.server" in cmdline.read_bytes()
+    except OSError:
+        return False
+
+
 def start_emulator(home: Home, port: int | None = None) -> EmulatorState:
     """Start moto's server in the background (its own session: it outlives this command)."""
     if (state := running_emulator(home)) is not None:
@@ -138,28 +149,33 @@ def start_emulator(home: Home, port: int | None = None) -> EmulatorState:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+    # Recorded at once, so that `stop_emulator` finds it even if this wait is interrupted.
+    state = EmulatorState(pid=process.pid, port=port, endpoint_url=endpoint_url)
+    state.write(home)
     deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise EmbeddedError(
-                f"the AWS emulator exited with code {process.returncode}; see {home.root / LOG_FILE}"
-            )
-        if is_ready(endpoint_url, timeout=0.5):
-            state = EmulatorState(pid=process.pid, port=port, endpoint_url=endpoint_url)
-            state.write(home)
-            return state
-        time.sleep(0.1)
-    process.terminate()
-    raise EmbeddedError(
-        f"the AWS emulator did not answer on {endpoint_url} within {READY_TIMEOUT_S:.0f} s"
-    )
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise EmbeddedError(
+                    f"the AWS emulator exited with code {process.returncode}; "
+                    f"see {home.root / LOG_FILE}"
+                )
+            if is_ready(endpoint_url, timeout=0.5):
+                return state
+            time.sleep(0.1)
+        raise EmbeddedError(
+            f"the AWS emulator did not answer on {endpoint_url} within {READY_TIMEOUT_S:.0f} s"
+        )
+    except BaseException:  # Ctrl-C included: never leave a half-started emulator behind
+        stop_emulator(home)
+        raise
 
 
 def stop_emulator(home: Home) -> bool:
     """Stop the background emulator; True if one was running."""
     state = EmulatorState.read(home)
     home.state_file.unlink(missing_ok=True)
-    if state is None or not _alive(state.pid):
+    if state is None or not _alive(state.pid) or not _is_emulator(state.pid):
         return False
     with contextlib.suppress(ProcessLookupError):
         os.killpg(state.pid, signal.SIGTERM)

@@ -220,7 +220,8 @@ def create_drift_alarms(cloudwatch: Any, config: PlatformConfig) -> list[str]:
             ],
             Statistic="Maximum",
             Period=automation.drift_alarm_period(config),
-            EvaluationPeriods=1,
+            EvaluationPeriods=automation.DRIFT_ALARM_PERIODS,
+            DatapointsToAlarm=1,
             Threshold=1.0,
             ComparisonOperator="GreaterThanOrEqualToThreshold",
             TreatMissingData="notBreaching",
@@ -271,6 +272,9 @@ def scheduled_drift_check(
         capture_bucket=resources.capture_bucket,
         topic_arn=topic_arn,
     )
+    # The local endpoint writes its capture files when asked to (no buffering delay, unlike
+    # SageMaker): a check may look right up to its own time.
+    drift_env["CAPTURE_DELAY_MINUTES"] = "0"
     event = {
         "version": "0",
         "id": str(uuid.uuid4()),

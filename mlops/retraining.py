@@ -15,8 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
-
+from mlops import s3io
 from mlops.audit import write_once
 
 AUDIT_PREFIX = "audit/retraining"
@@ -35,13 +34,10 @@ class RetrainDecision:
 
 
 def _latest(s3: Any, bucket: str, endpoint: str) -> dict[str, Any] | None:
-    try:
-        body = s3.get_object(Bucket=bucket, Key=f"{AUDIT_PREFIX}/{endpoint}/latest.json")["Body"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
-            return None
-        raise
-    document: dict[str, Any] = json.loads(body.read())
+    key = f"{AUDIT_PREFIX}/{endpoint}/latest.json"
+    if not s3io.exists(s3, bucket, key):
+        return None
+    document: dict[str, Any] = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     return document
 
 
@@ -60,14 +56,10 @@ def retrain_on_drift(
     key = f"{AUDIT_PREFIX}/{endpoint}/{event_id}.json"
     decided_at = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     decision = RetrainDecision(False, "", endpoint, pipeline, event_id, decided_at)
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
+    if s3io.exists(s3, bucket, key):
         return RetrainDecision(
             False, "this alarm event was handled before", endpoint, pipeline, event_id, decided_at
         )
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
-            raise
     latest = _latest(s3, bucket, endpoint)
     started_at = datetime.fromisoformat(latest["started_at"]) if latest else None
     if started_at is not None and now - started_at < cooldown:

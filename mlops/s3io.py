@@ -18,6 +18,13 @@ def join(uri: str, *parts: str) -> str:
     return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts)])
 
 
+def exists(s3: Any, bucket: str, key: str) -> bool:
+    """Whether ``key`` exists, by listing its own prefix (a prefix-scoped ListBucket suffices;
+    HeadObject or GetObject on a missing key answer 403 without a bucket-wide one)."""
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    return any(item["Key"] == key for item in listed.get("Contents", []))
+
+
 def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
     keys: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):

@@ -177,6 +177,9 @@ class EmulatorDeployment:
                     ComparisonOperator="GreaterThanOrEqualToThreshold",
                     TreatMissingData="notBreaching",
                 )
+        from mlops.emulated_aws import create_drift_alarms  # noqa: PLC0415
+
+        create_drift_alarms(client, self.config)
 
     def _account(self) -> str:
         return package_account(self.resources.key_arn)

@@ -45,6 +45,7 @@ from constructs import Construct
 from mlops.automation import (
     CAPTURE_PREFIX,
     DRIFT,
+    DRIFT_ALARM_PERIODS,
     DRIFT_METRIC,
     DRIFT_NAMESPACE,
     GROUND_TRUTH_PREFIX,
@@ -965,7 +966,10 @@ class ServingStack(Stack):
                 "(see the drift notice for the report)",
                 metric=self._drift_metric(DRIFT_METRIC, variant, "Maximum", period),
                 threshold=1,
-                evaluation_periods=1,
+                # A check's datapoint lands minutes after its period starts: looking at two
+                # periods keeps a lasting drift in ALARM instead of flapping every period.
+                evaluation_periods=DRIFT_ALARM_PERIODS,
+                datapoints_to_alarm=1,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )

@@ -101,12 +101,25 @@ def test_no_process_is_left_and_a_second_run_starts_clean(
     folder, _, _, emulator_pid = demo_run
     assert not alive(emulator_pid)
     assert not (folder / "emulator.json").exists()
-    marker = folder / "left-over.txt"
-    marker.write_text("from an earlier run")
-    from mlops.demo import reset  # noqa: PLC0415
+    (folder / "left-over.txt").write_text("from an earlier run")
+    from mlops.demo import MARKER, reset  # noqa: PLC0415
 
     reset(folder)
-    assert list(folder.iterdir()) == []
+    assert [p.name for p in folder.iterdir()] == [MARKER]
+
+
+def test_a_folder_the_demo_did_not_make_is_never_deleted(tmp_path: Path) -> None:
+    from mlops.demo import DemoFailed, reset  # noqa: PLC0415
+
+    precious = tmp_path / "repo"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("not the demo's")
+    with pytest.raises(DemoFailed, match="was not made by the demo"):
+        reset(precious)
+    assert (precious / "keep.txt").read_text() == "not the demo's"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    reset(empty)  # an empty folder is fine
 
 
 def test_ctrl_c_stops_everything_it_started(tmp_path: Path) -> None:

@@ -143,12 +143,13 @@ def test_bulk_parse_equals_the_handlers_parser_record_by_record(
         record(row + "\n" + row, score="0.1"),  # two rows, one score: malformed
         record(json.dumps({"instances": [[1, 0, 1, 0, 0, 2, 0, 1, 0]]}), "application/json"),
         record("1,2,3"),  # too few values
+        record("1,0,2,3,0.5,\n1,0,1,0"),  # nine values over two lines: two short rows
     ]
     records = [parse_line(line) for line in lines]
     fast = table_from_records(records)
     monkeypatch.setattr(drift_check, "_bulk", lambda _: None)
     slow = table_from_records(records)
-    assert (fast.rows, fast.malformed) == (slow.rows, slow.malformed) == (5, 3)
+    assert (fast.rows, fast.malformed) == (slow.rows, slow.malformed) == (5, 4)
     order_fast, order_slow = np.argsort(fast.event_ids), np.argsort(slow.event_ids)
     for name in FEATURE_NAMES:
         np.testing.assert_array_equal(

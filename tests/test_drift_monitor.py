@@ -27,10 +27,12 @@ from scipy import stats
 from mlops.capture import encode_ground_truth, encode_record, object_key
 from mlops.drift_check import DRIFT, NO_DRIFT, NOT_ENOUGH_DATA, SCORE
 from mlops.drift_monitor import (
+    DriftCheckFailed,
     DriftMonitor,
     LocalSink,
     MonitorSettings,
     ReferenceDataError,
+    S3Sink,
     load_capture,
     load_reference,
 )
@@ -51,6 +53,7 @@ SETTINGS = MonitorSettings(
     ground_truth_uri=f"s3://{CAPTURE}/ground-truth",
     min_rows=100,
     report_sample_rows=2000,
+    capture_delay=timedelta(0),  # these tests place records right up to the check's time
 )
 
 
@@ -372,6 +375,24 @@ def test_too_little_data_keeps_the_start_so_rows_accumulate(world: World) -> Non
     assert monitor.window("champion", arn, later + timedelta(minutes=5))[0] == later
 
 
+def test_a_window_ends_a_capture_delay_before_the_check(world: World) -> None:
+    # SageMaker writes capture files minutes after the requests: the window stops short of
+    # the check by the delay, and those minutes are the next window's, not lost.
+    monitor = world.monitor(capture_delay=timedelta(minutes=5))
+    arn = world.packages["champion"]
+    world.put_capture("champion", requests(150, seed=2), at=NOW - timedelta(minutes=30))
+    world.put_capture("champion", requests(150, seed=3), at=NOW - timedelta(minutes=2))
+    first = monitor.check("champion", arn, 0.8, now=NOW, run_id="r1")
+    assert (first.window_start, first.window_end) == (
+        NOW - timedelta(minutes=65),
+        NOW - timedelta(minutes=5),
+    )
+    assert first.report.rows == 150
+    second = monitor.check("champion", arn, 0.8, now=NOW + timedelta(hours=1), run_id="r2")
+    assert second.window_start == NOW - timedelta(minutes=5)
+    assert second.report.rows == 150  # the late ones
+
+
 def test_a_new_package_on_the_variant_starts_a_new_window(world: World) -> None:
     monitor, arn = world.monitor(), world.packages["champion"]
     world.put_capture("champion", requests(200, seed=2), at=NOW - timedelta(minutes=30))
@@ -657,3 +678,32 @@ def test_load_reference_from_s3_and_a_local_folder(world: World, tmp_path: Path)
     assert local.notes == ["no reference scores given: prediction drift not checked"]
     with pytest.raises(ReferenceDataError, match=r"expected one reference\.csv at .*, found 2"):
         load_reference(f"s3://{ARTIFACTS}/pipelines/p/", world.s3)
+
+
+def test_one_variant_failing_does_not_cost_the_other_its_check(world: World) -> None:
+    # The challenger's reference cannot be read: the champion is still checked and acted on
+    # (metrics, notice) before its window is marked done; then the run fails loudly.
+    world.put_capture("champion", requests(300, seed=2), at=NOW - timedelta(minutes=30))
+    acted: list[str] = []
+    monitor = world.monitor()
+    readable = monitor.reference
+
+    def reference(arn: str) -> Any:
+        if arn == world.packages["challenger"]:
+            raise ReferenceDataError("reference data s3://artifacts/gone.csv does not exist")
+        return readable(arn)
+
+    monitor.reference = reference  # type: ignore[method-assign,assignment]
+    with pytest.raises(DriftCheckFailed, match="challenger: ReferenceDataError") as failed:
+        monitor.run(now=NOW, run_id="r1", on_outcome=lambda o: acted.append(o.variant))
+    assert acted == ["champion"]
+    assert [o.variant for o in failed.value.outcomes] == ["champion"]
+    assert (
+        monitor.window("champion", world.packages["champion"], NOW + timedelta(hours=1))[0] == NOW
+    )
+
+
+def test_s3_sink_without_a_prefix_writes_at_the_bucket_root(world: World) -> None:
+    sink = S3Sink(world.s3, REPORTS, "")
+    assert sink.write_once("a/b.json", "{}", "application/json") == f"s3://{REPORTS}/a/b.json"
+    assert sink.write_once("a/b.json", "{}", "application/json") is None

@@ -4,7 +4,8 @@ Triggers:
 - the EventBridge schedule ("Scheduled Event"): check every variant over the capture since its
   last check; write the JSON result and Evidently's HTML report to the reports bucket; emit
   the metrics (embedded metric format) the drift alarms watch; notify when a variant drifts.
-  The event's time and id name the run, so a redelivered event writes nothing twice.
+  The event's time and id name the run, so a redelivered event writes nothing twice;
+  a variant that cannot be checked fails the invocation (after the others are checked).
 - the champion's drift alarm going to ALARM ("CloudWatch Alarm State Change"): start the
   training pipeline, once per episode, at most once per cooldown (only when enabled).
 - a direct invocation {"action": "check"} (console test event, ``mlops drift scheduled``).
@@ -24,7 +25,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops.drift_monitor import DriftMonitor, MonitorSettings, ReferenceDataError, VariantOutcome
+from mlops.drift_monitor import DriftMonitor, MonitorSettings, VariantOutcome
 from mlops.retraining import retrain_on_drift
 from mlops.traffic import CHAMPION, DRIFT_ALARM, endpoint_of_alarm
 
@@ -49,6 +50,7 @@ class Settings(BaseModel):
     report_sample_rows: int = Field(default=10_000, ge=100, alias="REPORT_SAMPLE_ROWS")
     first_window_minutes: int = Field(default=60, ge=1, alias="FIRST_WINDOW_MINUTES")
     max_window_hours: int = Field(default=24, ge=1, alias="MAX_WINDOW_HOURS")
+    capture_delay_minutes: int = Field(default=5, ge=0, alias="CAPTURE_DELAY_MINUTES")
     pipeline_name: str | None = Field(default=None, alias="PIPELINE_NAME")
     retrain_on_champion_drift: bool = Field(default=False, alias="RETRAIN_ON_CHAMPION_DRIFT")
     retrain_cooldown_hours: int = Field(default=24, ge=1, alias="RETRAIN_COOLDOWN_HOURS")
@@ -70,6 +72,7 @@ class Settings(BaseModel):
             report_sample_rows=self.report_sample_rows,
             first_window=timedelta(minutes=self.first_window_minutes),
             max_window=timedelta(hours=self.max_window_hours),
+            capture_delay=timedelta(minutes=self.capture_delay_minutes),
         )
 
 
@@ -150,20 +153,25 @@ def check(settings: Settings, event: dict[str, Any], context: LambdaContext) -> 
     monitor = DriftMonitor(
         sagemaker=boto3.client("sagemaker"), s3=boto3.client("s3"), settings=settings.monitor()
     )
-    outcomes = monitor.run(now=_event_time(event), run_id=run_id)
-    fresh = [o for o in outcomes if not o.duplicate]
-    for outcome in fresh:
+    sns = boto3.client("sns") if settings.topic_arn else None
+    notified: list[str] = []
+
+    def act(outcome: VariantOutcome) -> None:
+        # Right after each variant's check, before its window is marked as checked: a failure
+        # later in the run cannot cost this variant its metrics (and so its alarm) or notice.
         emit_metrics(outcome)
         logger.info(
             "variant checked",
             extra={"variant": outcome.variant, "status": outcome.report.status,
-                   "rows": outcome.report.rows, "result": outcome.json_uri},
+                   "rows": outcome.report.rows, "result": outcome.json_uri,
+                   "replayed": outcome.duplicate},
         )  # fmt: skip
-    notified = False
-    if settings.topic_arn and any(o.drifted for o in fresh):
-        subject, message = drift_message(fresh)
-        boto3.client("sns").publish(TopicArn=settings.topic_arn, Subject=subject, Message=message)
-        notified = True
+        if sns is not None and outcome.drifted:
+            subject, message = drift_message([outcome])
+            sns.publish(TopicArn=settings.topic_arn, Subject=subject, Message=message)
+            notified.append(outcome.variant)
+
+    outcomes = monitor.run(now=_event_time(event), run_id=run_id, on_outcome=act)
     return {
         "ok": True,
         "run_id": run_id,
@@ -178,6 +186,7 @@ def check(settings: Settings, event: dict[str, Any], context: LambdaContext) -> 
                 "result": o.json_uri,
                 "report": o.html_uri,
                 "duplicate": o.duplicate,
+                "already_checked": o.already_checked,
             }
             for o in outcomes
         ],
@@ -216,10 +225,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("detail-type") == "CloudWatch Alarm State Change":
         return retrain(settings, event)
     if event.get("detail-type") == "Scheduled Event" or event.get("action") == "check":
-        try:
-            return check(settings, event, context)
-        except ReferenceDataError as exc:
-            # A model without a readable reference is a fix to make, not an outage to retry.
-            logger.error("no reference", extra={"error": str(exc)})
-            return {"ok": False, "error": str(exc)}
+        # A variant that cannot be checked (no readable reference, S3 or SageMaker failing)
+        # fails the invocation after the others are checked: retried, then the errors and
+        # dead-letter alarms say so. Drift monitoring never goes quiet without a signal.
+        return check(settings, event, context)
     return {"ok": False, "error": f"unknown event: {sorted(event)[:5]}"}
