@@ -867,6 +867,13 @@ class ServingStack(Stack):
                     storage.artifacts.arn_for_objects(f"pipelines/{config.pipeline_name}/*")
                 ],
             ),
+            # Every read is listed first (mlops.s3io.exists): a missing scores.csv of an older
+            # model is "not there", not AccessDenied.
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[storage.artifacts.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"pipelines/{config.pipeline_name}/*"]}},
+            ),
             # ListBucket makes a missing window state a 404 (first run), not a 403.
             iam.PolicyStatement(
                 actions=["s3:ListBucket"],

@@ -103,6 +103,10 @@ def test_drift_function_reads_only_what_it_checks(serving_template: Template) ->
     assert "pipelines/mlops-dev-training/*" in text
     assert '"s3:*"' not in text
     assert '"Resource": "*"' not in text
+    # Listing is always narrowed to the prefixes it reads.
+    lists = [s for s in statements if s["Action"] == "s3:ListBucket"]
+    assert len(lists) == 3
+    assert all("s3:prefix" in s["Condition"]["StringLike"] for s in lists)
     puts = [s for s in statements if "s3:PutObject" in s["Action"]]
     assert all("capture" not in json.dumps(s["Resource"]) for s in puts)  # capture: read-only
 
