@@ -1121,7 +1121,7 @@ def demo(
     try:
         summary = Demo(options, RichNarrator()).run()
     except DemoFailed as exc:
-        fail(f"the demo stopped: {exc} (everything it started is stopped; see {folder})")
+        fail(f"the demo stopped: {exc} (nothing it started is left running)")
     except KeyboardInterrupt:
         errors.print(f"\ninterrupted: every process the demo started is stopped; {folder} kept")
         raise typer.Exit(130) from None
