@@ -15,7 +15,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -27,6 +26,7 @@ from typing import Any
 from mlops import automation
 from mlops.aws import EMULATOR_ACCESS_KEY, EMULATOR_ACCOUNT, AwsTarget
 from mlops.config import PlatformConfig
+from mlops.envvars import patched_environ
 from mlops.resources import PlatformResources
 from mlops.traffic import CHALLENGER, CHAMPION, drift_alarm_name
 
@@ -69,16 +69,8 @@ def environment(target: AwsTarget, values: Mapping[str, str]) -> Iterator[None]:
             AWS_ACCESS_KEY_ID=EMULATOR_ACCESS_KEY,
             AWS_SECRET_ACCESS_KEY=EMULATOR_ACCESS_KEY,
         )
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
+    with patched_environ(values):
         yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def invoke(
@@ -301,6 +293,10 @@ def scheduled_drift_check(
         cloudwatch, alarms, now + timedelta(seconds=1), region=target.region
     )
     actions = []
+    functions = {
+        automation.TRAFFIC: (traffic.handler, traffic_environment(config, resources)),
+        automation.DRIFT: (drift.handler, drift_env),
+    }
     routes = automation.alarm_routes(config)
     for alarm_event in alarm_events:
         if alarm_event["detail"]["state"]["value"] != "ALARM":
@@ -308,23 +304,10 @@ def scheduled_drift_check(
         for route in routes:
             if alarm_event["detail"]["alarmName"] not in route.alarms:
                 continue
-            if route.target == automation.TRAFFIC:
-                outcome, _ = invoke(
-                    traffic.handler,
-                    alarm_event,
-                    target=target,
-                    env=traffic_environment(config, resources),
-                    function_name=f"{config.prefix}-traffic",
-                    log_dir=log_dir,
-                )
-            else:
-                outcome, _ = invoke(
-                    drift.handler,
-                    alarm_event,
-                    target=target,
-                    env=drift_env,
-                    function_name=f"{config.prefix}-drift",
-                    log_dir=log_dir,
-                )
+            handler, env = functions[route.target]
+            outcome, _ = invoke(
+                handler, alarm_event, target=target, env=env,
+                function_name=f"{config.prefix}-{route.target}", log_dir=log_dir,
+            )  # fmt: skip
             actions.append((route.target, outcome))
     return ScheduledRun(result, datapoints, alarm_events, actions, time.perf_counter() - evaluated)

@@ -13,13 +13,11 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
 import secrets
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +25,7 @@ from pathlib import Path
 from mlops import code_bundle, s3io
 from mlops.aws import AwsTarget
 from mlops.config import PlatformConfig
+from mlops.envvars import patched_environ
 from mlops.images import sklearn_image_uri
 from mlops.registry import (
     CODE_VERSION_KEY,
@@ -142,24 +141,6 @@ def pack_model(model_dir: Path, target: Path) -> Path:
             archive.addfile(info, io.BytesIO(data))
     target.write_bytes(gzip.compress(raw.getvalue(), mtime=0))
     return target
-
-
-@contextmanager
-def _environment(values: dict[str, str | None]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    try:
-        for key, value in values.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 class LocalPipelineRunner:
@@ -312,7 +293,7 @@ class LocalPipelineRunner:
             "MLFLOW_TRACKING_URI": self.mlflow_tracking_uri,
             "MLFLOW_EXPERIMENT_NAME": self.resources.pipeline_name,
         }
-        with _environment(environment):
+        with patched_environ(environment):
             card = train.run(
                 train_dir=channels / "train",
                 validation_dir=channels / "validation",
@@ -345,7 +326,7 @@ class LocalPipelineRunner:
         for name in ("test", "manifest"):
             s3io.download_prefix(self.s3, s3io.join(run.prefix, name) + "/", inputs / name)
         out = run.work / "evaluation"
-        with _environment({"MLFLOW_TRACKING_URI": self.mlflow_tracking_uri}):
+        with patched_environ({"MLFLOW_TRACKING_URI": self.mlflow_tracking_uri}):
             evaluate.run(
                 model_source=inputs / "model",
                 test_dir=inputs / "test",
