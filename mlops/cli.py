@@ -1105,7 +1105,7 @@ def demo(
     ] = 1500,
 ) -> None:
     """The whole lifecycle on the embedded default, narrated: train, register, approve, deploy,
-    roll out, serve, drift, alarm, roll back. No AWS account; a few minutes on 2 cores."""
+    roll out, serve, drift, alarm, roll back. No AWS account; about 75 s on 2 cores."""
     from mlops.demo import Demo, DemoFailed, DemoOptions, Narrator  # noqa: PLC0415
 
     class RichNarrator(Narrator):

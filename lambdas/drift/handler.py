@@ -144,7 +144,7 @@ def drift_message(outcomes: list[VariantOutcome]) -> tuple[str, str]:
             )
         lines.append(f"  result: {o.json_uri}")
         lines.append("")
-    lines.append("Runbook: README.md, 'Rolling back from the console'.")
+    lines.append("Runbook: README.md, 'Runbook: roll back from the console'.")
     return subject[:100], "\n".join(lines)
 
 
