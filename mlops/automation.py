@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from mlops.config import PlatformConfig
-from mlops.traffic import CHALLENGER, CHAMPION, drift_alarm_name, variant_alarm_names
+from mlops.traffic import CHAMPION, challenger_gate_alarms, drift_alarm_name
 
 DRIFT_NAMESPACE = "MLOps/Drift"
 DRIFT_METRIC = "DriftDetected"  # 1 when a checked window drifted, 0 when not; none without data
@@ -52,14 +52,11 @@ class Route:
 
 def alarm_routes(config: PlatformConfig) -> list[Route]:
     endpoint = config.endpoint_name
-    rollback_on = list(variant_alarm_names(endpoint, CHALLENGER))
-    if config.auto_rollback_on_challenger_drift:
-        rollback_on.append(drift_alarm_name(endpoint, CHALLENGER))
     routes = [
         Route(
             "ChallengerAlarmRule",
             "Roll back to the champion when a challenger alarm fires",
-            tuple(rollback_on),
+            challenger_gate_alarms(endpoint, drift=config.auto_rollback_on_challenger_drift),
             TRAFFIC,
         )
     ]

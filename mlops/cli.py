@@ -459,7 +459,7 @@ def _alerts_topic(state: State, target: AwsTarget) -> str | None:
 
 def _apply_traffic(state: State, endpoint: str | None, **request: Any) -> None:
     from mlops.endpoints import EndpointError  # noqa: PLC0415
-    from mlops.traffic import CHALLENGER, TrafficError, variant_alarm_names  # noqa: PLC0415
+    from mlops.traffic import TrafficError, challenger_gate_alarms  # noqa: PLC0415
     from mlops.traffic_control import TrafficController, TrafficRequest  # noqa: PLC0415
 
     target = state.target()
@@ -473,7 +473,9 @@ def _apply_traffic(state: State, endpoint: str | None, **request: Any) -> None:
         sns=target.client("sns"),
         topic_arn=_alerts_topic(state, target),
         audit_bucket=resources.reports_bucket,
-        challenger_alarms=lambda e: variant_alarm_names(e, CHALLENGER),
+        challenger_alarms=lambda e: challenger_gate_alarms(
+            e, drift=state.config.auto_rollback_on_challenger_drift
+        ),
         rollout_steps=state.config.rollout_steps,
         ssm=target.client("ssm"),
         weight_parameter=state.config.weight_parameter,

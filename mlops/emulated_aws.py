@@ -237,6 +237,7 @@ def traffic_environment(config: PlatformConfig, resources: PlatformResources) ->
         "AUDIT_BUCKET": resources.reports_bucket,
         "ROLLOUT_STEPS": ",".join(f"{s:g}" for s in config.rollout_steps),
         "WEIGHT_PARAMETER_PREFIX": config.weight_parameter("").removesuffix("-weight"),
+        "GATE_ON_DRIFT": str(config.auto_rollback_on_challenger_drift).lower(),
         "POWERTOOLS_SERVICE_NAME": "traffic",
         "POWERTOOLS_METRICS_NAMESPACE": "MLOps/Traffic",
     }

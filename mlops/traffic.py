@@ -139,6 +139,13 @@ def drift_alarm_name(endpoint: str, variant: str) -> str:
     return f"{endpoint}-{variant}-{DRIFT_ALARM}"
 
 
+def challenger_gate_alarms(endpoint: str, *, drift: bool) -> tuple[str, ...]:
+    """The challenger's alarms that roll it back and hold its rollout: 5XX and latency, and
+    its drift alarm when drift rolls back too (auto_rollback_on_challenger_drift)."""
+    names = variant_alarm_names(endpoint, CHALLENGER)
+    return (*names, drift_alarm_name(endpoint, CHALLENGER)) if drift else names
+
+
 def endpoint_of_alarm(alarm_name: str, variant: str, metrics: tuple[str, ...]) -> str | None:
     for metric in metrics:
         suffix = f"-{variant}-{metric}"

@@ -315,9 +315,9 @@ class ServingStack(Stack):
         self.endpoint.cfn_options.condition = has_champion
         self._autoscaling(has_champion, has_challenger)
         self.alarms = self._alarms()
+        self.drift_alarms = self._drift_alarms()
         self.traffic = self._traffic_lambda(storage, ops)
         self.drift = self._drift_lambda(storage, ops)
-        self.drift_alarms = self._drift_alarms()
         self._alarm_rules()
         self.deployer = self._deploy_lambda(storage, ops)
         self.dashboard = self._dashboard()
@@ -701,7 +701,14 @@ class ServingStack(Stack):
                 ),
                 iam.PolicyStatement(
                     actions=["cloudwatch:DescribeAlarms"],
-                    resources=[a.alarm_arn for a in self.alarms.values()],
+                    resources=[
+                        *(a.alarm_arn for a in self.alarms.values()),
+                        *(
+                            [self.drift_alarms[CHALLENGER].alarm_arn]
+                            if config.auto_rollback_on_challenger_drift
+                            else []
+                        ),
+                    ],
                 ),
                 iam.PolicyStatement(
                     actions=["s3:PutObject"],
@@ -720,6 +727,7 @@ class ServingStack(Stack):
                 "TOPIC_ARN": self.topic.topic_arn,
                 "ROLLOUT_STEPS": ",".join(f"{s:g}" for s in config.rollout_steps),
                 "WEIGHT_PARAMETER_PREFIX": config.weight_parameter("").removesuffix("-weight"),
+                "GATE_ON_DRIFT": str(config.auto_rollback_on_challenger_drift).lower(),
                 "POWERTOOLS_SERVICE_NAME": "traffic",
                 "POWERTOOLS_METRICS_NAMESPACE": "MLOps/Traffic",
             },

@@ -171,6 +171,25 @@ def alarm_rules(template: Template) -> dict[str, list[str]]:
     }
 
 
+def test_challenger_drift_holds_the_rollout(serving_template: Template) -> None:
+    (traffic_id, traffic), = [
+        (i, f) for i, f in serving_template.find_resources("AWS::Lambda::Function").items()
+        if f["Properties"]["ImageConfig"]["Command"] == ["lambdas.traffic.handler.handler"]
+    ]  # fmt: skip
+    assert traffic["Properties"]["Environment"]["Variables"]["GATE_ON_DRIFT"] == "true"
+    (describe,) = [
+        s for s in policy_statements(serving_template, traffic_id)
+        if s["Action"] == "cloudwatch:DescribeAlarms"
+    ]  # fmt: skip
+    alarm_ids = [r["Fn::GetAtt"][0] for r in describe["Resource"]]
+    names = {
+        serving_template.find_resources("AWS::CloudWatch::Alarm")[i]["Properties"]["AlarmName"]
+        for i in alarm_ids
+    }
+    assert "mlops-dev-visits-challenger-drift" in names
+    assert "mlops-dev-visits-champion-drift" not in names
+
+
 def test_challenger_drift_rolls_back_unless_turned_off(
     serving_template: Template, build: BuildFn
 ) -> None:

@@ -109,3 +109,27 @@ def test_missing_configuration_fails_loudly(aws: Any, monkeypatch: pytest.Monkey
     monkeypatch.delenv("AUDIT_BUCKET")
     with pytest.raises(Exception, match="AUDIT_BUCKET"):
         traffic.handler(CONSOLE_TEST_EVENT, FakeContext())
+
+
+def test_challenger_drift_holds_the_rollout_when_it_rolls_back(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    drift = f"{ENDPOINT}-challenger-drift"
+    cloudwatch.put_metric_alarm(
+        AlarmName=drift, Namespace="MLOps/Drift", MetricName="DriftDetected",
+        Statistic="Maximum", Period=3600, EvaluationPeriods=2, Threshold=1.0,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )  # fmt: skip
+    cloudwatch.set_alarm_state(AlarmName=drift, StateValue="ALARM", StateReason="drift found")
+    step = {"action": "rollout-step", "endpoint": ENDPOINT, "reason": "next step",
+            "requested_by": "schedule"}  # fmt: skip
+    # Drift not wired to roll back: it does not hold the rollout either.
+    monkeypatch.setenv("GATE_ON_DRIFT", "false")
+    advanced = traffic.handler(step, FakeContext(aws_request_id="step-1"))
+    assert advanced["weights_after"] == {"champion": 0.5, "challenger": 0.5}
+    # Wired (the default stack): a drifting challenger is rolled back, not advanced.
+    monkeypatch.setenv("GATE_ON_DRIFT", "true")
+    held = traffic.handler(step, FakeContext(aws_request_id="step-2"))
+    assert held["weights_after"] == {"champion": 1.0, "challenger": 0.0}
+    assert drift in held["decision"]

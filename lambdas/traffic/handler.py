@@ -23,12 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlops.endpoints import EndpointNotFound
-from mlops.traffic import (
-    CHALLENGER,
-    TrafficError,
-    endpoint_of_challenger_alarm,
-    variant_alarm_names,
-)
+from mlops.traffic import TrafficError, challenger_gate_alarms, endpoint_of_challenger_alarm
 from mlops.traffic_control import TrafficController, TrafficRequest
 
 logger = Logger(service="traffic")
@@ -45,6 +40,8 @@ class Settings(BaseModel):
     rollout_steps: str = Field(default="0.1,0.25,0.5", alias="ROLLOUT_STEPS")
     # "/mlops/dev/serving/": the weights in force are kept at <prefix><variant>-weight.
     weight_parameter_prefix: str | None = Field(default=None, alias="WEIGHT_PARAMETER_PREFIX")
+    # The challenger's drift alarm holds a rollout step too (when drift rolls it back).
+    gate_on_drift: bool = Field(default=False, alias="GATE_ON_DRIFT")
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -80,7 +77,9 @@ def controller(settings: Settings) -> TrafficController:
         topic_arn=settings.topic_arn,
         cloudwatch=boto3.client("cloudwatch"),
         audit_bucket=settings.audit_bucket,
-        challenger_alarms=lambda endpoint: variant_alarm_names(endpoint, CHALLENGER),
+        challenger_alarms=lambda endpoint: challenger_gate_alarms(
+            endpoint, drift=settings.gate_on_drift
+        ),
         rollout_steps=settings.steps(),
         ssm=boto3.client("ssm") if settings.weight_parameter_prefix else None,
         weight_parameter=(
