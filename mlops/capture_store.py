@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mlops import s3io
-from mlops.capture import CaptureRecord, ParseResult, parse_lines
+from mlops.capture import CaptureRecord, ParseResult, gc_paused, parse_lines
 from mlops.drift_check import CaptureTable, concat_tables, table_from_records
 
 
@@ -35,7 +35,8 @@ class CaptureWindow:
         self.files += 1
         self.malformed += parsed.malformed
         self.errors.extend(parsed.errors[: max(0, keep_errors - len(self.errors))])
-        self.chunks.append(table_from_records(records, keep_errors=keep_errors))
+        with gc_paused():
+            self.chunks.append(table_from_records(records, keep_errors=keep_errors))
 
     def table(self) -> CaptureTable:
         return concat_tables(self.chunks)
