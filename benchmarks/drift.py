@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from mlops.drift import dataset_drift
+from mlops.drift_report import preset_verdicts
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 NUMERIC, CATEGORICAL = 20, 5
@@ -57,17 +58,7 @@ def evidently(reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, bool]
         Dataset.from_pandas(current, data_definition=definition),
         Dataset.from_pandas(reference, data_definition=definition),
     )
-    verdicts = {}
-    for metric in snapshot.dict()["metrics"]:
-        config = metric.get("config", {})
-        column = config.get("column")
-        if config.get("type", "").endswith("ValueDrift") and column:
-            threshold = config.get("threshold") or 0.1
-            method = str(config.get("method", ""))
-            value = float(metric["value"])
-            p_value = "p_value" in method or method.startswith(("K-S", "chi", "Z-test"))
-            verdicts[column] = value < threshold if p_value else value >= threshold
-    return verdicts
+    return preset_verdicts(snapshot)
 
 
 def timed(

@@ -105,6 +105,7 @@ def run_evidently(folder: Path) -> dict[str, bool]:
     from evidently.presets import DataDriftPreset  # noqa: PLC0415
 
     from mlops.drift_monitor import load_capture  # noqa: PLC0415
+    from mlops.drift_report import preset_verdicts  # noqa: PLC0415
     from pipeline_steps.schema import FEATURE_NAMES  # noqa: PLC0415
 
     table = load_capture(str(folder / "capture")).table()  # the same parse as ours
@@ -117,18 +118,7 @@ def run_evidently(folder: Path) -> dict[str, bool]:
     )
     (folder / "out").mkdir(exist_ok=True)
     snapshot.save_html(str(folder / "out" / f"evidently-{os.getpid()}.html"))
-    # The verdict per column, read from its ValueDrift metric as benchmarks/drift.py does.
-    verdicts = {}
-    for metric in snapshot.dict()["metrics"]:
-        config = metric.get("config", {})
-        column = config.get("column")
-        if config.get("type", "").endswith("ValueDrift") and column:
-            threshold = config.get("threshold") or 0.1
-            method = str(config.get("method", ""))
-            value = float(metric["value"])
-            p_value = "p_value" in method or method.startswith(("K-S", "chi", "Z-test"))
-            verdicts[column] = value < threshold if p_value else value >= threshold
-    return verdicts
+    return preset_verdicts(snapshot)
 
 
 def run_parse(folder: Path) -> dict[str, bool]:

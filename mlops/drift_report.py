@@ -69,3 +69,19 @@ def evidently_html(
             reference_data=Dataset.from_pandas(ref, data_definition=definition),
         )
     return str(snapshot.get_html_str(as_iframe=False))
+
+
+def preset_verdicts(snapshot: Any) -> dict[str, bool]:
+    """Each column's verdict in a DataDriftPreset run, read from its ValueDrift metric (p-value
+    tests drift below their threshold, distances at or above it). For side-by-side checks."""
+    verdicts: dict[str, bool] = {}
+    for metric in snapshot.dict()["metrics"]:
+        config = metric.get("config", {})
+        column = config.get("column")
+        if config.get("type", "").endswith("ValueDrift") and column:
+            threshold = config.get("threshold") or 0.1
+            method = str(config.get("method", ""))
+            value = float(metric["value"])
+            p_value = "p_value" in method or method.startswith(("K-S", "chi", "Z-test"))
+            verdicts[column] = value < threshold if p_value else value >= threshold
+    return verdicts
