@@ -42,7 +42,7 @@ from mlops.drift_check import (
     check_table,
 )
 from mlops.drift_report import sample
-from mlops.registry import PackageLineage
+from mlops.registry import PackageLineage, model_package_of
 from pipeline_steps.schema import FEATURE_NAMES
 
 log = logging.getLogger(__name__)
@@ -183,9 +183,7 @@ class DriftMonitor:
         }
         serving: dict[str, tuple[str, float]] = {}
         for variant in config["ProductionVariants"]:
-            model = self.sagemaker.describe_model(ModelName=variant["ModelName"])
-            containers = model.get("Containers") or [model.get("PrimaryContainer", {})]
-            package = containers[0].get("ModelPackageName")
+            package = model_package_of(self.sagemaker, variant["ModelName"])
             if not package:
                 raise ReferenceDataError(
                     f"variant {variant['VariantName']} serves model {variant['ModelName']}, "

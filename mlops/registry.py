@@ -80,3 +80,11 @@ def set_approval(sagemaker: Any, model_package_arn: str, status: str, reason: st
     if described.get("CustomerMetadataProperties"):
         request["CustomerMetadataProperties"] = described["CustomerMetadataProperties"]
     sagemaker.update_model_package(**request)
+
+
+def model_package_of(sagemaker: Any, model_name: str) -> str | None:
+    """The model package a SageMaker model was made from (None: made from an image)."""
+    model = sagemaker.describe_model(ModelName=model_name)
+    containers = model.get("Containers") or [model.get("PrimaryContainer", {})]
+    package = containers[0].get("ModelPackageName")
+    return str(package) if package else None

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from mlops import endpoints
 from mlops.automation import CAPTURE_PREFIX
 from mlops.config import PlatformConfig
+from mlops.registry import model_package_of
 from mlops.resources import PlatformResources
 from mlops.traffic import CHALLENGER, CHAMPION, TrafficError, shift_to, variant_alarm_names
 
@@ -131,9 +132,9 @@ class EmulatorDeployment:
         )
         packages: dict[str, str | None] = {}
         for variant in config["ProductionVariants"]:
-            model = self.sagemaker.describe_model(ModelName=variant["ModelName"])
-            containers = model.get("Containers") or [model.get("PrimaryContainer", {})]
-            packages[variant["VariantName"]] = containers[0].get("ModelPackageName")
+            packages[variant["VariantName"]] = model_package_of(
+                self.sagemaker, variant["ModelName"]
+            )
         return ServingState(champion=packages.get(CHAMPION), challenger=packages.get(CHALLENGER))
 
     def _model_for(self, package_arn: str) -> str:
