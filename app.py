@@ -11,7 +11,7 @@ import sys
 
 import aws_cdk as cdk
 
-from mlops.config import ConfigError, PlatformConfig
+from mlops.core.config import ConfigError, PlatformConfig
 from stacks.platform import build_platform
 
 

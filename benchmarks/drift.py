@@ -18,8 +18,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from mlops.drift import dataset_drift
-from mlops.drift_report import preset_verdicts
+from mlops.adapters.evidently_report import preset_verdicts
+from mlops.core.drift_stats import dataset_drift
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 NUMERIC, CATEGORICAL = 20, 5
@@ -89,7 +89,7 @@ def main() -> None:
     print(
         f"drift check, reference 10,000 rows, current {args.rows:,} rows x {NUMERIC + CATEGORICAL} columns"
     )
-    print(f"  mlops.drift:                median {statistics.median(ours_times):.2f} s")
+    print(f"  mlops.core.drift_stats:                median {statistics.median(ours_times):.2f} s")
     print(f"  Evidently DataDriftPreset:  median {statistics.median(evidently_times):.2f} s")
     print(f"  ratio: {statistics.median(evidently_times) / statistics.median(ours_times):.1f}x")
     print(

@@ -4,7 +4,7 @@ Writes --rows captured requests (one row each, as an online endpoint gets them; 
 1,000 records per file, the model's 9 features plus its score) under a folder, half of them
 drifted, then runs in fresh processes, alternating, --repeats times each:
 
-  ours       parse every capture file, the verdicts over every row (mlops.drift, Evidently's
+  ours       parse every capture file, the verdicts over every row (mlops.core.drift_stats, Evidently's
              default tests), Evidently's HTML report over a 10,000-row sample, JSON result;
   evidently  parse every capture file, Evidently's DataDriftPreset over every row, its HTML;
   parse      only read and parse the capture files (what both of the above start with).
@@ -35,8 +35,8 @@ PER_FILE = 1000
 
 
 def write_capture(folder: Path, rows: int) -> None:
-    from mlops.capture import encode_record, object_key  # noqa: PLC0415
-    from mlops.traffic_replay import requests  # noqa: PLC0415
+    from mlops.core.capture import encode_record, object_key  # noqa: PLC0415
+    from mlops.local.replay import requests  # noqa: PLC0415
     from pipeline_steps.schema import FEATURE_NAMES  # noqa: PLC0415
 
     half = rows // 2
@@ -71,19 +71,20 @@ def write_capture(folder: Path, rows: int) -> None:
 
 
 def run_ours(folder: Path) -> dict[str, bool]:
-    from mlops.capture import GroundTruth  # noqa: PLC0415
-    from mlops.drift_monitor import (  # noqa: PLC0415
+    from mlops.adapters.evidently_report import evidently_html  # noqa: PLC0415
+    from mlops.core.capture import GroundTruth  # noqa: PLC0415
+    from mlops.core.config import PlatformConfig  # noqa: PLC0415
+    from mlops.core.functions import DriftThresholds  # noqa: PLC0415
+    from mlops.usecases.check_drift import (  # noqa: PLC0415
         LocalSink,
-        MonitorSettings,
         evaluate,
         load_capture,
         load_reference,
     )
-    from mlops.drift_report import evidently_html  # noqa: PLC0415
 
-    settings = MonitorSettings(endpoint="bench", reports_bucket="", capture_uri="")
     outcome = evaluate(
-        settings,
+        "bench",
+        DriftThresholds.from_config(PlatformConfig.from_context({})),
         load_reference(str(folder / "reference")),
         load_capture(str(folder / "capture")),
         GroundTruth(),
@@ -104,8 +105,8 @@ def run_evidently(folder: Path) -> dict[str, bool]:
     from evidently import DataDefinition, Dataset, Report  # noqa: PLC0415
     from evidently.presets import DataDriftPreset  # noqa: PLC0415
 
-    from mlops.drift_monitor import load_capture  # noqa: PLC0415
-    from mlops.drift_report import preset_verdicts  # noqa: PLC0415
+    from mlops.adapters.evidently_report import preset_verdicts  # noqa: PLC0415
+    from mlops.usecases.check_drift import load_capture  # noqa: PLC0415
     from pipeline_steps.schema import FEATURE_NAMES  # noqa: PLC0415
 
     table = load_capture(str(folder / "capture")).table()  # the same parse as ours
@@ -122,7 +123,7 @@ def run_evidently(folder: Path) -> dict[str, bool]:
 
 
 def run_parse(folder: Path) -> dict[str, bool]:
-    from mlops.drift_monitor import load_capture  # noqa: PLC0415
+    from mlops.usecases.check_drift import load_capture  # noqa: PLC0415
 
     load_capture(str(folder / "capture")).table()
     return {}

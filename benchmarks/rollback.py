@@ -18,9 +18,9 @@ import uuid
 
 from moto.server import ThreadedMotoServer
 
-from mlops.aws import AwsTarget
-from mlops.traffic import CHALLENGER, variant_alarm_names
-from mlops.traffic_control import TrafficController, TrafficRequest
+from mlops.adapters.target import AwsTarget
+from mlops.core.names import CHALLENGER, variant_alarms
+from mlops.usecases.apply_traffic import TrafficController, TrafficRequest
 
 ENDPOINT = "bench-endpoint"
 
@@ -64,7 +64,7 @@ def main() -> None:
             sns=target.client("sns"),
             topic_arn=topic,
             cloudwatch=target.client("cloudwatch"),
-            challenger_alarms=lambda e: variant_alarm_names(e, CHALLENGER),
+            challenger_alarms=lambda e: variant_alarms(e, CHALLENGER),
             audit_bucket="bench-reports",
             ssm=target.client("ssm"),
             weight_parameter=lambda variant: f"/bench/serving/{variant}-weight",

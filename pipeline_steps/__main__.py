@@ -1,6 +1,6 @@
 """Run one step: ``python -m pipeline_steps <step> [args]`` or ``python3 steps.pyz <step> [args]``.
 
-SageMaker processing jobs run the zipapp built from this package (see mlops/code_bundle.py).
+SageMaker processing jobs run the zipapp built from this package (see mlops/adapters/code_bundle.py).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The definition comes from stacks/pipeline_definition.py (SageMaker SDK v3, built offline);
 deploy-time values reach it through Fn::Sub. The step code ships as two CDK file assets
-built deterministically from pipeline_steps/ (mlops/code_bundle.py).
+built deterministically from pipeline_steps/ (mlops/adapters/code_bundle.py).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from mlops import code_bundle
-from mlops.config import PlatformConfig
+from mlops.adapters import code_bundle
+from mlops.core.config import PlatformConfig
 
 from .compliance import acknowledge
 from .pipeline_definition import PipelineSpec, build_definition

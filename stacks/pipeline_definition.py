@@ -18,8 +18,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from mlops.images import SKLEARN_VERSION
-from mlops.registry import (
+from mlops.adapters.images import SKLEARN_VERSION
+from mlops.adapters.registry import (
     CODE_VERSION_KEY,
     CONTENT_TYPES,
     DATASET_HASH_KEY,

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from aws_cdk import App, Environment, Tags
 
-from mlops.config import PlatformConfig
+from mlops.core import names
+from mlops.core.config import PlatformConfig
 
 from .compliance import add_compliance_checks
 from .pipeline import PipelineStack
@@ -29,15 +30,15 @@ def build_platform(app: App, config: PlatformConfig) -> Platform:
     env = Environment(account=config.account, region=config.region)
     # Step-code archives are built here, inside the cloud assembly; CDK stages them as assets.
     bundle_dir = Path(app.outdir) / "bundles" / config.prefix
-    storage = StorageStack(app, f"{config.prefix}-storage", config=config, env=env)
-    registry = RegistryStack(app, f"{config.prefix}-registry", config=config, env=env)
+    storage = StorageStack(app, names.storage_stack(config), config=config, env=env)
+    registry = RegistryStack(app, names.registry_stack(config), config=config, env=env)
     registry.add_stack_dependency(storage, "imports the storage stack's exported buckets and key")
     pipeline = PipelineStack(
-        app, f"{config.prefix}-pipeline", config=config, env=env, bundle_dir=bundle_dir
+        app, names.pipeline_stack(config), config=config, env=env, bundle_dir=bundle_dir
     )
     pipeline.add_stack_dependency(storage, "imports the storage stack's exported buckets and key")
     pipeline.add_stack_dependency(registry, "registers into the model package group")
-    serving = ServingStack(app, f"{config.prefix}-serving", config=config, env=env)
+    serving = ServingStack(app, names.serving_stack(config), config=config, env=env)
     serving.add_stack_dependency(storage, "imports the storage stack's exported buckets and key")
     serving.add_stack_dependency(registry, "serves packages of the model package group")
     for stack in (storage, registry, pipeline, serving):

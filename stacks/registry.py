@@ -15,8 +15,8 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from mlops.config import PlatformConfig
-from mlops.traffic import CHALLENGER, CHAMPION
+from mlops.core.config import PlatformConfig
+from mlops.core.names import CHALLENGER, CHAMPION
 
 from .compliance import acknowledge
 from .storage import StorageImports, export_name

@@ -14,7 +14,9 @@ state is never reverted by a deploy:
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import (
     Aws,
@@ -42,20 +44,20 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from mlops.automation import (
-    CAPTURE_PREFIX,
+from mlops.core import names, specs
+from mlops.core.config import PlatformConfig
+from mlops.core.functions import DeploySettings, DriftSettings, TrafficSettings
+from mlops.core.names import CHALLENGER, CHAMPION
+from mlops.core.specs import (
+    DEPLOY,
     DRIFT,
-    DRIFT_ALARM_PERIODS,
-    DRIFT_METRIC,
     DRIFT_NAMESPACE,
-    GROUND_TRUTH_PREFIX,
+    HANDLERS,
     TRAFFIC,
-    alarm_routes,
+    AlarmSpec,
+    RuleSpec,
     drift_alarm_period,
-    drift_environment,
 )
-from mlops.config import PlatformConfig
-from mlops.traffic import CHALLENGER, CHAMPION, drift_alarm_name, variant_alarm_names
 
 from .compliance import acknowledge
 from .storage import StorageImports
@@ -353,7 +355,7 @@ class ServingStack(Stack):
                 # Data capture writes to the capture bucket under the platform key.
                 iam.PolicyStatement(
                     actions=["s3:PutObject"],
-                    resources=[storage.capture.arn_for_objects(f"{CAPTURE_PREFIX}/*")],
+                    resources=[storage.capture.arn_for_objects(f"{names.CAPTURE_PREFIX}/*")],
                 ),
                 iam.PolicyStatement(
                     actions=["sagemaker:DescribeModelPackage"],
@@ -383,7 +385,7 @@ class ServingStack(Stack):
         )
         acknowledge(
             policy,
-            f"AwsSolutions-IAM5[Resource::{self._export('capture-bucket-arn')}/{CAPTURE_PREFIX}/*]",
+            f"AwsSolutions-IAM5[Resource::{self._export('capture-bucket-arn')}/{names.CAPTURE_PREFIX}/*]",
             "Data capture writes one object per batch under keys SageMaker names by time.",
         )
         acknowledge(
@@ -466,19 +468,12 @@ class ServingStack(Stack):
             ],
             # Encrypts the ML storage volumes (config validation refuses NVMe instance types).
             kms_key_id=storage.key.key_arn,
-            data_capture_config=sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
-                enable_capture=True,
-                initial_sampling_percentage=self.config.capture_sampling_percentage,
-                destination_s3_uri=f"s3://{storage.capture.bucket_name}/{CAPTURE_PREFIX}",
-                kms_key_id=storage.key.key_arn,
-                capture_options=[
-                    sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Input"),
-                    sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Output"),
-                ],
-                # Without these SageMaker stores payloads base64-encoded.
-                capture_content_type_header=sagemaker.CfnEndpointConfig.CaptureContentTypeHeaderProperty(
-                    csv_content_types=["text/csv"], json_content_types=["application/json"]
-                ),
+        )
+        # Data capture as mlops.core.specs.capture says (the embedded default's too).
+        endpoint_config.add_property_override(
+            "DataCaptureConfig",
+            specs.capture(self.config).data_capture_config(
+                storage.capture.bucket_name, storage.key.key_arn
             ),
         )
         endpoint_config.cfn_options.condition = has_champion
@@ -527,53 +522,36 @@ class ServingStack(Stack):
             )
             policy.cfn_options.condition = condition
 
+    def _alarm(self, spec: AlarmSpec) -> cloudwatch.Alarm:
+        """A CloudWatch alarm from its specification (mlops.core.specs)."""
+        alarm = cloudwatch.Alarm(
+            self,
+            spec.construct_id,
+            alarm_name=spec.name,
+            alarm_description=spec.description,
+            metric=cloudwatch.Metric(
+                namespace=spec.namespace,
+                metric_name=spec.metric,
+                dimensions_map=dict(spec.dimensions),
+                statistic=spec.statistic,
+                period=Duration.seconds(spec.period_seconds),
+            ),
+            threshold=spec.threshold,
+            evaluation_periods=spec.evaluation_periods,
+            datapoints_to_alarm=spec.datapoints_to_alarm,
+            comparison_operator=cloudwatch.ComparisonOperator[_enum_member(spec.comparison)],
+            treat_missing_data=cloudwatch.TreatMissingData[_enum_member(spec.treat_missing_data)],
+        )
+        action = cloudwatch_actions_sns(self.topic)
+        if spec.notify_on_alarm:
+            alarm.add_alarm_action(action)
+        if spec.notify_on_ok:
+            alarm.add_ok_action(action)
+        return alarm
+
     def _alarms(self) -> dict[str, cloudwatch.Alarm]:
-        alarms: dict[str, cloudwatch.Alarm] = {}
-        for variant in (CHAMPION, CHALLENGER):
-            dimensions = {"EndpointName": self.config.endpoint_name, "VariantName": variant}
-            errors_name, latency_name = variant_alarm_names(self.config.endpoint_name, variant)
-            metrics = {
-                errors_name: (
-                    cloudwatch.Metric(
-                        namespace="AWS/SageMaker",
-                        metric_name="Invocation5XXErrors",
-                        dimensions_map=dimensions,
-                        statistic="Sum",
-                        period=Duration.minutes(1),
-                    ),
-                    float(self.config.error_alarm_count),
-                    f"{variant}: {self.config.error_alarm_count}+ server errors a minute, 2 minutes of 3",
-                ),
-                latency_name: (
-                    cloudwatch.Metric(
-                        namespace="AWS/SageMaker",
-                        metric_name="ModelLatency",
-                        dimensions_map=dimensions,
-                        statistic="p99",
-                        period=Duration.minutes(1),
-                    ),
-                    float(self.config.latency_alarm_ms * 1000),  # ModelLatency is in microseconds
-                    f"{variant}: p99 model latency above {self.config.latency_alarm_ms} ms, 2 minutes of 3",
-                ),
-            }
-            for name, (metric, threshold, description) in metrics.items():
-                alarm = cloudwatch.Alarm(
-                    self,
-                    f"{variant.title()}{name.rsplit('-', 1)[1].title()}Alarm",
-                    alarm_name=name,
-                    alarm_description=description,
-                    metric=metric,
-                    threshold=threshold,
-                    evaluation_periods=3,
-                    datapoints_to_alarm=2,
-                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                )
-                action = cloudwatch_actions_sns(self.topic)
-                alarm.add_alarm_action(action)
-                alarm.add_ok_action(action)
-                alarms[name] = alarm
-        return alarms
+        """Per variant: server errors and p99 latency (mlops.core.specs.variant_alarms)."""
+        return {spec.name: self._alarm(spec) for spec in specs.variant_alarms(self.config)}
 
     # -- traffic control -----------------------------------------------------------------------
 
@@ -684,7 +662,7 @@ class ServingStack(Stack):
         traffic = PlatformFunction(
             self,
             "Traffic",
-            handler="lambdas.traffic.handler.handler",
+            handler=HANDLERS[TRAFFIC],
             alarm_topic=self.topic,
             description="Shift, roll back or step the rollout of the endpoint's variants",
             ops_key=ops,
@@ -713,7 +691,9 @@ class ServingStack(Stack):
                 iam.PolicyStatement(
                     actions=["s3:PutObject"],
                     resources=[
-                        storage.reports.arn_for_objects(f"audit/traffic/{config.endpoint_name}/*")
+                        storage.reports.arn_for_objects(
+                            f"{names.TRAFFIC_AUDIT_PREFIX}/{config.endpoint_name}/*"
+                        )
                     ],
                 ),
                 iam.PolicyStatement(
@@ -722,19 +702,13 @@ class ServingStack(Stack):
                 iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn]),
                 self._weights_statement(),
             ],
-            environment={
-                "AUDIT_BUCKET": storage.reports.bucket_name,
-                "TOPIC_ARN": self.topic.topic_arn,
-                "ROLLOUT_STEPS": ",".join(f"{s:g}" for s in config.rollout_steps),
-                "WEIGHT_PARAMETER_PREFIX": config.weight_parameter("").removesuffix("-weight"),
-                "GATE_ON_DRIFT": str(config.auto_rollback_on_challenger_drift).lower(),
-                "POWERTOOLS_SERVICE_NAME": "traffic",
-                "POWERTOOLS_METRICS_NAMESPACE": "MLOps/Traffic",
-            },
+            environment=TrafficSettings.for_platform(
+                config, audit_bucket=storage.reports.bucket_name, topic_arn=self.topic.topic_arn
+            ).environment(),
         )
         acknowledge(
             traffic.policy,
-            f"AwsSolutions-IAM5[Resource::{self._export('reports-bucket-arn')}/audit/traffic/{config.endpoint_name}/*]",
+            f"AwsSolutions-IAM5[Resource::{self._export('reports-bucket-arn')}/{names.TRAFFIC_AUDIT_PREFIX}/{config.endpoint_name}/*]",
             "One audit record per request, named by its id; write-only, limited to this "
             "endpoint's audit prefix.",
         )
@@ -750,7 +724,7 @@ class ServingStack(Stack):
         deploy = PlatformFunction(
             self,
             "Deploy",
-            handler="lambdas.deploy.handler.handler",
+            handler=HANDLERS[DEPLOY],
             alarm_topic=self.topic,
             description="Make a newly approved model package the challenger; promote on request",
             ops_key=ops,
@@ -773,7 +747,9 @@ class ServingStack(Stack):
                 iam.PolicyStatement(
                     actions=["s3:PutObject"],
                     resources=[
-                        storage.reports.arn_for_objects(f"audit/serving/{config.endpoint_name}/*")
+                        storage.reports.arn_for_objects(
+                            f"{names.SERVING_AUDIT_PREFIX}/{config.endpoint_name}/*"
+                        )
                     ],
                 ),
                 iam.PolicyStatement(
@@ -781,63 +757,45 @@ class ServingStack(Stack):
                 ),
                 iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn]),
             ],
-            environment={
-                "PROJECT": config.project,
-                "STAGE": config.stage,
-                "MODEL_FAMILY": config.model_family,
-                "MODEL_PACKAGE_GROUP": config.model_package_group_name,
-                "INITIAL_CHALLENGER_WEIGHT": f"{config.challenger_initial_weight:g}",
-                "AUDIT_BUCKET": storage.reports.bucket_name,
-                "TOPIC_ARN": self.topic.topic_arn,
-                "CLOUDFORMATION_ROLE_ARN": cfn_role,
-                "POWERTOOLS_SERVICE_NAME": "deploy",
-            },
+            environment=DeploySettings.for_platform(
+                config,
+                audit_bucket=storage.reports.bucket_name,
+                topic_arn=self.topic.topic_arn,
+                cloudformation_role_arn=cfn_role,
+            ).environment(),
         )
         acknowledge(
             deploy.policy,
-            f"AwsSolutions-IAM5[Resource::{self._export('reports-bucket-arn')}/audit/serving/{config.endpoint_name}/*]",
+            f"AwsSolutions-IAM5[Resource::{self._export('reports-bucket-arn')}/{names.SERVING_AUDIT_PREFIX}/{config.endpoint_name}/*]",
             "One audit record per deployment, named by its request id; write-only, limited to "
             "this endpoint's prefix.",
         )
+        self._rule(specs.approval_rule(config), deploy.function)
+        return deploy.function
+
+    def _rule(self, spec: RuleSpec, function: lambda_.IFunction) -> events.Rule:
+        """An EventBridge rule from its specification (mlops.core.specs)."""
         rule = events.Rule(
             self,
-            "ApprovalRule",
-            description="Deploy a newly approved model package as the challenger",
-            event_pattern=events.EventPattern(
-                source=["aws.sagemaker"],
-                detail_type=["SageMaker Model Package State Change"],
-                detail={
-                    "ModelPackageGroupName": [config.model_package_group_name],
-                    "ModelApprovalStatus": ["Approved"],
-                },
-            ),
+            spec.construct_id,
+            description=spec.description,
+            event_pattern=_event_pattern(spec.event_pattern) if spec.event_pattern else None,
+            schedule=events.Schedule.expression(spec.schedule) if spec.schedule else None,
         )
         rule.add_target(
             targets.LambdaFunction(
-                deploy.function, retry_attempts=2, max_event_age=Duration.hours(2)
+                function,
+                retry_attempts=spec.retry_attempts,
+                max_event_age=Duration.seconds(spec.max_event_age_seconds),
             )
         )
-        return deploy.function
+        return rule
 
     def _alarm_rules(self) -> None:
-        """EventBridge rules from mlops.automation (the embedded default routes the same)."""
+        """Challenger alarms -> rollback; champion drift -> retraining (when enabled)."""
         functions = {TRAFFIC: self.traffic, DRIFT: self.drift}
-        for route in alarm_routes(self.config):
-            rule = events.Rule(
-                self,
-                route.name,
-                description=route.description,
-                event_pattern=events.EventPattern(
-                    source=["aws.cloudwatch"],
-                    detail_type=["CloudWatch Alarm State Change"],
-                    detail={"alarmName": list(route.alarms), "state": {"value": ["ALARM"]}},
-                ),
-            )
-            rule.add_target(
-                targets.LambdaFunction(
-                    functions[route.target], retry_attempts=2, max_event_age=Duration.hours(1)
-                )
-            )
+        for spec in specs.alarm_rules(self.config):
+            self._rule(spec, functions[spec.target])
 
     # -- drift ---------------------------------------------------------------------------------
     def _drift_lambda(self, storage: StorageImports, ops: kms.IKey) -> lambda_.DockerImageFunction:
@@ -845,8 +803,14 @@ class ServingStack(Stack):
         config = self.config
         endpoint = config.endpoint_name
         arn = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}"
-        capture_prefixes = [f"{CAPTURE_PREFIX}/{endpoint}/", f"{GROUND_TRUTH_PREFIX}/{endpoint}/"]
-        report_prefixes = [f"drift/{endpoint}/", f"audit/retraining/{endpoint}/"]
+        capture_prefixes = [
+            f"{names.CAPTURE_PREFIX}/{endpoint}/",
+            f"{names.GROUND_TRUTH_PREFIX}/{endpoint}/",
+        ]
+        report_prefixes = [
+            f"{names.DRIFT_REPORTS_PREFIX}/{endpoint}/",
+            f"{names.RETRAINING_AUDIT_PREFIX}/{endpoint}/",
+        ]
         statements = [
             iam.PolicyStatement(
                 actions=["sagemaker:DescribeEndpoint"], resources=[f"{arn}:endpoint/{endpoint}"]
@@ -875,7 +839,7 @@ class ServingStack(Stack):
                     storage.artifacts.arn_for_objects(f"pipelines/{config.pipeline_name}/*")
                 ],
             ),
-            # Every read is listed first (mlops.s3io.exists): a missing scores.csv of an older
+            # Every read is listed first (mlops.adapters.s3io.exists): a missing scores.csv of an older
             # model is "not there", not AccessDenied.
             iam.PolicyStatement(
                 actions=["s3:ListBucket"],
@@ -907,7 +871,7 @@ class ServingStack(Stack):
         drift = PlatformFunction(
             self,
             "Drift",
-            handler="lambdas.drift.handler.handler",
+            handler=HANDLERS[DRIFT],
             dockerfile="lambdas/drift/Dockerfile",
             alarm_topic=self.topic,
             description="Scheduled drift check of the endpoint's variants over data capture",
@@ -918,12 +882,12 @@ class ServingStack(Stack):
             timeout=Duration.minutes(DRIFT_TIMEOUT_MINUTES),
             statements=statements,
             environment={
-                **drift_environment(
+                **DriftSettings.for_platform(
                     config,
                     reports_bucket=storage.reports.bucket_name,
                     capture_bucket=storage.capture.bucket_name,
                     topic_arn=self.topic.topic_arn,
-                ),
+                ).environment(),
                 "DO_NOT_TRACK": "1",
             },
         )
@@ -955,43 +919,14 @@ class ServingStack(Stack):
             ),
         ):  # fmt: skip
             acknowledge(drift.policy, f"AwsSolutions-IAM5[{finding}]", reason)
-        rule = events.Rule(
-            self,
-            "DriftSchedule",
-            description=f"Drift check of {endpoint}'s variants ({config.drift_schedule})",
-            schedule=events.Schedule.expression(config.drift_schedule),
-        )
-        rule.add_target(
-            targets.LambdaFunction(
-                drift.function, retry_attempts=2, max_event_age=Duration.minutes(30)
-            )
-        )
+        self._rule(specs.drift_schedule_rule(config), drift.function)
         return drift.function
 
     def _drift_alarms(self) -> dict[str, cloudwatch.Alarm]:
-        """One per variant on DriftDetected: a checked window drifted (no data: no datapoint)."""
-        alarms = {}
-        period = Duration.seconds(drift_alarm_period(self.config))
-        for variant in (CHAMPION, CHALLENGER):
-            alarms[variant] = cloudwatch.Alarm(
-                self,
-                f"{variant.title()}DriftAlarm",
-                alarm_name=drift_alarm_name(self.config.endpoint_name, variant),
-                alarm_description=f"The drift check found drift on the {variant} "
-                "(see the drift notice for the report)",
-                metric=self._drift_metric(DRIFT_METRIC, variant, "Maximum", period),
-                threshold=1,
-                # A check's datapoint lands minutes after its period starts: looking at two
-                # periods keeps a lasting drift in ALARM instead of flapping every period.
-                evaluation_periods=DRIFT_ALARM_PERIODS,
-                datapoints_to_alarm=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            )
-            # ALARM is announced by the drift function itself, with the report's link; the
-            # topic hears when the episode is over.
-            alarms[variant].add_ok_action(cloudwatch_actions_sns(self.topic))
-        return alarms
+        """One per variant on DriftDetected (mlops.core.specs.drift_alarms)."""
+        return {
+            spec.dimensions[-1][1]: self._alarm(spec) for spec in specs.drift_alarms(self.config)
+        }
 
     def _drift_metric(
         self, name: str, variant: str, statistic: str, period: Duration
@@ -1120,6 +1055,16 @@ def _image(handler: str, dockerfile: str) -> lambda_.DockerImageCode:
         cmd=[handler],
         platform=ecr_assets.Platform.LINUX_AMD64,
     )
+
+
+def _event_pattern(pattern: dict[str, Any]) -> events.EventPattern:
+    """An EventBridge pattern as CDK's type (detail-type is ``detail_type`` there)."""
+    return events.EventPattern(**{key.replace("-", "_"): value for key, value in pattern.items()})
+
+
+def _enum_member(value: str) -> str:
+    """CloudFormation's value -> the CDK enum member: GreaterThanThreshold -> GREATER_THAN_THRESHOLD."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", value).upper()
 
 
 def cloudwatch_actions_sns(topic: sns.ITopic) -> cloudwatch.IAlarmAction:

@@ -13,7 +13,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from mlops.config import PlatformConfig
+from mlops.core import names
+from mlops.core.config import PlatformConfig
 
 from .compliance import acknowledge
 
@@ -116,7 +117,7 @@ class StorageStack(Stack):
             "DataKey",
             description=f"{config.prefix}: encrypts datasets, models, captured data and reports",
             enable_key_rotation=True,
-            alias=f"alias/{config.prefix}-data",
+            alias=names.data_key_alias(config),
             # The longest wait AWS allows between scheduling deletion and losing every object.
             pending_window=Duration.days(30),
             removal_policy=RemovalPolicy.RETAIN,

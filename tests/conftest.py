@@ -1,16 +1,25 @@
-"""Shared fixtures. Everything here is offline: no AWS account, no network."""
+"""Shared fixtures and the test kinds. Everything here is offline: no AWS account, no network.
+
+Tests live in one folder per kind, and each test is marked with its folder's kind:
+- ``tests/unit``: the pure core and small adapters, in-process (``pytest -m unit``: seconds);
+- ``tests/infra``: the CDK app: synthesized templates, cdk-nag, cfn-lint, image recipes;
+- ``tests/local``: the embedded default: the AWS emulator, the local endpoint and pipeline;
+- ``tests/e2e``: the whole lifecycle (the demo).
+"""
 
 from __future__ import annotations
 
 import os
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from mlops.adapters.target import AwsTarget
+
 ROOT = Path(__file__).resolve().parent.parent
+KINDS = ("unit", "infra", "local", "e2e")
 
 # Before aws_cdk is imported anywhere: run jsii on the pinned Node 22 when it is installed.
 _pinned_node = ROOT / "node_modules" / "node" / "bin" / "node"
@@ -19,52 +28,16 @@ if _pinned_node.exists():
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-import aws_cdk as cdk  # noqa: E402
-from aws_cdk.assertions import Template  # noqa: E402
 
-from mlops.aws import AwsTarget  # noqa: E402
-from mlops.config import PlatformConfig, read_cdk_json_context  # noqa: E402
-from stacks.platform import Platform, build_platform  # noqa: E402
-
-BuildFn = Callable[..., tuple[cdk.App, Platform]]
-
-
-@pytest.fixture(scope="session")
-def build(tmp_path_factory: pytest.TempPathFactory) -> BuildFn:
-    """Build the platform from cdk.json's context plus overrides, as `cdk synth` would."""
-
-    def _build(**overrides: Any) -> tuple[cdk.App, Platform]:
-        context = {**read_cdk_json_context(ROOT / "cdk.json"), **overrides}
-        outdir = tmp_path_factory.mktemp("cdk.out")
-        app = cdk.App(context=context, outdir=str(outdir), analytics_reporting=False)
-        return app, build_platform(app, PlatformConfig.from_context(context))
-
-    return _build
-
-
-@pytest.fixture(scope="session")
-def default_platform(build: BuildFn) -> tuple[cdk.App, Platform]:
-    return build()
-
-
-@pytest.fixture(scope="session")
-def mlflow_platform(build: BuildFn) -> tuple[cdk.App, Platform]:
-    return build(enable_mlflow_server=True)
-
-
-@pytest.fixture(scope="session")
-def storage_template(default_platform: tuple[cdk.App, Platform]) -> Template:
-    return Template.from_stack(default_platform[1].storage)
-
-
-@pytest.fixture(scope="session")
-def registry_template(default_platform: tuple[cdk.App, Platform]) -> Template:
-    return Template.from_stack(default_platform[1].registry)
-
-
-@pytest.fixture(scope="session")
-def mlflow_registry_template(mlflow_platform: tuple[cdk.App, Platform]) -> Template:
-    return Template.from_stack(mlflow_platform[1].registry)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its folder's kind; a test outside the kind folders is an error."""
+    for item in items:
+        kind = item.path.relative_to(ROOT / "tests").parts[0]
+        if kind not in KINDS:
+            raise pytest.UsageError(
+                f"{item.path}: tests live in tests/<kind>/, kind one of {', '.join(KINDS)}"
+            )
+        item.add_marker(getattr(pytest.mark, kind))
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +45,7 @@ def emulator_url() -> Iterator[str]:
     """One moto server on 127.0.0.1 for the session: the embedded default's emulator."""
     import logging  # noqa: PLC0415
 
-    from moto.server import ThreadedMotoServer  # noqa: PLC0415
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415 - only tests that use it pay
 
     logging.getLogger("werkzeug").disabled = True
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -89,18 +62,3 @@ def emulator(emulator_url: str) -> Iterator[AwsTarget]:
     urllib.request.urlopen(reset).close()  # noqa: S310 - loopback
     yield AwsTarget(region="us-east-1", endpoint_url=emulator_url)
     urllib.request.urlopen(reset).close()  # noqa: S310
-
-
-@pytest.fixture(scope="session")
-def pipeline_template(default_platform: tuple[cdk.App, Platform]) -> Template:
-    return Template.from_stack(default_platform[1].pipeline)
-
-
-@pytest.fixture(scope="session")
-def mlflow_pipeline_template(mlflow_platform: tuple[cdk.App, Platform]) -> Template:
-    return Template.from_stack(mlflow_platform[1].pipeline)
-
-
-@pytest.fixture(scope="session")
-def serving_template(default_platform: tuple[cdk.App, Platform]) -> Template:
-    return Template.from_stack(default_platform[1].serving)

@@ -11,101 +11,100 @@ Triggers:
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlops.config import PlatformConfig
-from mlops.deployer import DeploymentError, StackDeployment, audit, record
-from mlops.serving import on_approval, on_promote
-from mlops.traffic import TrafficError
+from lambdas.events import (
+    MODEL_PACKAGE_STATE_CHANGE,
+    EventRefused,
+    ModelPackageStateChange,
+    detail_type,
+    parse_event,
+)
+from mlops.adapters.stack_deployment import DeploymentError, StackDeployment
+from mlops.adapters.target import AwsTarget
+from mlops.core.functions import DeploySettings
+from mlops.core.traffic import TrafficError
+from mlops.usecases.approve import ServingRequest, change_serving
 
 logger = Logger(service="deploy")
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class PromoteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
-    project: str = Field(alias="PROJECT")
-    stage: str = Field(alias="STAGE")
-    model_family: str = Field(alias="MODEL_FAMILY")
-    model_package_group: str = Field(alias="MODEL_PACKAGE_GROUP")
-    initial_challenger_weight: float = Field(alias="INITIAL_CHALLENGER_WEIGHT", ge=0, le=1)
-    audit_bucket: str = Field(alias="AUDIT_BUCKET")
-    topic_arn: str | None = Field(default=None, alias="TOPIC_ARN")
-    cloudformation_role_arn: str | None = Field(default=None, alias="CLOUDFORMATION_ROLE_ARN")
-
-    def platform(self) -> PlatformConfig:
-        return PlatformConfig.from_context(
-            {"project": self.project, "stage": self.stage, "model_family": self.model_family}
-        )
+    action: Literal["promote"]
+    reason: str = Field(default="promote the challenger", min_length=3, max_length=1000)
+    requested_by: str = Field(default="unknown", min_length=1, max_length=256)
+    request_id: str | None = Field(default=None, min_length=1, max_length=128)
 
 
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = Settings.model_validate(dict(os.environ))
-    config = settings.platform()
-    deployment = StackDeployment(
-        cloudformation=boto3.client("cloudformation"),
-        ssm=boto3.client("ssm"),
-        config=config,
-        role_arn=settings.cloudformation_role_arn,
-    )
-    try:
-        if event.get("detail-type") == "SageMaker Model Package State Change":
-            detail = event.get("detail", {})
-            if detail.get("ModelApprovalStatus") != "Approved":
-                return {
-                    "ok": True,
-                    "skipped": f"{detail.get('ModelPackageArn')} is {detail.get('ModelApprovalStatus')}",
-                }
-            if detail.get("ModelPackageGroupName") != settings.model_package_group:
-                return {
-                    "ok": False,
-                    "error": f"package of group {detail.get('ModelPackageGroupName')}, not {settings.model_package_group}",
-                }
-            arn = str(detail["ModelPackageArn"])
-            action, requested_by, reason = "deploy", "model-registry:approval", f"{arn} approved"
-            request_id = str(event.get("id") or context.aws_request_id)
-            before = deployment.current()
-            change = on_approval(
-                before, arn, initial_challenger_weight=settings.initial_challenger_weight
-            )
-        elif event.get("action") == "promote":
-            action, requested_by = "promote", str(event.get("requested_by") or "unknown")
-            reason = str(event.get("reason") or "promote the challenger")
-            request_id = str(event.get("request_id") or context.aws_request_id)
-            before = deployment.current()
-            change = on_promote(before)
-        else:
+def serving_request(
+    event: object, context: LambdaContext, settings: DeploySettings
+) -> ServingRequest | dict[str, Any]:
+    """The serving change an event asks for, or the answer to an event that asks for none."""
+    if detail_type(event) == MODEL_PACKAGE_STATE_CHANGE:
+        approval = parse_event(event, ModelPackageStateChange)
+        detail = approval.detail
+        if detail.model_approval_status != "Approved":
+            return {
+                "ok": True,
+                "skipped": f"{detail.model_package_arn} is {detail.model_approval_status}",
+            }
+        if detail.model_package_group_name != settings.model_package_group:
             return {
                 "ok": False,
-                "error": 'expected a model package approval event or {"action": "promote"}',
+                "error": f"package of group {detail.model_package_group_name}, "
+                f"not {settings.model_package_group}",
             }
-    except (TrafficError, DeploymentError) as exc:
+        return ServingRequest(
+            action="deploy",
+            requested_by="model-registry:approval",
+            reason=f"{detail.model_package_arn} approved",
+            package_arn=detail.model_package_arn,
+            request_id=approval.id,
+        )
+    if isinstance(event, dict) and event.get("action") == "promote":
+        promote = parse_event(event, PromoteRequest)
+        return ServingRequest(
+            action="promote",
+            requested_by=promote.requested_by,
+            reason=promote.reason,
+            request_id=promote.request_id or context.aws_request_id,
+        )
+    raise EventRefused('expected a model package approval event or {"action": "promote"}')
+
+
+def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    settings = DeploySettings.from_environment(os.environ)
+    aws = AwsTarget.lambda_runtime()
+    try:
+        request = serving_request(event, context, settings)
+        if isinstance(request, dict):
+            return request
+        outcome = change_serving(
+            request,
+            deployment=StackDeployment(
+                cloudformation=aws.client("cloudformation"),
+                ssm=aws.client("ssm"),
+                stack_name=settings.serving_stack_name,
+                weight_parameters=settings.weight_parameters,
+                role_arn=settings.cloudformation_role_arn,
+            ),
+            endpoint=settings.endpoint_name,
+            initial_challenger_weight=settings.initial_challenger_weight,
+            s3=aws.client("s3"),
+            audit_bucket=settings.audit_bucket,
+            sns=aws.client("sns") if settings.topic_arn else None,
+            topic_arn=settings.topic_arn,
+        )  # DeploymentBusy raises: retried
+    except (TrafficError, DeploymentError, EventRefused) as exc:
         logger.warning("refused", extra={"error": str(exc)})
         return {"ok": False, "error": str(exc)}
-
-    entry = record(
-        action=action,
-        requested_by=requested_by,
-        reason=reason,
-        before=before,
-        change=change,
-        request_id=request_id,
-    )
-    if change.changed:
-        entry.stack_status = deployment.deploy(change)  # DeploymentBusy raises: retried
-    s3 = boto3.client("s3")
-    if not audit(s3, settings.audit_bucket, config.endpoint_name, entry):
-        return {"ok": True, "duplicate": True, "request_id": request_id}
-    if settings.topic_arn:
-        boto3.client("sns").publish(
-            TopicArn=settings.topic_arn,
-            Subject=f"{action} on {config.endpoint_name}"[:100],
-            Message=entry.summary,
-        )
-    logger.info("deployment", extra={"record": entry.__dict__})
-    return {"ok": True, **entry.__dict__}
+    if outcome.duplicate:
+        return {"ok": True, "duplicate": True, "request_id": outcome.record.request_id}
+    logger.info("deployment", extra={"record": outcome.record.__dict__})
+    return {"ok": True, **outcome.record.__dict__}

@@ -19,74 +19,37 @@ import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field
 
-from mlops.drift_monitor import DriftMonitor, MonitorSettings, VariantOutcome
-from mlops.retraining import retrain_on_drift
-from mlops.traffic import CHAMPION, DRIFT_ALARM, endpoint_of_alarm
+from lambdas.events import (
+    ALARM_STATE_CHANGE,
+    SCHEDULED_EVENT,
+    AlarmStateChange,
+    CheckRequest,
+    EventRefused,
+    ScheduledEvent,
+    detail_type,
+    parse_event,
+)
+from mlops.adapters.target import AwsTarget
+from mlops.core.functions import DriftSettings
+from mlops.core.specs import DRIFT_NAMESPACE
+from mlops.usecases.check_drift import DriftMonitor, VariantOutcome
+from mlops.usecases.retrain import retrain_on_drift
 
 logger = Logger(service="drift")
-NAMESPACE = "MLOps/Drift"
 
 
-class Settings(BaseModel):
-    """The function's environment (set by the serving stack), validated on every invocation."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    endpoint: str = Field(min_length=1, alias="ENDPOINT_NAME")
-    reports_bucket: str = Field(min_length=3, alias="REPORTS_BUCKET")
-    capture_uri: str = Field(pattern=r"^s3://", alias="CAPTURE_URI")
-    ground_truth_uri: str | None = Field(default=None, alias="GROUND_TRUTH_URI")
-    topic_arn: str | None = Field(default=None, alias="TOPIC_ARN")
-    min_rows: int = Field(default=1000, ge=1, alias="MIN_ROWS")
-    share_threshold: float = Field(default=0.5, gt=0, le=1, alias="SHARE_THRESHOLD")
-    distance_threshold: float = Field(default=0.1, gt=0, le=1, alias="DISTANCE_THRESHOLD")
-    quality_tolerance: float = Field(default=0.05, ge=0, le=1, alias="QUALITY_TOLERANCE")
-    report_sample_rows: int = Field(default=10_000, ge=100, alias="REPORT_SAMPLE_ROWS")
-    first_window_minutes: int = Field(default=60, ge=1, alias="FIRST_WINDOW_MINUTES")
-    max_window_hours: int = Field(default=24, ge=1, alias="MAX_WINDOW_HOURS")
-    capture_delay_minutes: int = Field(default=5, ge=0, alias="CAPTURE_DELAY_MINUTES")
-    pipeline_name: str | None = Field(default=None, alias="PIPELINE_NAME")
-    retrain_on_champion_drift: bool = Field(default=False, alias="RETRAIN_ON_CHAMPION_DRIFT")
-    retrain_cooldown_hours: int = Field(default=24, ge=1, alias="RETRAIN_COOLDOWN_HOURS")
-
-    @classmethod
-    def from_environment(cls) -> Settings:
-        return cls.model_validate({k: v for k, v in os.environ.items() if v != ""})
-
-    def monitor(self) -> MonitorSettings:
-        return MonitorSettings(
-            endpoint=self.endpoint,
-            reports_bucket=self.reports_bucket,
-            capture_uri=self.capture_uri,
-            ground_truth_uri=self.ground_truth_uri,
-            min_rows=self.min_rows,
-            share_threshold=self.share_threshold,
-            distance_threshold=self.distance_threshold,
-            quality_tolerance=self.quality_tolerance,
-            report_sample_rows=self.report_sample_rows,
-            first_window=timedelta(minutes=self.first_window_minutes),
-            max_window=timedelta(hours=self.max_window_hours),
-            capture_delay=timedelta(minutes=self.capture_delay_minutes),
-        )
-
-
-def _event_time(event: dict[str, Any]) -> datetime:
-    when = event.get("time")
-    if not when:
-        return datetime.now(UTC)
-    return datetime.fromisoformat(str(when).replace("Z", "+00:00")).astimezone(UTC)
+def _aws() -> AwsTarget:
+    return AwsTarget.lambda_runtime()
 
 
 def emit_metrics(outcome: VariantOutcome) -> None:
     """One EMF record per variant, stamped with the window's end (what the alarms read)."""
     report = outcome.report
-    metrics = EphemeralMetrics(namespace=NAMESPACE, service="")
+    metrics = EphemeralMetrics(namespace=DRIFT_NAMESPACE, service="")
     metrics.set_timestamp(outcome.window_end)
     metrics.add_dimension(name="EndpointName", value=outcome.endpoint)
     metrics.add_dimension(name="VariantName", value=outcome.variant)
@@ -148,12 +111,13 @@ def drift_message(outcomes: list[VariantOutcome]) -> tuple[str, str]:
     return subject[:100], "\n".join(lines)
 
 
-def check(settings: Settings, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    run_id = str(event.get("id") or context.aws_request_id)
+def check(settings: DriftSettings, run_id: str, now: datetime) -> dict[str, Any]:
+    """Check every variant now; ``run_id`` names the run (a redelivery writes nothing twice)."""
+    aws = _aws()
     monitor = DriftMonitor(
-        sagemaker=boto3.client("sagemaker"), s3=boto3.client("s3"), settings=settings.monitor()
+        sagemaker=aws.client("sagemaker"), s3=aws.client("s3"), settings=settings
     )
-    sns = boto3.client("sns") if settings.topic_arn else None
+    sns = aws.client("sns") if settings.topic_arn else None
     notified: list[str] = []
 
     def act(outcome: VariantOutcome) -> None:
@@ -171,7 +135,7 @@ def check(settings: Settings, event: dict[str, Any], context: LambdaContext) -> 
             sns.publish(TopicArn=settings.topic_arn, Subject=subject, Message=message)
             notified.append(outcome.variant)
 
-    outcomes = monitor.run(now=_event_time(event), run_id=run_id, on_outcome=act)
+    outcomes = monitor.run(now=now, run_id=run_id, on_outcome=act)
     return {
         "ok": True,
         "run_id": run_id,
@@ -193,26 +157,26 @@ def check(settings: Settings, event: dict[str, Any], context: LambdaContext) -> 
     }
 
 
-def retrain(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
-    detail = event.get("detail", {})
-    alarm = str(detail.get("alarmName", ""))
-    endpoint = endpoint_of_alarm(alarm, CHAMPION, (DRIFT_ALARM,))
-    if endpoint != settings.endpoint or detail.get("state", {}).get("value") != "ALARM":
+def retrain(settings: DriftSettings, event: AlarmStateChange) -> dict[str, Any]:
+    alarm = event.detail
+    if alarm.alarm_name != settings.champion_drift_alarm or alarm.state.value != "ALARM":
         return {
             "ok": False,
-            "error": f"alarm {alarm} in {detail.get('state')} is not a champion drift alarm in ALARM",
+            "error": f"alarm {alarm.alarm_name} in {alarm.state.value} is not "
+            f"{settings.champion_drift_alarm} in ALARM",
         }
-    if not (settings.retrain_on_champion_drift and settings.pipeline_name):
+    if not settings.retrain_on_champion_drift:
         return {"ok": False, "error": "retraining on champion drift is off"}
+    aws = _aws()
     decision = retrain_on_drift(
-        sagemaker=boto3.client("sagemaker"),
-        s3=boto3.client("s3"),
+        sagemaker=aws.client("sagemaker"),
+        s3=aws.client("s3"),
         bucket=settings.reports_bucket,
         pipeline=settings.pipeline_name,
-        endpoint=endpoint,
-        event_id=str(event.get("id")),
-        reason=f"alarm {alarm}: {detail.get('state', {}).get('reason', '')}"[:500],
-        now=_event_time(event),
+        endpoint=settings.endpoint_name,
+        event_id=event.id,
+        reason=f"alarm {alarm.alarm_name}: {alarm.state.reason}"[:500],
+        now=event.time.astimezone(UTC),
         cooldown=timedelta(hours=settings.retrain_cooldown_hours),
     )
     logger.info("retraining decision", extra={"decision": decision.__dict__})
@@ -220,13 +184,25 @@ def retrain(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(log_event=True)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = Settings.from_environment()
-    if event.get("detail-type") == "CloudWatch Alarm State Change":
-        return retrain(settings, event)
-    if event.get("detail-type") == "Scheduled Event" or event.get("action") == "check":
-        # A variant that cannot be checked (no readable reference, S3 or SageMaker failing)
-        # fails the invocation after the others are checked: retried, then the errors and
-        # dead-letter alarms say so. Drift monitoring never goes quiet without a signal.
-        return check(settings, event, context)
-    return {"ok": False, "error": f"unknown event: {sorted(event)[:5]}"}
+def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    settings = DriftSettings.from_environment(os.environ)
+    try:
+        kind = detail_type(event)
+        if kind == ALARM_STATE_CHANGE:
+            return retrain(settings, parse_event(event, AlarmStateChange))
+        if kind == SCHEDULED_EVENT:
+            # A variant that cannot be checked (no readable reference, S3 or SageMaker failing)
+            # fails the invocation after the others are checked: retried, then the errors and
+            # dead-letter alarms say so. Drift monitoring never goes quiet without a signal.
+            scheduled = parse_event(event, ScheduledEvent)
+            return check(settings, scheduled.id, scheduled.time.astimezone(UTC))
+        if isinstance(event, dict) and "action" in event:
+            request = parse_event(event, CheckRequest)
+            when = request.time.astimezone(UTC) if request.time else datetime.now(UTC)
+            return check(settings, request.id or context.aws_request_id, when)
+    except EventRefused as exc:
+        logger.warning("refused", extra={"error": str(exc)})
+        return {"ok": False, "error": str(exc)}
+    error = 'expected a "Scheduled Event", a champion drift alarm event or {"action": "check"}'
+    logger.warning("refused", extra={"error": error})
+    return {"ok": False, "error": error}

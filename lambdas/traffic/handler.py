@@ -1,12 +1,13 @@
-"""Traffic Lambda: shift, roll back, or step a gated rollout of an endpoint's variants.
+"""Traffic Lambda: shift, roll back, or step a gated rollout of its endpoint's variants.
 
 Triggers:
-- a challenger alarm going to ALARM (EventBridge "CloudWatch Alarm State Change"): roll back;
+- one of the challenger's gate alarms going to ALARM (EventBridge "CloudWatch Alarm State
+  Change"): roll back;
 - a direct invocation (console test event, CLI, schedule), for example
-  {"action": "rollback", "endpoint": "mlops-dev", "reason": "p99 latency doubled",
-   "requested_by": "jane@example.com"}
-  {"action": "shift", "endpoint": "mlops-dev", "challenger": 0.25, "reason": "...", "requested_by": "..."}
-  {"action": "rollout-step", "endpoint": "mlops-dev", "reason": "scheduled", "requested_by": "schedule"}
+  {"action": "rollback", "reason": "p99 latency doubled", "requested_by": "jane@example.com"}
+  {"action": "shift", "challenger": 0.25, "reason": "...", "requested_by": "..."}
+  {"action": "rollout-step", "reason": "scheduled", "requested_by": "schedule"}
+  ("endpoint" may be given; it must be the function's own).
 
 Runs with reserved concurrency 1: two decisions never race on one endpoint.
 """
@@ -16,87 +17,74 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field
 
-from mlops.endpoints import EndpointNotFound
-from mlops.traffic import TrafficError, challenger_gate_alarms, endpoint_of_challenger_alarm
-from mlops.traffic_control import TrafficController, TrafficRequest
+from lambdas.events import (
+    ALARM_STATE_CHANGE,
+    AlarmStateChange,
+    EventRefused,
+    detail_type,
+    parse_event,
+)
+from mlops.adapters.endpoints import EndpointNotFound
+from mlops.adapters.target import AwsTarget
+from mlops.core.functions import TrafficSettings
+from mlops.core.traffic import TrafficError
+from mlops.usecases.apply_traffic import TrafficRequest, traffic_controller
 
 logger = Logger(service="traffic")
 metrics = Metrics(namespace="MLOps/Traffic", service="traffic")
 
 
-class Settings(BaseModel):
-    """The function's environment, validated on every invocation (it is cheap)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    audit_bucket: str = Field(min_length=3, alias="AUDIT_BUCKET")
-    topic_arn: str | None = Field(default=None, alias="TOPIC_ARN")
-    rollout_steps: str = Field(default="0.1,0.25,0.5", alias="ROLLOUT_STEPS")
-    # "/mlops/dev/serving/": the weights in force are kept at <prefix><variant>-weight.
-    weight_parameter_prefix: str | None = Field(default=None, alias="WEIGHT_PARAMETER_PREFIX")
-    # The challenger's drift alarm holds a rollout step too (when drift rolls it back).
-    gate_on_drift: bool = Field(default=False, alias="GATE_ON_DRIFT")
-
-    @classmethod
-    def from_environment(cls) -> Settings:
-        return cls.model_validate(dict(os.environ))
-
-    def steps(self) -> tuple[float, ...]:
-        return tuple(float(s) for s in self.rollout_steps.split(",") if s.strip())
-
-
-def request_from_event(event: dict[str, Any], context: LambdaContext) -> TrafficRequest:
-    if event.get("detail-type") == "CloudWatch Alarm State Change":
-        detail = event.get("detail", {})
-        alarm = detail.get("alarmName", "")
-        state = detail.get("state", {})
-        if state.get("value") != "ALARM":
-            raise TrafficError(f"alarm {alarm} is {state.get('value')}: nothing to roll back")
-        return TrafficRequest(
-            action="rollback",
-            endpoint=endpoint_of_challenger_alarm(alarm),
-            reason=f"alarm {alarm} is ALARM: {state.get('reason', 'no reason given')}"[:1000],
-            requested_by=f"cloudwatch-alarm:{alarm}",
-            request_id=str(event.get("id") or context.aws_request_id),
+def request_from_event(
+    event: object, context: LambdaContext, settings: TrafficSettings
+) -> TrafficRequest:
+    """The traffic request an event asks for; EventRefused or TrafficError if none."""
+    if detail_type(event) == ALARM_STATE_CHANGE:
+        alarm = parse_event(event, AlarmStateChange).detail
+        if alarm.alarm_name not in settings.gate_alarms:
+            raise TrafficError(
+                f"alarm {alarm.alarm_name!r} is not one of {settings.endpoint_name}'s "
+                f"challenger alarms ({', '.join(settings.gate_alarms)})"
+            )
+        if alarm.state.value != "ALARM":
+            raise TrafficError(
+                f"alarm {alarm.alarm_name} is {alarm.state.value}: nothing to roll back"
+            )
+        return TrafficRequest.parse(
+            {
+                "action": "rollback",
+                "endpoint": settings.endpoint_name,
+                "reason": f"alarm {alarm.alarm_name} is ALARM: {alarm.state.reason}"[:1000],
+                "requested_by": f"cloudwatch-alarm:{alarm.alarm_name}",
+                "request_id": str(event["id"]) if isinstance(event, dict) else "",
+            }
         )
-    payload = {"request_id": context.aws_request_id, **event}
-    return TrafficRequest.parse(payload)
-
-
-def controller(settings: Settings) -> TrafficController:
-    return TrafficController(
-        sagemaker=boto3.client("sagemaker"),
-        s3=boto3.client("s3"),
-        sns=boto3.client("sns") if settings.topic_arn else None,
-        topic_arn=settings.topic_arn,
-        cloudwatch=boto3.client("cloudwatch"),
-        audit_bucket=settings.audit_bucket,
-        challenger_alarms=lambda endpoint: challenger_gate_alarms(
-            endpoint, drift=settings.gate_on_drift
-        ),
-        rollout_steps=settings.steps(),
-        ssm=boto3.client("ssm") if settings.weight_parameter_prefix else None,
-        weight_parameter=(
-            (lambda variant: f"{settings.weight_parameter_prefix}{variant}-weight")
-            if settings.weight_parameter_prefix
-            else None
-        ),
+    if not isinstance(event, dict):
+        raise EventRefused(
+            f"expected an alarm event or a JSON object such as "
+            f'{{"action": "rollback", "reason": "..."}}, got {type(event).__name__}'
+        )
+    request = TrafficRequest.parse(
+        {"endpoint": settings.endpoint_name, "request_id": context.aws_request_id, **event}
     )
+    if request.endpoint != settings.endpoint_name:
+        raise TrafficError(
+            f"this function controls endpoint {settings.endpoint_name}, not {request.endpoint}"
+        )
+    return request
 
 
 @logger.inject_lambda_context(log_event=True)
 @metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    settings = TrafficSettings.from_environment(os.environ)
     try:
-        request = request_from_event(event, context)
-        outcome = controller(Settings.from_environment()).apply(request)
-    except (TrafficError, EndpointNotFound) as exc:
+        request = request_from_event(event, context, settings)
+        outcome = traffic_controller(settings, AwsTarget.lambda_runtime()).apply(request)
+    except (TrafficError, EventRefused, EndpointNotFound) as exc:
         # Bad input is answered, not retried: a retry would fail the same way. A busy or
         # failing endpoint raises instead, and the invocation is retried.
         logger.warning("refused", extra={"error": str(exc)})

@@ -1,0 +1,299 @@
+"""A drift check of one variant: captured requests against the model's reference data.
+
+Pure (no AWS): the caller reads the reference and the capture files. Captured payloads are
+parsed with the serving handlers' own parser, so columns map by the model's schema exactly as
+the model saw them; a record that cannot be parsed is counted and described, never fatal. A
+window with fewer rows than ``min_rows`` is reported as "not enough data", not as drift.
+
+Three checks: data drift (every feature, and the share of drifted features), prediction drift
+(the scores against the model's test-set scores) and, when ground-truth labels have arrived
+for the window's events, concept drift: the model's AUC on those rows against the AUC it had
+at evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from mlops.core.capture import CaptureRecord
+from mlops.core.drift_stats import ColumnDrift, DriftResult, column_drift, dataset_drift
+from pipeline_steps import inference
+from pipeline_steps.schema import FEATURE_NAMES
+
+DRIFT = "drift"
+NO_DRIFT = "no-drift"
+NOT_ENOUGH_DATA = "not-enough-data"
+SCORE = "prediction_score"
+
+
+@dataclass
+class CaptureTable:
+    """Captured requests as columns: one row per scored instance."""
+
+    features: dict[str, np.ndarray]
+    scores: np.ndarray
+    event_ids: np.ndarray  # the capture event each row came from (labels join on it)
+    rows: int
+    records: int
+    malformed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _scores(output: str, content_type: str) -> list[float]:
+    kind = content_type.split(";", maxsplit=1)[0].strip().lower()
+    if kind == "text/csv":
+        return [float(line) for line in output.split() if line.strip()]
+    document = json.loads(output)
+    return [float(p["score"]) for p in document["predictions"]]
+
+
+# The common case, parsed in bulk: a CSV request of one row of plain numbers, answered with one
+# JSON score. Anything else (headers, several rows, JSON requests, odd values) takes the serving
+# handlers' own parser record by record, with its error messages. At 1M records the bulk path
+# is what keeps a window's parse in seconds rather than tens of seconds.
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+# Spaces and tabs around values, a line break only at the end: one row, never two.
+_ONE_CSV_ROW = re.compile(
+    rf"[ \t]*{_NUMBER}[ \t]*(?:,[ \t]*{_NUMBER}[ \t]*){{{len(FEATURE_NAMES) - 1}}}\r?\n?"
+)
+_ONE_SCORE = re.compile(
+    rf'\{{"predictions":\s*\[\{{"score":\s*({_NUMBER}),\s*"label":\s*-?\d+\}}\]\}}\s*'
+)
+
+
+def _bulk(record: CaptureRecord) -> str | None:
+    """The score text when ``record`` is the common case (see above), else None."""
+    output = record.output
+    if (
+        output is None
+        or not record.input.content_type.startswith("text/csv")
+        or not output.content_type.startswith("application/json")
+        or not _ONE_CSV_ROW.fullmatch(record.input.data)
+    ):
+        return None
+    match = _ONE_SCORE.fullmatch(output.data)
+    return match.group(1) if match else None
+
+
+def table_from_records(records: Sequence[CaptureRecord], *, keep_errors: int = 20) -> CaptureTable:
+    """Parse every record's input (by the model's schema) and output (its scores)."""
+    bulk_records: list[CaptureRecord] = []
+    bulk_scores: list[str] = []
+    bulk_positions: list[int] = []
+    others: list[tuple[int, CaptureRecord]] = []
+    for position, record in enumerate(records):
+        score = _bulk(record)
+        if score is None:
+            others.append((position, record))
+        else:
+            bulk_records.append(record)
+            bulk_scores.append(score)
+            bulk_positions.append(position)
+    width = len(FEATURE_NAMES)
+    bulk = np.array(
+        ",".join(r.input.data for r in bulk_records).split(",") if bulk_records else [],
+        dtype=float,
+    ).reshape(len(bulk_records), width)
+    finite = np.isfinite(bulk).all(axis=1)
+    if not finite.all():  # 1e999 parses as inf: let the handlers' parser name the problem
+        others.extend(
+            (i, r) for i, r, ok in zip(bulk_positions, bulk_records, finite, strict=True) if not ok
+        )
+        others.sort(key=lambda item: item[0])
+        bulk_records = [r for r, ok in zip(bulk_records, finite, strict=True) if ok]
+        bulk_scores = [v for v, ok in zip(bulk_scores, finite, strict=True) if ok]
+        bulk_positions = [i for i, ok in zip(bulk_positions, finite, strict=True) if ok]
+        bulk = bulk[finite]
+
+    rows: list[np.ndarray] = [bulk]
+    scores: list[float] = [float(v) for v in bulk_scores]
+    event_ids: list[str] = [r.event_id for r in bulk_records]
+    positions: list[int] = list(bulk_positions)
+    malformed = 0
+    errors: list[str] = []
+    for position, record in others:
+        try:
+            matrix = inference.input_fn(record.input.data, record.input.content_type)
+            if record.output is None:
+                raise ValueError("no captured output")
+            predicted = _scores(record.output.data, record.output.content_type)
+            if len(predicted) != len(matrix):
+                raise ValueError(f"{len(matrix)} input rows but {len(predicted)} predictions")
+        except (ValueError, KeyError, TypeError) as exc:  # InvalidRequest is a ValueError
+            malformed += 1
+            if len(errors) < keep_errors:
+                errors.append(f"event {record.event_id}: {exc}")
+            continue
+        rows.append(matrix)
+        scores.extend(predicted)
+        event_ids.extend([record.event_id] * len(matrix))
+        positions.extend([position] * len(matrix))
+    # Rows in the order of the records, whichever path parsed them.
+    order = np.argsort(np.asarray(positions, dtype=np.int64), kind="stable")
+    table = np.vstack(rows)[order]
+    return CaptureTable(
+        features={name: table[:, i] for i, name in enumerate(FEATURE_NAMES)},
+        scores=np.asarray(scores, dtype=float)[order],
+        event_ids=np.asarray(event_ids, dtype=object)[order],
+        rows=len(table),
+        records=len(records),
+        malformed=malformed,
+        errors=errors,
+    )
+
+
+def concat_tables(chunks: Sequence[CaptureTable], *, keep_errors: int = 20) -> CaptureTable:
+    """One table from per-file tables (rows in file order)."""
+    if not chunks:
+        return table_from_records([])
+    return CaptureTable(
+        features={
+            name: np.concatenate([c.features[name] for c in chunks]) for name in FEATURE_NAMES
+        },
+        scores=np.concatenate([c.scores for c in chunks]),
+        event_ids=np.concatenate([c.event_ids for c in chunks]),
+        rows=sum(c.rows for c in chunks),
+        records=sum(c.records for c in chunks),
+        malformed=sum(c.malformed for c in chunks),
+        errors=[e for c in chunks for e in c.errors][:keep_errors],
+    )
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U; ties count half). Needs both classes."""
+    positives = labels == 1
+    n_pos, n_neg = int(positives.sum()), int((~positives).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("AUC needs labels of both classes")
+    ranks = stats.rankdata(scores)
+    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+@dataclass(frozen=True)
+class QualityResult:
+    """Concept drift: the model's quality on labelled window rows against its evaluation."""
+
+    metric: str
+    value: float | None  # None: too few labelled rows, or a single class
+    baseline: float
+    tolerance: float
+    labelled_rows: int
+    drifted: bool
+    note: str = ""
+
+
+def quality_check(
+    table: CaptureTable,
+    labels: Mapping[str, Sequence[float]],
+    *,
+    baseline_auc: float,
+    tolerance: float,
+    min_rows: int,
+) -> QualityResult:
+    """AUC on the rows whose event has labels (one label per row of the request, in order)."""
+    keep: list[int] = []
+    values: list[float] = []
+    position: dict[str, int] = {}
+    for row, event_id in enumerate(table.event_ids):
+        given = labels.get(event_id)
+        index = position.get(event_id, 0)
+        position[event_id] = index + 1
+        if given is not None and index < len(given):
+            keep.append(row)
+            values.append(float(given[index]))
+    result = QualityResult("auc", None, baseline_auc, tolerance, len(keep), False)
+    if len(keep) < min_rows:
+        return replace(result, note=f"{len(keep)} labelled rows, fewer than {min_rows}")
+    y = np.asarray(values)
+    if len(np.unique(y)) < 2:
+        return replace(result, note="labelled rows hold one class only: AUC is undefined")
+    value = auc(y, table.scores[keep])
+    return replace(result, value=value, drifted=baseline_auc - value > tolerance)
+
+
+@dataclass
+class VariantDriftReport:
+    variant: str
+    status: str  # drift | no-drift | not-enough-data
+    rows: int
+    records: int
+    malformed: int
+    min_rows: int
+    data: DriftResult | None = None
+    prediction: ColumnDrift | None = None
+    quality: QualityResult | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def drift_share(self) -> float | None:
+        return None if self.data is None else self.data.drift_share
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_variant(
+    variant: str,
+    reference: Mapping[str, np.ndarray],
+    records: Sequence[CaptureRecord],
+    **options: Any,
+) -> VariantDriftReport:
+    """``check_table`` over parsed capture records."""
+    return check_table(variant, reference, table_from_records(records), **options)
+
+
+def check_table(
+    variant: str,
+    reference: Mapping[str, np.ndarray],
+    table: CaptureTable,
+    *,
+    reference_scores: np.ndarray | None = None,
+    labels: Mapping[str, Sequence[float]] | None = None,
+    baseline_auc: float | None = None,
+    quality_tolerance: float = 0.05,
+    min_rows: int = 1000,
+    share_threshold: float = 0.5,
+    distance_threshold: float = 0.1,
+) -> VariantDriftReport:
+    """Data drift per feature and for the dataset; prediction drift when reference scores exist;
+    concept drift when labels and the evaluation's AUC are given."""
+    report = VariantDriftReport(
+        variant=variant,
+        status=NOT_ENOUGH_DATA,
+        rows=table.rows,
+        records=table.records,
+        malformed=table.malformed,
+        min_rows=min_rows,
+        errors=table.errors,
+    )
+    if table.rows < min_rows:
+        return report
+    report.data = dataset_drift(
+        reference,
+        table.features,
+        columns=list(FEATURE_NAMES),
+        share_threshold=share_threshold,
+        distance_threshold=distance_threshold,
+    )
+    if reference_scores is not None and len(reference_scores):
+        report.prediction = column_drift(
+            SCORE, reference_scores, table.scores, distance_threshold=distance_threshold
+        )
+    if labels and baseline_auc is not None:
+        report.quality = quality_check(
+            table, labels, baseline_auc=baseline_auc, tolerance=quality_tolerance, min_rows=min_rows
+        )
+    drifted = (
+        report.data.dataset_drift
+        or bool(report.prediction and report.prediction.drifted)
+        or bool(report.quality and report.quality.drifted)
+    )
+    report.status = DRIFT if drifted else NO_DRIFT
+    return report

@@ -1,0 +1,396 @@
+"""The whole lifecycle on the embedded default, narrated: `make demo` (`mlops demo`).
+
+Train v1 -> approve -> champion; train v2 -> approve -> challenger; gated rollout steps (the
+traffic Lambda's handler); real requests through the local SageMaker-protocol endpoint with
+boto3's sagemaker-runtime client; a scheduled drift check that finds nothing; the challenger's
+traffic drifts; the next scheduled check (the drift Lambda's handler) finds it; its alarm
+fires; the traffic Lambda's handler rolls back; the champion is back at weight 1.
+
+Everything it leaves is under one folder, cleared at the start of every run; every process it
+starts is stopped at the end, also on Ctrl-C or failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mlops.adapters import endpoints, s3io
+from mlops.adapters.registry import set_approval
+from mlops.adapters.resources import PlatformResources
+from mlops.adapters.target import AwsTarget
+from mlops.core.config import PlatformConfig
+from mlops.core.names import CHALLENGER, CHAMPION
+from mlops.core.specs import TRAFFIC
+from mlops.local.aws_services import invoke_function, scheduled_drift_check
+from mlops.local.deployment import EmulatorDeployment
+from mlops.local.emulator import Home, bootstrap, start_emulator, stop_emulator
+from mlops.local.endpoint import LocalEndpoints, LocalEndpointServer
+from mlops.local.pipeline import LocalPipelineRunner, RunOptions
+from mlops.local.replay import requests, send
+from mlops.usecases.approve import ServingRequest, change_serving
+
+DEFAULT_FOLDER = Path("demo-output")
+
+
+class DemoFailed(RuntimeError):
+    """A stage did not end as the lifecycle needs; the message says which and why."""
+
+
+@dataclass
+class DemoOptions:
+    folder: Path = DEFAULT_FOLDER
+    # Each variant needs min_rows_for_drift (1,000) rows in a window for a verdict.
+    normal_rows: int = 3000  # requests like the training data, split by the weights
+    drifted_rows: int = 1500  # a shifted population, sent to the challenger
+    seed: int = 7
+
+
+@dataclass
+class DemoSummary:
+    folder: str
+    versions: dict[str, str] = field(default_factory=dict)  # v1/v2 -> model package ARN
+    auc: dict[str, float] = field(default_factory=dict)
+    rollout: list[dict[str, float]] = field(default_factory=list)
+    traffic: dict[str, dict[str, int]] = field(default_factory=dict)
+    checks: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    weights_before_rollback: dict[str, float] = field(default_factory=dict)
+    weights_after_rollback: dict[str, float] = field(default_factory=dict)
+    alarm: str | None = None
+    rollback: dict[str, Any] = field(default_factory=dict)
+    report_html: str | None = None  # a local copy of the challenger's drift report
+    report_uri: str | None = None
+    audit_record: str | None = None
+    audit_uri: str | None = None
+    mlflow_tracking_uri: str = ""
+    mlflow_runs: int = 0
+    stages: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class Narrator:
+    """What the demo says; the CLI prints it with rich, tests collect it."""
+
+    def stage(self, number: int, total: int, title: str) -> None:
+        print(f"[{number}/{total}] {title}")
+
+    def say(self, text: str) -> None:
+        print(f"      {text}")
+
+
+@contextlib.contextmanager
+def _interrupts_as_exceptions() -> Iterator[None]:
+    """SIGTERM and SIGHUP end the demo like Ctrl-C does: through its clean-up."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+MARKER = ".mlops-demo"  # written into the folder: only such a folder is ever deleted
+
+
+def reset(folder: Path) -> Home:
+    """A clean folder: stop an emulator a previous run left (killed hard), delete the rest.
+
+    Only a folder the demo made (it holds the marker file), or an empty one, is cleared: a
+    mistyped --folder (".", the home folder, a repository) is refused, never deleted."""
+    root = folder.resolve()
+    if root.exists():
+        if not root.is_dir():
+            raise DemoFailed(f"{folder} is a file, not a folder for the demo's output")
+        if any(root.iterdir()) and not (root / MARKER).is_file():
+            raise DemoFailed(
+                f"{folder} is not empty and was not made by the demo (no {MARKER} in it): "
+                "refusing to delete it; choose another --folder"
+            )
+        stop_emulator(Home(root))
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    (root / MARKER).write_text("made by `mlops demo`: the next run deletes this folder\n")
+    return Home(root)
+
+
+class Demo:
+    TOTAL = 10
+
+    def __init__(self, options: DemoOptions, narrator: Narrator | None = None) -> None:
+        self.options = options
+        self.narrator = narrator or Narrator()
+        self.config = PlatformConfig()
+        self.summary = DemoSummary(folder=str(options.folder.resolve()))
+        self._number = 0
+
+    @contextlib.contextmanager
+    def stage(self, title: str) -> Iterator[None]:
+        self._number += 1
+        self.narrator.stage(self._number, self.TOTAL, title)
+        started = time.perf_counter()
+        yield
+        self.summary.stages[title] = round(time.perf_counter() - started, 2)
+
+    def say(self, text: str) -> None:
+        self.narrator.say(text)
+
+    def _step_progress(self, step: str, status: str, detail: str) -> None:
+        if status != "Executing":
+            self.say(f"{step:<10} {status}{f': {detail}' if detail else ''}")
+
+    # -- the lifecycle ---------------------------------------------------------------------------
+    def run(self) -> DemoSummary:
+        started = time.perf_counter()
+        home = reset(self.options.folder)
+        self.home = home
+        server: LocalEndpointServer | None = None
+        with _interrupts_as_exceptions():
+            try:
+                with self.stage("Start the embedded default"):
+                    emulator = start_emulator(home)
+                    target = AwsTarget(
+                        region=self.config.region, endpoint_url=emulator.endpoint_url
+                    )
+                    resources = bootstrap(target, self.config)
+                    home.mlflow_dir.mkdir(parents=True, exist_ok=True)
+                    self.say(f"AWS emulator (moto) on {emulator.endpoint_url}, pid {emulator.pid}")
+                    self.say(f"MLflow store {home.mlflow_tracking_uri}")
+                self._train_and_serve(target, resources)
+                with self.stage("Start the local endpoint (SageMaker runtime protocol)"):
+                    server = LocalEndpointServer(
+                        LocalEndpoints(
+                            target,
+                            cache_dir=home.root / "endpoint-cache",
+                            refresh_seconds=0,
+                            seed=self.options.seed,
+                        )
+                    ).start()
+                    self.say(f"{server.url}/endpoints/{self.config.endpoint_name}/invocations")
+                self._traffic_and_drift(target, resources, server)
+            finally:
+                if server is not None:
+                    server.stop()
+                stop_emulator(home)
+        self.summary.seconds = round(time.perf_counter() - started, 1)
+        (home.root / "summary.json").write_text(json.dumps(asdict(self.summary), indent=2) + "\n")
+        return self.summary
+
+    def _train_and_serve(self, target: AwsTarget, resources: PlatformResources) -> None:
+        import logging  # noqa: PLC0415
+
+        import mlflow  # noqa: PLC0415, F401  (configures its loggers on import: quiet them)
+
+        logging.getLogger("mlflow").setLevel(logging.ERROR)
+        runner = LocalPipelineRunner(
+            target=target,
+            resources=resources,
+            config=self.config,
+            mlflow_tracking_uri=self.home.mlflow_tracking_uri,
+            mlflow_artifact_root=self.home.mlflow_artifact_root,
+            progress=self._step_progress,
+        )
+        deployment = EmulatorDeployment(
+            sagemaker=target.client("sagemaker"),
+            config=self.config,
+            resources=resources,
+            cloudwatch=target.client("cloudwatch"),
+            events=target.client("events"),
+        )
+        for version, title, options in (
+            ("v1", "Train v1 (logistic regression) and register it", RunOptions()),
+            (
+                "v2",
+                "Train v2 (gradient boosting) and register it",
+                RunOptions(algorithm="gradient_boosting", max_iter=100),
+            ),
+        ):
+            with self.stage(title):
+                result = runner.run(options)
+                if not result.registered:
+                    raise DemoFailed(f"{version} was not registered: {result.reason}")
+                arn = result.model_package_arn or ""
+                self.summary.versions[version] = arn
+                self.summary.auc[version] = round(result.metrics["auc"], 4)
+                self.say(f"test AUC {result.metrics['auc']:.4f}; MLflow run {result.mlflow_run_id}")
+                self.say(f"registered {arn} (PendingManualApproval)")
+            role = CHAMPION if version == "v1" else CHALLENGER
+            with self.stage(f"Approve {version}: it deploys as the {role}"):
+                set_approval(target.client("sagemaker"), arn, "Approved", f"demo: {version}")
+                outcome = change_serving(
+                    ServingRequest(
+                        action="deploy",
+                        requested_by="demo",
+                        reason=f"approved {version}",
+                        package_arn=arn,
+                    ),
+                    deployment=deployment,
+                    endpoint=self.config.endpoint_name,
+                    initial_challenger_weight=self.config.challenger_initial_weight,
+                    s3=target.client("s3"),
+                    audit_bucket=resources.reports_bucket,
+                )
+                self.say(outcome.record.summary)
+                self.say(_weights(_current_weights(target, self.config.endpoint_name)))
+
+    def _traffic_and_drift(
+        self, target: AwsTarget, resources: PlatformResources, server: LocalEndpointServer
+    ) -> None:
+        config, summary = self.config, self.summary
+        endpoint = config.endpoint_name
+        with self.stage("Gated rollout: two steps through the traffic Lambda's handler"):
+            for _ in range(2):
+                outcome, _ = invoke_function(
+                    TRAFFIC,
+                    {"action": "rollout-step", "endpoint": endpoint, "reason": "demo rollout",
+                     "requested_by": "demo"},
+                    target=target, config=config, resources=resources,
+                    log_dir=self.home.root / "logs",
+                )  # fmt: skip
+                if not outcome.get("ok"):
+                    raise DemoFailed(f"rollout step refused: {outcome.get('error')}")
+                summary.rollout.append(outcome["weights_after"])
+                self.say(f"{outcome['decision']}: {_weights(outcome['weights_after'])}")
+
+        import boto3  # noqa: PLC0415
+
+        runtime = boto3.client(
+            "sagemaker-runtime",
+            endpoint_url=server.url,
+            region_name=config.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - the local endpoint's dummy key
+        )
+        with self.stage("Traffic like the training data, then the scheduled drift check"):
+            served = send(runtime, endpoint, requests(self.options.normal_rows, seed=101))
+            summary.traffic["normal"] = dict(served)
+            self.say(f"{self.options.normal_rows} rows through boto3 sagemaker-runtime: "
+                     f"{_served(served)}")  # fmt: skip
+            self._check(target, resources, server, "baseline")
+            time.sleep(1.0)  # capture times have whole seconds: keep the next window apart
+
+        with self.stage("The challenger's traffic drifts; the scheduled check finds it"):
+            drifted = send(
+                runtime,
+                endpoint,
+                requests(self.options.drifted_rows, seed=102, drifted=True),
+                target_variant=CHALLENGER,
+            )
+            normal = send(runtime, endpoint, requests(self.options.normal_rows, seed=103))
+            summary.traffic["drift"] = dict(drifted + normal)
+            self.say(
+                f"{self.options.drifted_rows} rows from a shifted population (free care, sicker) "
+                f"pinned to the challenger with TargetVariant, plus "
+                f"{self.options.normal_rows} ordinary rows: {_served(drifted + normal)}"
+            )
+            summary.weights_before_rollback = _current_weights(target, endpoint)
+            run = self._check(target, resources, server, "drift")
+
+        with self.stage("Alarm -> automatic rollback (the traffic Lambda's handler)"):
+            fired = [e["detail"]["alarmName"] for e in run.alarm_events
+                     if e["detail"]["state"]["value"] == "ALARM"]  # fmt: skip
+            if fired != [f"{endpoint}-{CHALLENGER}-drift"]:
+                raise DemoFailed(f"expected the challenger's drift alarm to fire, got {fired}")
+            summary.alarm = fired[0]
+            ((route, outcome),) = run.actions
+            if route != "traffic" or not outcome.get("ok"):
+                raise DemoFailed(f"the rollback did not happen: {route} {outcome}")
+            summary.weights_after_rollback = _current_weights(target, endpoint)
+            summary.rollback = {
+                "decision": outcome["decision"],
+                "controller_seconds": outcome["seconds_to_request"],
+                "api_calls": sum(outcome["api_calls"].values()),
+                "alarm_to_rollback_seconds": round(run.seconds_alarm_to_action, 3),
+            }
+            self.say(f"alarm {summary.alarm}: OK -> ALARM")
+            self.say(
+                f"{outcome['decision']}: {_weights(summary.weights_after_rollback)} "
+                f"(controller {outcome['seconds_to_request'] * 1000:.0f} ms, "
+                f"alarm to weights requested {run.seconds_alarm_to_action * 1000:.0f} ms)"
+            )
+            summary.audit_uri = outcome["audit_uri"]
+            summary.audit_record = str(self._download(target, outcome["audit_uri"]))
+            self.say(f"audit record {summary.audit_record}")
+
+        import mlflow  # noqa: PLC0415
+
+        client = mlflow.MlflowClient(tracking_uri=self.home.mlflow_tracking_uri)
+        experiments = client.search_experiments()
+        summary.mlflow_tracking_uri = self.home.mlflow_tracking_uri
+        summary.mlflow_runs = len(client.search_runs([e.experiment_id for e in experiments]))
+
+    def _check(
+        self, target: AwsTarget, resources: PlatformResources, server: LocalEndpointServer,
+        phase: str,
+    ) -> Any:  # fmt: skip
+        server.endpoints.capture.flush()
+        started = time.perf_counter()
+        run = scheduled_drift_check(
+            target, self.config, resources, now=datetime.now(UTC), log_dir=self.home.root / "logs"
+        )
+        if not run.result.get("ok"):
+            raise DemoFailed(f"the drift check failed: {run.result.get('error')}")
+        checks: dict[str, dict[str, Any]] = {}
+        for variant in run.result["variants"]:
+            name = variant["variant"]
+            result = self._read_json(target, variant["result"])
+            prediction = result.get("prediction") or {}
+            checks[name] = {
+                "status": variant["status"],
+                "rows": variant["rows"],
+                "drift_share": variant["drift_share"],
+                "drifted_features": [c["column"] for c in (result.get("data") or {}).get("columns", [])
+                                     if c["drifted"]],
+                "prediction_drift": prediction.get("score"),
+                "report": variant["report"],
+            }  # fmt: skip
+            share = "-" if variant["drift_share"] is None else f"{variant['drift_share']:.2f}"
+            self.say(f"{name}: {variant['status']}, {variant['rows']} rows, drift share {share}"
+                     + (f" ({', '.join(checks[name]['drifted_features'])})"
+                        if checks[name]["drifted_features"] else ""))  # fmt: skip
+        self.summary.checks[phase] = checks
+        self.say(f"checked in {time.perf_counter() - started:.1f} s")
+        challenger = checks.get(CHALLENGER, {})
+        if phase == "drift" and challenger.get("report"):
+            self.summary.report_uri = challenger["report"]
+            self.summary.report_html = str(self._download(target, challenger["report"]))
+            self.say(f"drift report {self.summary.report_html}")
+        return run
+
+    def _read_json(self, target: AwsTarget, uri: str) -> dict[str, Any]:
+        bucket, key = s3io.split_uri(uri)
+        body = target.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        document: dict[str, Any] = json.loads(body)
+        return document
+
+    def _download(self, target: AwsTarget, uri: str) -> Path:
+        """A copy outside the emulator (it stops with the demo), to open in a browser."""
+        bucket, key = s3io.split_uri(uri)
+        path = self.home.root / "downloads" / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        target.client("s3").download_file(bucket, key, str(path))
+        return path
+
+
+def _current_weights(target: AwsTarget, endpoint: str) -> dict[str, float]:
+    return endpoints.describe(target.client("sagemaker"), endpoint).weights
+
+
+def _weights(weights: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:g}" for k, v in sorted(weights.items()))
+
+
+def _served(served: Counter[str]) -> str:
+    return ", ".join(f"{v} {n} rows" for v, n in sorted(served.items()))

@@ -1,0 +1,368 @@
+"""A local endpoint that speaks the SageMaker runtime protocol, for the embedded default.
+
+``POST /endpoints/{name}/invocations`` as SageMaker serves it, so
+``boto3.client("sagemaker-runtime", endpoint_url=...)`` works unchanged:
+
+- each request goes to a variant drawn by the endpoint's *current* weights in the emulated
+  SageMaker (read again every ``refresh_seconds``, so a traffic shift takes effect at once),
+  unless ``TargetVariant`` names one;
+- the variant's registered model package is loaded from (emulated) S3 and served with the
+  same handlers as in AWS (``pipeline_steps.inference``);
+- the response carries ``x-Amzn-Invoked-Production-Variant``;
+- inputs and outputs are captured in SageMaker's JSON Lines layout and S3 key scheme, per
+  the endpoint config's DataCaptureConfig (sampling, content types, KMS key).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from mlops.adapters import s3io
+from mlops.adapters.target import AwsTarget
+from mlops.core import capture
+from pipeline_steps import inference
+
+log = logging.getLogger("mlops.local.endpoint")
+INVOKED_VARIANT = "x-Amzn-Invoked-Production-Variant"
+
+
+class EndpointNotServable(RuntimeError):
+    """The request names no servable endpoint or variant (SageMaker: 400 ValidationError)."""
+
+
+class EndpointFailure(RuntimeError):
+    """This server failed, not the model (SageMaker: 500 InternalFailure)."""
+
+
+@dataclass
+class VariantRoute:
+    name: str
+    weight: float
+    model_data_url: str
+
+
+@dataclass
+class EndpointRoute:
+    name: str
+    variants: list[VariantRoute]
+    capture_uri: str | None
+    capture_percentage: int
+    capture_kms_key: str | None
+    csv_types: tuple[str, ...]
+    json_types: tuple[str, ...]
+    read_at: float
+
+
+@dataclass
+class _Buffer:
+    lines: list[str] = field(default_factory=list)
+    started: float = 0.0
+
+
+class CaptureWriter:
+    """Buffers captured records per variant and writes them as new S3 objects."""
+
+    def __init__(self, s3: Any, *, max_records: int = 200, max_age_seconds: float = 5.0) -> None:
+        self.s3 = s3
+        self.max_records = max_records
+        self.max_age_seconds = max_age_seconds
+        self._buffers: dict[tuple[str, str, str, str | None], _Buffer] = {}
+        self._lock = threading.Lock()
+        self.files_written: list[str] = []
+
+    def add(self, route: EndpointRoute, variant: str, line: str) -> None:
+        if route.capture_uri is None:
+            return
+        key = (route.capture_uri, route.name, variant, route.capture_kms_key)
+        with self._lock:
+            buffer = self._buffers.setdefault(key, _Buffer(started=time.monotonic()))
+            buffer.lines.append(line)
+            if (
+                len(buffer.lines) >= self.max_records
+                or time.monotonic() - buffer.started >= self.max_age_seconds
+            ):
+                self._flush(key)
+
+    def flush(self) -> list[str]:
+        with self._lock:
+            before = len(self.files_written)
+            for key in list(self._buffers):
+                self._flush(key)
+            return self.files_written[before:]
+
+    def _flush(self, key: tuple[str, str, str, str | None]) -> None:
+        buffer = self._buffers.pop(key, None)
+        if not buffer or not buffer.lines:
+            return
+        uri, endpoint, variant, kms_key = key
+        bucket, prefix = s3io.split_uri(uri)
+        object_key = capture.object_key(prefix, endpoint, variant, datetime.now(UTC))
+        extra: dict[str, str] = {"ContentType": "application/jsonl"}
+        if kms_key:
+            extra |= {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key}
+        body = ("\n".join(buffer.lines) + "\n").encode()
+        self.s3.put_object(Bucket=bucket, Key=object_key, Body=body, **extra)
+        self.files_written.append(f"s3://{bucket}/{object_key}")
+
+
+class LocalEndpoints:
+    """Resolves endpoints in the emulated SageMaker and serves their models."""
+
+    def __init__(
+        self,
+        target: AwsTarget,
+        *,
+        cache_dir: Path,
+        refresh_seconds: float = 0.5,
+        seed: int | None = None,
+        capture_writer: CaptureWriter | None = None,
+    ) -> None:
+        self.sagemaker = target.client("sagemaker")
+        self.s3 = target.client("s3")
+        self.cache_dir = cache_dir
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        self.refresh_seconds = refresh_seconds
+        self.random = random.Random(seed)  # noqa: S311 - traffic routing, not security
+        self.capture = capture_writer or CaptureWriter(self.s3)
+        self._routes: dict[str, EndpointRoute] = {}
+        self._models: dict[str, inference.LoadedModel] = {}
+        self._lock = threading.Lock()
+
+    def route(self, endpoint: str) -> EndpointRoute:
+        with self._lock:
+            cached = self._routes.get(endpoint)
+            if cached and time.monotonic() - cached.read_at < self.refresh_seconds:
+                return cached
+        try:
+            described = self.sagemaker.describe_endpoint(EndpointName=endpoint)
+        except ClientError:
+            raise EndpointNotServable(f"Endpoint {endpoint} not found.") from None
+        if described["EndpointStatus"] != "InService":
+            raise EndpointNotServable(f"Endpoint {endpoint} is {described['EndpointStatus']}.")
+        config = self.sagemaker.describe_endpoint_config(
+            EndpointConfigName=described["EndpointConfigName"]
+        )
+        models = {v["VariantName"]: v["ModelName"] for v in config["ProductionVariants"]}
+        variants = [
+            VariantRoute(
+                name=v["VariantName"],
+                weight=float(v.get("CurrentWeight", v.get("DesiredWeight", 0.0))),
+                model_data_url=self._model_data_url(models[v["VariantName"]]),
+            )
+            for v in described["ProductionVariants"]
+        ]
+        capture_config = config.get("DataCaptureConfig") or {}
+        headers = capture_config.get("CaptureContentTypeHeader") or {}
+        route = EndpointRoute(
+            name=endpoint,
+            variants=variants,
+            capture_uri=capture_config.get("DestinationS3Uri")
+            if capture_config.get("EnableCapture")
+            else None,
+            capture_percentage=int(capture_config.get("InitialSamplingPercentage", 0)),
+            capture_kms_key=capture_config.get("KmsKeyId"),
+            csv_types=tuple(headers.get("CsvContentTypes", ())),
+            json_types=tuple(headers.get("JsonContentTypes", ())),
+            read_at=time.monotonic(),
+        )
+        with self._lock:
+            self._routes[endpoint] = route
+        return route
+
+    def _model_data_url(self, model_name: str) -> str:
+        model = self.sagemaker.describe_model(ModelName=model_name)
+        container = (model.get("Containers") or [model.get("PrimaryContainer", {})])[0]
+        if container.get("ModelPackageName"):
+            package = self.sagemaker.describe_model_package(
+                ModelPackageName=container["ModelPackageName"]
+            )
+            return str(package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"])
+        return str(container["ModelDataUrl"])
+
+    def model(self, model_data_url: str) -> inference.LoadedModel:
+        with self._lock:
+            if model_data_url in self._models:
+                return self._models[model_data_url]
+        folder = Path(tempfile.mkdtemp(prefix="model-", dir=self.cache_dir))
+        s3io.download_prefix(self.s3, model_data_url, folder / "archive")
+        with tarfile.open(folder / "archive" / "model.tar.gz") as archive:
+            archive.extractall(folder / "model", filter="data")
+        loaded = inference.model_fn(str(folder / "model"))
+        with self._lock:
+            self._models[model_data_url] = loaded
+        return loaded
+
+    def choose(self, route: EndpointRoute, target_variant: str | None) -> VariantRoute:
+        if target_variant:
+            for variant in route.variants:
+                if variant.name == target_variant:
+                    return variant
+            raise EndpointNotServable(
+                f"Variant {target_variant} not found on endpoint {route.name}."
+            )
+        live = [v for v in route.variants if v.weight > 0]
+        if not live:
+            raise EndpointNotServable(
+                f"Endpoint {route.name} has no variant with a weight above 0."
+            )
+        return self.random.choices(live, weights=[v.weight for v in live])[0]
+
+    def invoke(
+        self,
+        endpoint: str,
+        body: bytes,
+        content_type: str,
+        accept: str,
+        *,
+        target_variant: str | None = None,
+        inference_id: str | None = None,
+    ) -> tuple[bytes, str, str]:
+        route = self.route(endpoint)
+        variant = self.choose(route, target_variant)
+        try:
+            loaded = self.model(variant.model_data_url)
+        except Exception as exc:
+            raise EndpointFailure(
+                f"could not load the model of variant {variant.name}: {exc}"
+            ) from exc
+        data = inference.input_fn(body, content_type)  # InvalidRequest for bad input
+        response, response_type = inference.output_fn(inference.predict_fn(data, loaded), accept)
+        payload = response.encode()
+        if route.capture_uri and self.random.random() * 100 < route.capture_percentage:
+            line = capture.encode_record(
+                request=body,
+                request_type=content_type,
+                response=payload,
+                response_type=response_type,
+                inference_time=datetime.now(UTC),
+                inference_id=inference_id,
+                csv_types=route.csv_types,
+                json_types=route.json_types,
+            )
+            try:
+                self.capture.add(route, variant.name, line)
+            except Exception:  # capture never fails an inference, as in SageMaker
+                log.exception("data capture failed on %s/%s", endpoint, variant.name)
+        return payload, response_type, variant.name
+
+
+def _handler(endpoints: LocalEndpoints) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug(format, *args)
+
+        def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _error(self, status: int, error_type: str, message: str, **extra: Any) -> None:
+            body = json.dumps({"message": message, **extra}).encode()
+            self._send(
+                status, body, {"Content-Type": "application/json", "x-amzn-ErrorType": error_type}
+            )
+
+        def do_POST(self) -> None:
+            parts = urllib.parse.urlparse(self.path).path.strip("/").split("/")
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            if len(parts) != 3 or parts[0] != "endpoints" or parts[2] != "invocations":
+                self._error(404, "UnknownOperationException", f"no route for {self.path}")
+                return
+            endpoint = urllib.parse.unquote(parts[1])
+            try:
+                payload, content_type, variant = endpoints.invoke(
+                    endpoint,
+                    body,
+                    self.headers.get("Content-Type", "application/octet-stream"),
+                    self.headers.get("Accept", "application/json"),
+                    target_variant=self.headers.get("X-Amzn-SageMaker-Target-Variant"),
+                    inference_id=self.headers.get("X-Amzn-SageMaker-Inference-Id"),
+                )
+            except EndpointNotServable as exc:
+                self._error(400, "ValidationError", str(exc))
+                return
+            except EndpointFailure as exc:
+                log.exception("internal failure on %s", endpoint)
+                self._error(500, "InternalFailure", str(exc))
+                return
+            except inference.InvalidRequest as exc:
+                # What SageMaker returns when the model container answers with an error.
+                self._error(424, "ModelError", f"Received client error (400) from model: {exc}",
+                            OriginalStatusCode=400, OriginalMessage=str(exc))  # fmt: skip
+                return
+            except Exception as exc:  # the model server's 500, not a crash of this server
+                log.exception("model error on %s", endpoint)
+                self._error(424, "ModelError", f"Received server error (500) from model: {exc}",
+                            OriginalStatusCode=500, OriginalMessage=str(exc))  # fmt: skip
+                return
+            self._send(200, payload, {"Content-Type": content_type, INVOKED_VARIANT: variant})
+
+    return Handler
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client closing a kept-alive connection is routine, not an error worth a traceback.
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            return
+        log.exception("error serving %s", client_address)
+
+
+class LocalEndpointServer:
+    """The HTTP front of ``LocalEndpoints`` on 127.0.0.1, in a background thread."""
+
+    def __init__(self, endpoints: LocalEndpoints, port: int = 0) -> None:
+        self.endpoints = endpoints
+        self.server = _Server(("127.0.0.1", port), _handler(endpoints))
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, name="local-endpoint", daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> LocalEndpointServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.endpoints.capture.flush()
+
+
+@contextmanager
+def serving(target: AwsTarget, cache_dir: Path, **options: Any) -> Iterator[LocalEndpointServer]:
+    server = LocalEndpointServer(LocalEndpoints(target, cache_dir=cache_dir, **options)).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,445 @@
+"""Run the training pipeline on this machine: the same step code as the SageMaker Pipeline,
+the same S3 layout and the same registration, against the emulator or a real account.
+
+preprocess -> train -> evaluate -> check the metric -> register (or stop, saying why)
+
+Each step reads its inputs from S3 and writes its outputs back, as a SageMaker job would:
+  s3://<artifacts>/pipelines/<pipeline>/<execution id>/{train,validation,test,reference,
+                                                         manifest,model,evaluation}/...
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import secrets
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mlops.adapters import code_bundle, s3io
+from mlops.adapters.envvars import patched_environ
+from mlops.adapters.images import sklearn_image_uri
+from mlops.adapters.registry import (
+    CODE_VERSION_KEY,
+    CONTENT_TYPES,
+    DATASET_HASH_KEY,
+    EXECUTION_KEY,
+    MLFLOW_RUN_ID_KEY,
+    MODEL_SHA256_KEY,
+    REFERENCE_DATA_KEY,
+    RESPONSE_TYPES,
+    SERVING_ENVIRONMENT,
+)
+from mlops.adapters.resources import PlatformResources
+from mlops.adapters.target import AwsTarget
+from mlops.core.config import PlatformConfig
+from pipeline_steps import evaluate, preprocess, train
+from pipeline_steps.data import bundled_dataset_path
+from pipeline_steps.hashing import file_sha256
+from pipeline_steps.model import Hyperparameters
+from pipeline_steps.schema import DataValidationError
+
+PRIMARY_METRIC = "auc"
+DEFAULT_INPUT_PREFIX = "raw/"
+Progress = Callable[[str, str, str], None]  # step, status, detail
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    algorithm: str = "logistic"
+    seed: int = 42
+    max_iter: int = 200
+    learning_rate: float = 0.1
+    c: float = 1.0
+    metric_threshold: float | None = None  # None: the stage's configured threshold
+    input_uri: str | None = None  # None: s3://<datasets>/raw/, seeded with the bundled data
+    data_file: Path | None = None  # a local CSV to upload and train on
+    approval_status: str = "PendingManualApproval"
+
+    def hyperparameters(self) -> Hyperparameters:
+        return Hyperparameters(
+            algorithm=self.algorithm,  # type: ignore[arg-type]
+            seed=self.seed,
+            max_iter=self.max_iter,
+            learning_rate=self.learning_rate,
+            c=self.c,
+        )
+
+
+@dataclass
+class StepRecord:
+    name: str
+    status: str
+    seconds: float
+    detail: str = ""
+
+
+@dataclass
+class LocalRunResult:
+    execution_id: str
+    input_uri: str
+    threshold: float
+    steps: list[StepRecord] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    registered: bool = False
+    reason: str | None = None
+    model_package_arn: str | None = None
+    mlflow_run_id: str | None = None
+    mlflow_model_uri: str | None = None
+    mlflow_model_version: str | None = None
+    dataset_sha256: str | None = None
+    model_sha256: str | None = None
+    code_version: str | None = None
+    model_data_uri: str | None = None
+    evaluation_uri: str | None = None
+    reference_uri: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.registered
+
+
+class StepFailed(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class _Run:
+    options: RunOptions
+    params: Hyperparameters
+    result: LocalRunResult
+    work: Path
+    prefix: str
+
+
+def _required(value: str | None) -> str:
+    if not value:
+        raise StepFailed("an earlier step did not produce its output")
+    return value
+
+
+def _execution_id() -> str:
+    return f"local-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def pack_model(model_dir: Path, target: Path) -> Path:
+    """model.tar.gz as SageMaker writes it, but byte-stable: sorted, no timestamps or owners."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+            data = path.read_bytes()
+            info = tarfile.TarInfo(path.relative_to(model_dir).as_posix())
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            archive.addfile(info, io.BytesIO(data))
+    target.write_bytes(gzip.compress(raw.getvalue(), mtime=0))
+    return target
+
+
+class LocalPipelineRunner:
+    def __init__(
+        self,
+        *,
+        target: AwsTarget,
+        resources: PlatformResources,
+        config: PlatformConfig,
+        mlflow_tracking_uri: str | None,
+        mlflow_artifact_root: str | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.target = target
+        self.resources = resources
+        self.config = config
+        self.mlflow_tracking_uri = mlflow_tracking_uri
+        self.mlflow_artifact_root = mlflow_artifact_root
+        self.progress = progress or (lambda step, status, detail: None)
+        self.s3 = target.client("s3")
+        self.sagemaker = target.client("sagemaker")
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _put_kwargs(self) -> dict[str, str]:
+        # Explicitly the platform key, as the SageMaker jobs' OutputKmsKey does.
+        if self.resources.key_arn:
+            return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.resources.key_arn}
+        return {}
+
+    def _step(self, result: LocalRunResult, name: str, action: Callable[[], str]) -> None:
+        self.progress(name, "Executing", "")
+        started = time.perf_counter()
+        try:
+            detail = action()
+        except Exception as exc:
+            # Any failure ends the run with the step marked Failed and the reason kept,
+            # as a pipeline execution would; the caller reports it.
+            message = str(exc) if isinstance(exc, StepFailed) else f"{type(exc).__name__}: {exc}"
+            seconds = time.perf_counter() - started
+            result.steps.append(StepRecord(name, "Failed", seconds, message))
+            self.progress(name, "Failed", message)
+            raise StepFailed(message) from exc
+        seconds = time.perf_counter() - started
+        result.steps.append(StepRecord(name, "Succeeded", seconds, detail))
+        self.progress(name, "Succeeded", detail)
+
+    def _ensure_input(self, options: RunOptions) -> str:
+        datasets = self.resources.datasets_bucket
+        if options.data_file is not None:
+            if not options.data_file.is_file():
+                raise StepFailed(f"--data {options.data_file}: no such file")
+            # One prefix per file content and name: the run reads exactly this file.
+            digest = file_sha256(options.data_file)[:12]
+            uri = f"s3://{datasets}/uploads/{digest}-{options.data_file.stem}/"
+            s3io.upload_file(
+                self.s3, options.data_file, uri + options.data_file.name, **self._put_kwargs()
+            )
+            return uri
+        if options.input_uri:
+            return options.input_uri
+        uri = f"s3://{datasets}/{DEFAULT_INPUT_PREFIX}"
+        if not s3io.list_keys(self.s3, datasets, DEFAULT_INPUT_PREFIX):
+            # First run on a fresh stage: seed it with the bundled public dataset.
+            s3io.upload_file(
+                self.s3, bundled_dataset_path(), uri + "randhie.csv", **self._put_kwargs()
+            )
+        return uri
+
+    def _ensure_experiment(self) -> None:
+        if not self.mlflow_tracking_uri:
+            return
+        from mlflow import MlflowClient  # noqa: PLC0415 - heavy, and only for tracked runs
+
+        client = MlflowClient(self.mlflow_tracking_uri)
+        name = self.resources.pipeline_name
+        if client.get_experiment_by_name(name) is None:
+            location = f"{self.mlflow_artifact_root}/{name}" if self.mlflow_artifact_root else None
+            client.create_experiment(name, artifact_location=location)
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def run(self, options: RunOptions) -> LocalRunResult:
+        threshold = (
+            self.config.model_metric_threshold
+            if options.metric_threshold is None
+            else options.metric_threshold
+        )
+        params = options.hyperparameters()  # bad hyperparameters fail before any work
+        execution_id = _execution_id()
+        result = LocalRunResult(execution_id=execution_id, input_uri="", threshold=threshold)
+        result.code_version = code_bundle.code_version()
+        self._ensure_experiment()
+        with tempfile.TemporaryDirectory(prefix="mlops-run-") as scratch:
+            run = _Run(
+                options=options,
+                params=params,
+                result=result,
+                work=Path(scratch),
+                prefix=(
+                    f"s3://{self.resources.artifacts_bucket}/pipelines/"
+                    f"{self.resources.pipeline_name}/{execution_id}"
+                ),
+            )
+            try:
+                for name, step in (
+                    ("Preprocess", self._preprocess),
+                    ("Train", self._train),
+                    ("Evaluate", self._evaluate),
+                    ("CheckMetric", self._check),
+                    ("Register", self._register_step),
+                ):
+                    self._step(result, name, lambda step=step: step(run))  # type: ignore[misc]
+            except StepFailed as exc:
+                result.reason = result.reason or str(exc)
+        return result
+
+    def _preprocess(self, run: _Run) -> str:
+        result = run.result
+        result.input_uri = self._ensure_input(run.options)
+        raw = run.work / "input"
+        try:
+            s3io.download_prefix(self.s3, result.input_uri, raw)
+        except FileNotFoundError as exc:
+            raise StepFailed(str(exc)) from None
+        out = run.work / "preprocess"
+        try:
+            manifest = preprocess.run(
+                raw, out, seed=run.options.seed, code_version=result.code_version or "unknown"
+            )
+        except DataValidationError as exc:
+            raise StepFailed(f"invalid input data: {exc}") from None
+        for name in (*preprocess.SPLIT_NAMES, "reference", "manifest"):
+            s3io.upload_tree(self.s3, out / name, s3io.join(run.prefix, name), **self._put_kwargs())
+        result.dataset_sha256 = str(manifest["dataset_sha256"])
+        result.reference_uri = s3io.join(run.prefix, "reference") + "/"
+        rows: dict[str, int] = manifest["rows"]  # type: ignore[assignment]
+        return (
+            f"{sum(rows.values())} rows -> train {rows['train']}, "
+            f"validation {rows['validation']}, test {rows['test']}"
+        )
+
+    def _train(self, run: _Run) -> str:
+        result = run.result
+        channels = run.work / "channels"
+        for name in ("train", "validation", "manifest"):
+            s3io.download_prefix(self.s3, s3io.join(run.prefix, name) + "/", channels / name)
+        model_dir = run.work / "model"
+        environment = {
+            "MLFLOW_TRACKING_URI": self.mlflow_tracking_uri,
+            "MLFLOW_EXPERIMENT_NAME": self.resources.pipeline_name,
+        }
+        with patched_environ(environment):
+            card = train.run(
+                train_dir=channels / "train",
+                validation_dir=channels / "validation",
+                manifest_dir=channels / "manifest",
+                model_dir=model_dir,
+                params=run.params,
+                code_version=result.code_version or "unknown",
+            )
+        archive = pack_model(model_dir, run.work / "model.tar.gz")
+        # Where a SageMaker training job puts it: <output path>/<job name>/output/model.tar.gz.
+        job = f"{result.execution_id}-train"
+        result.model_data_uri = s3io.upload_file(
+            self.s3,
+            archive,
+            s3io.join(run.prefix, "model", job, "output", "model.tar.gz"),
+            **self._put_kwargs(),
+        )
+        result.model_sha256 = card.model_sha256
+        result.mlflow_run_id = card.mlflow_run_id
+        result.mlflow_model_uri = card.mlflow_model_uri
+        auc = card.validation_metrics[PRIMARY_METRIC]
+        return (
+            f"{run.params.algorithm}, seed {run.params.seed}: validation {PRIMARY_METRIC} {auc:.4f}"
+        )
+
+    def _evaluate(self, run: _Run) -> str:
+        result = run.result
+        inputs = run.work / "evaluate-in"
+        s3io.download_prefix(self.s3, _required(result.model_data_uri), inputs / "model")
+        for name in ("test", "manifest"):
+            s3io.download_prefix(self.s3, s3io.join(run.prefix, name) + "/", inputs / name)
+        out = run.work / "evaluation"
+        with patched_environ({"MLFLOW_TRACKING_URI": self.mlflow_tracking_uri}):
+            evaluate.run(
+                model_source=inputs / "model",
+                test_dir=inputs / "test",
+                manifest_dir=inputs / "manifest",
+                output=out,
+            )
+        s3io.upload_tree(self.s3, out, s3io.join(run.prefix, "evaluation"), **self._put_kwargs())
+        result.evaluation_uri = s3io.join(run.prefix, "evaluation", evaluate.EVALUATION)
+        return f"{evaluate.EVALUATION} written"
+
+    def _check(self, run: _Run) -> str:
+        # Read back from S3, as the pipeline reads its property file.
+        result = run.result
+        bucket, key = s3io.split_uri(_required(result.evaluation_uri))
+        report = json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        section = report["binary_classification_metrics"]
+        result.metrics = {k: float(v["value"]) for k, v in section.items() if "value" in v}
+        value = result.metrics[PRIMARY_METRIC]
+        if value < result.threshold:
+            result.reason = (
+                f"test {PRIMARY_METRIC} {value:.4f} is below the threshold "
+                f"{result.threshold:.4f}: the model is not registered"
+            )
+            raise StepFailed(result.reason)
+        return f"test {PRIMARY_METRIC} {value:.4f} >= threshold {result.threshold:.4f}"
+
+    def _register_step(self, run: _Run) -> str:
+        result = run.result
+        result.model_package_arn = self._register(run.options, result, result.code_version or "")
+        result.registered = True
+        if self.mlflow_tracking_uri and result.mlflow_model_uri:
+            result.mlflow_model_version = self._register_in_mlflow(result)
+        where = (
+            f"; MLflow model version {result.mlflow_model_version}"
+            if result.mlflow_model_version
+            else ""
+        )
+        return f"{result.model_package_arn} ({run.options.approval_status}){where}"
+
+    def _register(self, options: RunOptions, result: LocalRunResult, code_version: str) -> str:
+        image = sklearn_image_uri(self.target.region, "inference")
+        response = self.sagemaker.create_model_package(
+            ModelPackageGroupName=self.resources.model_package_group,
+            ModelPackageDescription=f"trained by mlops pipeline run-local {result.execution_id}",
+            InferenceSpecification={
+                "Containers": [
+                    {
+                        "Image": image,
+                        "ModelDataUrl": _required(result.model_data_uri),
+                        "Environment": dict(SERVING_ENVIRONMENT),
+                    }
+                ],
+                "SupportedContentTypes": list(CONTENT_TYPES),
+                "SupportedResponseMIMETypes": list(RESPONSE_TYPES),
+                "SupportedRealtimeInferenceInstanceTypes": [self.config.champion_instance_type],
+                "SupportedTransformInstanceTypes": [self.config.champion_instance_type],
+            },
+            ModelApprovalStatus=options.approval_status,
+            ModelMetrics={
+                "ModelQuality": {
+                    "Statistics": {
+                        "ContentType": "application/json",
+                        "S3Uri": result.evaluation_uri,
+                    }
+                }
+            },
+            MetadataProperties={
+                "CommitId": code_version,
+                "GeneratedBy": f"mlops pipeline run-local {result.execution_id}",
+                "ProjectId": self.resources.pipeline_name,
+            },
+            CustomerMetadataProperties={
+                MLFLOW_RUN_ID_KEY: result.mlflow_run_id or evaluate.NOT_TRACKED,
+                DATASET_HASH_KEY: result.dataset_sha256 or "",
+                MODEL_SHA256_KEY: result.model_sha256 or "",
+                CODE_VERSION_KEY: code_version,
+                REFERENCE_DATA_KEY: _required(result.reference_uri),
+                EXECUTION_KEY: result.execution_id,
+            },
+        )
+        return str(response["ModelPackageArn"])
+
+    def _register_in_mlflow(self, result: LocalRunResult) -> str:
+        """A version in MLflow's registry too, tagged with the SageMaker package it matches."""
+        from mlflow import MlflowClient  # noqa: PLC0415
+        from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
+        uri = _required(self.mlflow_tracking_uri)
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        name = self.resources.model_package_group
+        # The logged model by id, not its models:/ URI: resolving that URI goes through
+        # MLflow's process-wide tracking URI, which this runner leaves alone.
+        model_id = _required(result.mlflow_model_uri).removeprefix("models:/")
+        logged = client.get_logged_model(model_id)
+        try:
+            client.get_registered_model(name)
+        except MlflowException:
+            client.create_registered_model(
+                name, description=f"{self.config.prefix}: {self.config.model_family}"
+            )
+        version = client.create_model_version(
+            name,
+            source=logged.artifact_location,
+            run_id=result.mlflow_run_id,
+            model_id=model_id,
+            tags={
+                "model_package_arn": result.model_package_arn or "",
+                DATASET_HASH_KEY: result.dataset_sha256 or "",
+                CODE_VERSION_KEY: result.code_version or "",
+                MODEL_SHA256_KEY: result.model_sha256 or "",
+            },
+        )
+        client.set_tag(
+            _required(result.mlflow_run_id), "model_package_arn", result.model_package_arn or ""
+        )
+        return str(version.version)

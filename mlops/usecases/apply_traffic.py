@@ -1,0 +1,287 @@
+"""Apply a traffic decision to an endpoint: validate, decide, request, audit, notify.
+
+One request is one audited decision. Weights already at the target are not requested again,
+so repeating a request changes nothing. Requests carry an id (the EventBridge event id, the
+Lambda request id, or one the CLI makes) that names the audit record: a redelivered request
+finds its record and is neither recorded nor notified twice. Records are written with
+If-None-Match, never overwritten, and say who asked, why, when, and the weights before and
+after.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mlops.adapters import endpoints
+from mlops.adapters.audit import write_once
+from mlops.adapters.target import AwsTarget
+from mlops.core import names
+from mlops.core.functions import TrafficSettings
+from mlops.core.names import CHALLENGER
+from mlops.core.traffic import (
+    Action,
+    TrafficError,
+    next_rollout_step,
+    normalized,
+    rollback,
+    same,
+    shift_to,
+    validate_weights,
+)
+
+AUDIT_PREFIX = names.TRAFFIC_AUDIT_PREFIX
+log = logging.getLogger("mlops.usecases.apply_traffic")
+
+
+class TrafficRequest(BaseModel):
+    """What an operator, an alarm or a schedule asks for."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: Action
+    endpoint: str = Field(min_length=1, max_length=63, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
+    reason: str = Field(min_length=3, max_length=1000)
+    requested_by: str = Field(min_length=1, max_length=256)
+    request_id: str = Field(default_factory=lambda: str(uuid.uuid4()), min_length=1, max_length=128)
+    requested_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    # For action=shift: explicit weights, or the challenger's share.
+    weights: dict[str, Any] | None = None
+    challenger: float | None = None
+
+    @field_validator("request_id")
+    @classmethod
+    def _safe_id(cls, value: str) -> str:
+        if not all(c.isalnum() or c in "-_." for c in value):
+            raise ValueError("may hold only letters, digits, '-', '_' and '.'")
+        return value
+
+    @classmethod
+    def parse(cls, payload: Mapping[str, Any]) -> TrafficRequest:
+        try:
+            return cls.model_validate(dict(payload))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'request'}: {e['msg']}" for e in exc.errors()
+            )
+            raise TrafficError(f"invalid traffic request: {problems}") from None
+
+
+@dataclass
+class TrafficOutcome:
+    request_id: str
+    action: str
+    endpoint: str
+    requested_by: str
+    reason: str
+    requested_at: str
+    weights_before: dict[str, float]
+    weights_after: dict[str, float]
+    changed: bool
+    decision: str
+    seconds_to_request: float | None = None
+    api_calls: dict[str, int] = field(default_factory=dict)
+    duplicate: bool = False
+    audit_uri: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+
+class TrafficController:
+    def __init__(
+        self,
+        *,
+        sagemaker: Any,
+        s3: Any,
+        audit_bucket: str,
+        sns: Any | None = None,
+        topic_arn: str | None = None,
+        cloudwatch: Any | None = None,
+        challenger_alarms: Callable[[str], Sequence[str]] = lambda endpoint: (),
+        rollout_steps: Sequence[float] = (0.1, 0.25, 0.5),
+        ssm: Any | None = None,
+        weight_parameter: Callable[[str], str] | None = None,
+        send_instance_counts: bool = False,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sagemaker = sagemaker
+        self.s3 = s3
+        self.audit_bucket = audit_bucket
+        self.sns = sns
+        self.topic_arn = topic_arn
+        self.cloudwatch = cloudwatch
+        self.challenger_alarms = challenger_alarms
+        self.rollout_steps = tuple(rollout_steps)
+        self.ssm = ssm
+        self.weight_parameter = weight_parameter
+        self.send_instance_counts = send_instance_counts
+        self.sleep = sleep
+        self.clock = clock
+
+    # -- idempotency and audit -------------------------------------------------------------
+
+    def _audit(self, outcome: TrafficOutcome) -> bool:
+        """Write the record under the request id; False if that request was recorded before.
+
+        If-None-Match makes the write fail rather than replace: an audit record is never
+        overwritten, and a redelivered request (same id) leaves the first record as it was.
+        """
+        key = f"{AUDIT_PREFIX}/{outcome.endpoint}/{outcome.request_id}.json"
+        outcome.audit_uri = f"s3://{self.audit_bucket}/{key}"
+        return write_once(self.s3, self.audit_bucket, key, outcome.to_json())
+
+    def _record_weights(self, weights: Mapping[str, float], calls: endpoints.CallLog) -> None:
+        """Keep the weights in force where the serving stack's endpoint config reads them."""
+        if self.ssm is None or self.weight_parameter is None:
+            return
+        for variant, weight in sorted(weights.items()):
+            self.ssm.put_parameter(
+                Name=self.weight_parameter(variant),
+                Value=f"{weight:g}",
+                Type="String",
+                Overwrite=True,
+            )
+            calls.record("PutParameter")
+
+    def _notify(self, outcome: TrafficOutcome) -> None:
+        if not (self.sns and self.topic_arn):
+            return
+        after = ", ".join(f"{k} {v:g}" for k, v in sorted(outcome.weights_after.items()))
+        subject = f"{outcome.action} on {outcome.endpoint}: {after}"
+        if not outcome.changed:
+            subject = f"{outcome.action} on {outcome.endpoint}: no change ({after})"
+        try:
+            self.sns.publish(
+                TopicArn=self.topic_arn, Subject=subject[:100], Message=outcome.to_json()
+            )
+        except ClientError as exc:
+            # The decision is applied and audited; a lost notice must not make the caller
+            # retry it (a retried rollout step would move the challenger again).
+            log.warning("notification failed: %s", exc)
+
+    # -- decisions ---------------------------------------------------------------------------
+
+    def _alarms_ok(self, endpoint: str, calls: endpoints.CallLog) -> tuple[bool, list[str]]:
+        names = list(self.challenger_alarms(endpoint))
+        if not names or self.cloudwatch is None:
+            return True, []
+        described = self.cloudwatch.describe_alarms(AlarmNames=names)
+        calls.record("DescribeAlarms")
+        firing = [
+            a["AlarmName"] for a in described.get("MetricAlarms", []) if a["StateValue"] == "ALARM"
+        ]
+        return not firing, firing
+
+    def _target(
+        self, request: TrafficRequest, state: endpoints.EndpointState, calls: endpoints.CallLog
+    ) -> tuple[dict[str, float] | None, str]:
+        variants = state.variant_names
+        if request.action is Action.ROLLBACK:
+            if CHALLENGER not in variants:
+                return normalized(state.weights), "no challenger: all traffic is on the champion"
+            return rollback(), "all traffic to the champion"
+        if request.action is Action.SHIFT:
+            if request.weights is not None and request.challenger is not None:
+                raise TrafficError("give either weights or a challenger share, not both")
+            if request.weights is not None:
+                checked = validate_weights(request.weights, variants)
+                return {**state.weights, **checked}, "weights as requested"
+            if request.challenger is None:
+                raise TrafficError("shift needs weights or a challenger share")
+            if CHALLENGER not in variants:
+                raise TrafficError(f"endpoint {state.name} has no challenger variant")
+            return shift_to(request.challenger), f"challenger at {request.challenger:g}"
+        if request.action is Action.ROLLOUT_STEP:
+            if CHALLENGER not in variants:
+                raise TrafficError(f"endpoint {state.name} has no challenger variant")
+            ok, firing = self._alarms_ok(state.name, calls)
+            decision = next_rollout_step(state.weights, self.rollout_steps, alarms_ok=ok)
+            reason = decision.reason + (f" ({', '.join(firing)})" if firing else "")
+            return decision.weights, f"{decision.action}: {reason}"
+        raise TrafficError(
+            f"{request.action} changes which model serves a variant: run it through the "
+            "serving deployment (mlops promote), not a weight change"
+        )
+
+    def apply(self, request: TrafficRequest) -> TrafficOutcome:
+        started = self.clock()
+        calls = endpoints.CallLog()
+        state = endpoints.describe(self.sagemaker, request.endpoint, calls)
+        outcome = TrafficOutcome(
+            request_id=request.request_id,
+            action=str(request.action),
+            endpoint=request.endpoint,
+            requested_by=request.requested_by,
+            reason=request.reason,
+            requested_at=request.requested_at.isoformat(),
+            weights_before=normalized(state.weights),
+            weights_after=normalized(state.weights),
+            changed=False,
+            decision="",
+        )
+        target, outcome.decision = self._target(request, state, calls)
+        # Idempotent by construction: weights already at the target are not requested again.
+        if target is not None and not same(target, state.weights):
+            endpoints.update_weights(
+                self.sagemaker,
+                request.endpoint,
+                target,
+                # The API takes counts as optional; sending a count read a moment ago could undo a
+                # concurrent scale-out. The emulator needs them (it drops counts not sent).
+                instances=(
+                    {v.name: v.desired_instances or v.instances for v in state.variants}
+                    if self.send_instance_counts
+                    else None
+                ),
+                calls=calls,
+                sleep=self.sleep,
+            )
+        # Measured here: the new weights are requested; what follows is bookkeeping.
+        outcome.seconds_to_request = round(self.clock() - started, 4)
+        if target is not None and not same(target, state.weights):
+            outcome.changed = True
+            outcome.weights_after = normalized({**state.weights, **target})
+        # Every run (changed or not) leaves SSM holding the weights now in force, so a failed
+        # write in an earlier run is repaired by the next one.
+        self._record_weights(outcome.weights_after, calls)
+        calls.record("PutObject")  # the audit record, next
+        outcome.api_calls = dict(calls.calls)
+        if not self._audit(outcome):
+            outcome.duplicate = True
+            outcome.decision = (
+                f"request {request.request_id} was handled before; {outcome.decision}"
+            )
+            return outcome
+        self._notify(outcome)
+        return outcome
+
+
+def traffic_controller(
+    settings: TrafficSettings, aws: AwsTarget, *, send_instance_counts: bool = False
+) -> TrafficController:
+    """The controller of one endpoint, wired from its settings: the traffic function's, the
+    CLI's (``TrafficSettings.for_platform``) and the demo's alike."""
+    return TrafficController(
+        sagemaker=aws.client("sagemaker"),
+        s3=aws.client("s3"),
+        sns=aws.client("sns") if settings.topic_arn else None,
+        topic_arn=settings.topic_arn,
+        cloudwatch=aws.client("cloudwatch"),
+        audit_bucket=settings.audit_bucket,
+        challenger_alarms=lambda _endpoint: settings.gate_alarms,
+        rollout_steps=settings.rollout_steps,
+        ssm=aws.client("ssm"),
+        weight_parameter=settings.weight_parameters.__getitem__,
+        send_instance_counts=send_instance_counts,
+    )

@@ -1,0 +1,576 @@
+"""The scheduled drift check of an endpoint: every variant, over the capture since its last check.
+
+An adapter over S3 and SageMaker around the pure check (mlops.core.variant_check). For each variant:
+
+1. the model package it serves (endpoint -> endpoint config -> model -> ModelPackageName) and,
+   through the package's lineage metadata, the reference data the preprocess step wrote, the
+   test-set scores and the AUC the evaluate step measured;
+2. the window: from where the last check of this variant and package ended (state in the
+   reports bucket) to now, at most ``max_window`` long. A window with too few rows is
+   reported as "not enough data" and the next run extends it instead of skipping those rows;
+3. the captured records of the window, and ground-truth labels filed under its hours;
+4. the verdicts over every row, and Evidently's HTML report over a sample; both written under
+   time-stamped keys that are never overwritten (If-None-Match).
+
+The same class runs in the drift Lambda, in ``mlops drift check`` and on the embedded default.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from mlops.adapters import s3io
+from mlops.adapters.audit import write_once
+from mlops.adapters.capture_store import CaptureWindow, hour_prefixes, read_window
+from mlops.adapters.evidently_report import sample
+from mlops.adapters.registry import PackageLineage, model_package_of
+from mlops.core import names
+from mlops.core.capture import GroundTruth, parse_ground_truth, parse_lines
+from mlops.core.functions import DriftSettings, DriftThresholds
+from mlops.core.variant_check import (
+    DRIFT,
+    NOT_ENOUGH_DATA,
+    SCORE,
+    CaptureTable,
+    VariantDriftReport,
+    check_table,
+)
+from pipeline_steps.schema import FEATURE_NAMES
+
+log = logging.getLogger(__name__)
+
+REPORT_PREFIX = names.DRIFT_REPORTS_PREFIX
+SCORES_FILE = "scores.csv"  # next to evaluation.json (pipeline_steps/evaluate.py)
+REFERENCE_FILE = "reference.csv"  # under the package's reference_data_uri
+
+
+class ReferenceDataError(RuntimeError):
+    """The model's reference data cannot be found or read; the message says where."""
+
+
+class DriftCheckFailed(RuntimeError):
+    """Some variants could not be checked; the others' outcomes are attached."""
+
+    def __init__(self, message: str, outcomes: list[VariantOutcome]) -> None:
+        super().__init__(message)
+        self.outcomes = outcomes
+
+
+@dataclass
+class Reference:
+    package_arn: str
+    uri: str
+    features: dict[str, np.ndarray]
+    scores: np.ndarray | None
+    baseline_auc: float | None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class VariantOutcome:
+    endpoint: str
+    variant: str
+    package_arn: str
+    weight: float
+    window_start: datetime
+    window_end: datetime
+    report: VariantDriftReport
+    files: int
+    labelled_events: int
+    json_uri: str
+    html_uri: str | None
+    duplicate: bool = False  # this run's reports existed already (a redelivered event)
+    already_checked: bool = False  # nothing new since the last check: no verdict, no metrics
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def drifted(self) -> bool:
+        return self.report.status == DRIFT
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint,
+            "variant": self.variant,
+            "model_package_arn": self.package_arn,
+            "weight": self.weight,
+            "window": {"start": _iso(self.window_start), "end": _iso(self.window_end)},
+            "capture_files": self.files,
+            "labelled_events": self.labelled_events,
+            "report_html": self.html_uri,
+            "notes": self.notes,
+            **self.report.as_dict(),
+        }
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def read_columns(text: str, required: tuple[str, ...], *, source: str) -> dict[str, np.ndarray]:
+    """Numeric columns of a CSV with a header, by name; ReferenceDataError names what is wrong."""
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header:
+        raise ReferenceDataError(f"{source} is empty")
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise ReferenceDataError(f"{source} lacks column(s) {', '.join(missing)}")
+    index = [header.index(c) for c in required]
+    try:
+        rows = [[float(row[i]) for i in index] for row in reader if row]
+    except (ValueError, IndexError) as exc:
+        raise ReferenceDataError(f"{source}: not numeric: {exc}") from None
+    matrix = np.asarray(rows, dtype=float).reshape(len(rows), len(required))
+    return {name: matrix[:, i] for i, name in enumerate(required)}
+
+
+class DriftMonitor:
+    def __init__(
+        self,
+        *,
+        sagemaker: Any,
+        s3: Any,
+        settings: DriftSettings,
+        render_html: Callable[..., str] | None = None,
+        html_report: bool = True,
+    ) -> None:
+        self.sagemaker = sagemaker
+        self.s3 = s3
+        self.settings = settings
+        self._references: dict[str, Reference] = {}
+        if render_html is None and html_report:
+            from mlops.adapters.evidently_report import evidently_html  # noqa: PLC0415
+
+            render_html = evidently_html
+        self.render_html = render_html
+
+    # -- what serves -------------------------------------------------------------------------
+    def serving(self) -> dict[str, tuple[str, float]]:
+        """Variant -> (model package ARN, current weight) of the endpoint."""
+        endpoint = self.sagemaker.describe_endpoint(EndpointName=self.settings.endpoint_name)
+        config = self.sagemaker.describe_endpoint_config(
+            EndpointConfigName=endpoint["EndpointConfigName"]
+        )
+        weights = {
+            v["VariantName"]: float(v.get("CurrentWeight", 0.0))
+            for v in endpoint.get("ProductionVariants", [])
+        }
+        serving: dict[str, tuple[str, float]] = {}
+        for variant in config["ProductionVariants"]:
+            package = model_package_of(self.sagemaker, variant["ModelName"])
+            if not package:
+                raise ReferenceDataError(
+                    f"variant {variant['VariantName']} serves model {variant['ModelName']}, "
+                    "which is not a registered model package: no reference to check against"
+                )
+            name = variant["VariantName"]
+            serving[name] = (package, weights.get(name, float(variant["InitialVariantWeight"])))
+        return serving
+
+    # -- the model's reference -----------------------------------------------------------------
+    def _text(self, uri: str) -> str | None:
+        """The object's text, or None if there is none. Listed first: with ListBucket granted
+        on a prefix only, S3 answers GetObject on a missing key with 403, not 404."""
+        bucket, key = s3io.split_uri(uri)
+        if not s3io.exists(self.s3, bucket, key):
+            return None
+        body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return str(body.decode("utf-8"))
+
+    def reference(self, package_arn: str) -> Reference:
+        if package_arn in self._references:
+            return self._references[package_arn]
+        lineage = PackageLineage.from_description(
+            self.sagemaker.describe_model_package(ModelPackageName=package_arn)
+        )
+        if not lineage.reference_data_uri:
+            raise ReferenceDataError(
+                f"model package {package_arn} has no reference_data_uri metadata"
+            )
+        uri = s3io.join(lineage.reference_data_uri, REFERENCE_FILE)
+        text = self._text(uri)
+        if text is None:
+            raise ReferenceDataError(f"reference data {uri} (of {package_arn}) does not exist")
+        reference = Reference(
+            package_arn, uri, read_columns(text, FEATURE_NAMES, source=uri), None, None
+        )
+        if lineage.evaluation_uri:
+            evaluation = self._text(lineage.evaluation_uri)
+            if evaluation is not None:
+                metrics = json.loads(evaluation).get("binary_classification_metrics", {})
+                auc = metrics.get("auc", {}).get("value")
+                reference.baseline_auc = float(auc) if auc is not None else None
+            scores_uri = lineage.evaluation_uri.rsplit("/", 1)[0] + "/" + SCORES_FILE
+            scores = self._text(scores_uri)
+            if scores is not None:
+                reference.scores = read_columns(scores, (SCORE,), source=scores_uri)[SCORE]
+            else:
+                reference.notes.append(f"no {scores_uri}: prediction drift not checked")
+        else:
+            reference.notes.append("the package has no evaluation: prediction drift not checked")
+        self._references[package_arn] = reference
+        return reference
+
+    # -- windows -------------------------------------------------------------------------------
+    def _state_key(self, variant: str) -> str:
+        return f"{REPORT_PREFIX}/{self.settings.endpoint_name}/{variant}/state.json"
+
+    def window(self, variant: str, package_arn: str, now: datetime) -> tuple[datetime, datetime]:
+        """From the end of the last check of this variant's model (if any) up to now, less the
+        capture delay."""
+        end = now - self.settings.capture_delay
+        start = end - self.settings.first_window
+        text = self._text(f"s3://{self.settings.reports_bucket}/{self._state_key(variant)}")
+        if text:
+            state = json.loads(text)
+            if state.get("model_package_arn") == package_arn:
+                start = datetime.fromisoformat(state["checked_until"])
+        return max(start, end - self.settings.max_window), end
+
+    def _save_state(self, variant: str, package_arn: str, checked_until: datetime) -> None:
+        state = {"model_package_arn": package_arn, "checked_until": checked_until.isoformat()}
+        self.s3.put_object(
+            Bucket=self.settings.reports_bucket,
+            Key=self._state_key(variant),
+            Body=json.dumps(state).encode(),
+            ContentType="application/json",
+        )
+
+    def _labels(self, start: datetime, end: datetime) -> GroundTruth:
+        labels = GroundTruth()
+        if not self.settings.ground_truth_uri:
+            return labels
+        bucket, base = s3io.split_uri(self.settings.ground_truth_uri)
+        for prefix in hour_prefixes(base, self.settings.endpoint_name, "", start, end):
+            for key in s3io.list_keys(self.s3, bucket, prefix):
+                body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+                parse_ground_truth(
+                    body.decode("utf-8", errors="replace").splitlines(), source=key, into=labels
+                )
+        return labels
+
+    # -- the check -------------------------------------------------------------------------------
+    def check(
+        self,
+        variant: str,
+        package_arn: str,
+        weight: float,
+        *,
+        now: datetime,
+        run_id: str,
+        on_outcome: Callable[[VariantOutcome], None] | None = None,
+    ) -> VariantOutcome:
+        """The scheduled check: the window since the last one, reports to the reports bucket."""
+        start, end = self.window(variant, package_arn, now)
+        if start >= end:
+            # A redelivered (or late) schedule event: this variant is checked up to ``start``
+            # already. Its result was written under the same name, so this is recorded as a
+            # duplicate; a late event leaves a "nothing new" record. The state stays put.
+            outcome = evaluate(
+                self.settings.endpoint_name, self.settings.thresholds,
+                self.reference(package_arn), CaptureWindow(), GroundTruth(),
+                variant=variant, weight=weight, start=end, end=end, run_id=run_id,
+                sink=self.sink(), render_html=None,
+            )  # fmt: skip
+            outcome.notes.append(f"already checked up to {_iso(start)}: nothing new to check")
+            outcome.already_checked = True
+            return outcome
+        outcome = self.check_window(
+            variant, package_arn, weight, start=start, end=end, run_id=run_id, sink=self.sink()
+        )
+        # The caller acts on the outcome (metrics, notice) before the window is marked as
+        # checked: a run that fails in between is retried over the same window, and acts again
+        # (at least once) rather than never.
+        if on_outcome is not None:
+            on_outcome(outcome)
+        # Too little data: keep the start, so the next window gathers these rows too.
+        checked = outcome.report.status != NOT_ENOUGH_DATA
+        self._save_state(variant, package_arn, end if checked else start)
+        return outcome
+
+    def sink(self) -> S3Sink:
+        return S3Sink(
+            self.s3, self.settings.reports_bucket, f"{REPORT_PREFIX}/{self.settings.endpoint_name}"
+        )
+
+    def check_window(
+        self,
+        variant: str,
+        package_arn: str,
+        weight: float,
+        *,
+        start: datetime,
+        end: datetime,
+        run_id: str,
+        sink: ReportSink,
+    ) -> VariantOutcome:
+        """A variant's capture between ``start`` and ``end`` against its model's reference."""
+        settings = self.settings
+        reference = self.reference(package_arn)
+        captured: CaptureWindow = read_window(
+            self.s3, settings.capture_uri, settings.endpoint_name, variant, start, end
+        )
+        return evaluate(
+            settings.endpoint_name,
+            settings.thresholds,
+            reference,
+            captured,
+            self._labels(start, end),
+            variant=variant,
+            weight=weight,
+            start=start,
+            end=end,
+            run_id=run_id,
+            sink=sink,
+            render_html=self.render_html,
+        )
+
+    def run(
+        self,
+        *,
+        now: datetime,
+        run_id: str,
+        on_outcome: Callable[[VariantOutcome], None] | None = None,
+    ) -> list[VariantOutcome]:
+        """Check every variant that takes traffic or could (a weight-0 challenger too).
+
+        One variant's failure does not stop the others' checks; it is raised at the end (so
+        the invocation fails, is retried, and its errors alarm)."""
+        outcomes: list[VariantOutcome] = []
+        failures: list[str] = []
+        for variant, (package, weight) in sorted(self.serving().items()):
+            try:
+                outcomes.append(
+                    self.check(variant, package, weight, now=now, run_id=run_id,
+                               on_outcome=on_outcome)
+                )  # fmt: skip
+            except Exception as exc:
+                log.exception("drift check of %s failed", variant)
+                failures.append(f"{variant}: {type(exc).__name__}: {exc}")
+        if failures:
+            raise DriftCheckFailed(
+                f"{len(failures)} variant check(s) failed: {'; '.join(failures)}", outcomes
+            )
+        return outcomes
+
+
+class ReportSink(Protocol):
+    """Where results and reports go; a name is written once, never overwritten."""
+
+    def write_once(self, name: str, body: str, content_type: str) -> str | None:
+        """The written object's URI, or None if ``name`` exists already."""
+        ...
+
+
+@dataclass(frozen=True)
+class S3Sink:
+    s3: Any
+    bucket: str
+    prefix: str
+
+    def write_once(self, name: str, body: str, content_type: str) -> str | None:
+        key = "/".join(p for p in (self.prefix.strip("/"), name) if p)
+        if not write_once(self.s3, self.bucket, key, body, content_type):
+            return None
+        return f"s3://{self.bucket}/{key}"
+
+
+@dataclass(frozen=True)
+class LocalSink:
+    folder: Path
+
+    def write_once(self, name: str, body: str, content_type: str) -> str | None:
+        path = self.folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with path.open("x", encoding="utf-8") as handle:  # "x": never overwrite
+                handle.write(body)
+        except FileExistsError:
+            return None
+        return str(path)
+
+
+def evaluate(
+    endpoint: str,
+    thresholds: DriftThresholds,
+    reference: Reference,
+    captured: CaptureWindow,
+    labels: GroundTruth,
+    *,
+    variant: str,
+    weight: float,
+    start: datetime,
+    end: datetime,
+    run_id: str,
+    sink: ReportSink,
+    render_html: Callable[..., str] | None,
+) -> VariantOutcome:
+    """The check of one variant's window, its JSON result and HTML report written to ``sink``."""
+    table = captured.table()
+    report = check_table(
+        variant,
+        reference.features,
+        table,
+        reference_scores=reference.scores,
+        labels=labels.labels,
+        baseline_auc=reference.baseline_auc,
+        quality_tolerance=thresholds.quality_tolerance,
+        min_rows=thresholds.min_rows,
+        share_threshold=thresholds.share_threshold,
+        distance_threshold=thresholds.distance_threshold,
+    )
+    # Lines that were not capture records at all count as malformed too.
+    report.malformed += captured.malformed
+    report.errors = (captured.errors + report.errors + labels.errors)[:20]
+    base = f"{variant}/{end:%Y/%m/%d}/{end:%Y%m%dT%H%M%SZ}-{run_id}"
+    outcome = VariantOutcome(
+        endpoint=endpoint,
+        variant=variant,
+        package_arn=reference.package_arn,
+        weight=weight,
+        window_start=start,
+        window_end=end,
+        report=report,
+        files=captured.files,
+        labelled_events=len(labels.labels),
+        json_uri="",
+        html_uri=None,
+        notes=list(reference.notes)
+        + ([f"{labels.malformed} malformed label line(s)"] if labels.malformed else []),
+    )
+    if report.status != NOT_ENOUGH_DATA and render_html is not None:
+        html = _html(endpoint, thresholds, render_html, reference, table, report)
+        outcome.html_uri = sink.write_once(f"{base}.html", html, "text/html")
+        outcome.duplicate = outcome.html_uri is None
+    body = json.dumps(outcome.as_dict(), indent=2, default=_iso) + "\n"
+    written = sink.write_once(f"{base}.json", body, "application/json")
+    outcome.json_uri = written or f"{base}.json (exists: this run was recorded before)"
+    outcome.duplicate = outcome.duplicate or written is None
+    return outcome
+
+
+def _html(
+    endpoint: str,
+    thresholds: DriftThresholds,
+    render: Callable[..., str],
+    reference: Reference,
+    table: CaptureTable,
+    report: VariantDriftReport,
+) -> str:
+    ref: dict[str, np.ndarray] = dict(reference.features)
+    current: dict[str, np.ndarray] = dict(table.features)
+    columns = list(FEATURE_NAMES)
+    if reference.scores is not None and len(reference.scores):
+        # The reference scores come from the test split, the features from the training
+        # split: one table of equal columns, each drawn at random from its own source
+        # (every test is per column, so the pairing of values in a row carries nothing).
+        # As many rows as the larger source (up to the report's sample), the smaller one drawn
+        # with replacement: a short test split must not shrink the reference to a size where
+        # Evidently would switch from distance tests to p-values.
+        rows = min(
+            thresholds.report_sample_rows, max(len(reference.scores), len(next(iter(ref.values()))))
+        )
+        ref = sample(ref, rows, seed=1, replace=True)
+        ref[SCORE] = sample({SCORE: reference.scores}, rows, seed=2, replace=True)[SCORE]
+        current[SCORE] = table.scores
+        columns.append(SCORE)
+    return render(
+        ref,
+        current,
+        columns=columns,
+        title=f"{endpoint} / {report.variant}: data and prediction drift",
+        sample_rows=thresholds.report_sample_rows,
+        share_threshold=thresholds.share_threshold,
+        distance_threshold=thresholds.distance_threshold,
+    )
+
+
+# -- inputs given by location (the CLI: a local folder or an S3 prefix) ---------------------------
+def _files(location: str, s3: Any | None, suffix: str) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) of the file ``location``, or of every ``*suffix`` file under it, one at a
+    time (a large window is never all in memory as bytes)."""
+    if location.startswith("s3://"):
+        if s3 is None:
+            raise ValueError(f"{location} is in S3: an S3 client is needed")
+        bucket, key = s3io.split_uri(location)
+        keys = s3io.list_keys(s3, bucket, key)
+        chosen = [key] if key in keys else [k for k in keys if k.endswith(suffix)]
+        if not key.endswith("/") and key not in keys:
+            chosen = [k for k in chosen if k.startswith(key.rstrip("/") + "/")]
+        for k in chosen:
+            yield f"s3://{bucket}/{k}", s3.get_object(Bucket=bucket, Key=k)["Body"].read()
+        return
+    path = Path(location)
+    if path.is_file():
+        yield str(path), path.read_bytes()
+        return
+    if not path.is_dir():
+        raise FileNotFoundError(f"{location} does not exist")
+    for p in sorted(path.rglob(f"*{suffix}")):
+        if p.is_file():
+            yield str(p), p.read_bytes()
+
+
+def load_reference(
+    location: str, s3: Any | None = None, *, scores_location: str | None = None
+) -> Reference:
+    """A reference from a reference.csv (or the folder / S3 prefix holding it), and optionally
+    the model's test-set scores (scores.csv) for prediction drift."""
+    found = [
+        (name, body)
+        for name, body in _files(location, s3, ".csv")
+        if name == location or name.endswith("/" + REFERENCE_FILE)
+    ]
+    if len(found) != 1:
+        raise ReferenceDataError(
+            f"expected one {REFERENCE_FILE} at {location}, found {len(found)}"
+            + (f": {', '.join(n for n, _ in found[:3])}" if found else "")
+        )
+    name, body = found[0]
+    reference = Reference(
+        "(given)", name, read_columns(body.decode(), FEATURE_NAMES, source=name), None, None
+    )
+    if scores_location:
+        files = list(_files(scores_location, s3, SCORES_FILE))
+        if not files:
+            raise ReferenceDataError(f"no {SCORES_FILE} at {scores_location}")
+        scores_name, scores = files[0]
+        reference.scores = read_columns(scores.decode(), (SCORE,), source=scores_name)[SCORE]
+    else:
+        reference.notes.append("no reference scores given: prediction drift not checked")
+    return reference
+
+
+def load_capture(
+    location: str,
+    s3: Any | None = None,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> CaptureWindow:
+    """Every capture record in the .jsonl files at ``location`` (optionally within a window)."""
+    window = CaptureWindow()
+    for name, body in _files(location, s3, ".jsonl"):
+        parsed = parse_lines(
+            body.decode("utf-8", errors="replace").splitlines(), source=name, keep_errors=20
+        )
+        inside = [
+            r
+            for r in parsed.records
+            if (start is None or r.inference_time >= start)
+            and (end is None or r.inference_time < end)
+        ]
+        window.add(parsed, inside, keep_errors=20)
+    if window.files == 0:
+        raise FileNotFoundError(f"no capture files (*.jsonl) at {location}")
+    return window
