@@ -4,7 +4,7 @@ preprocess -> train -> evaluate -> condition(metric >= threshold) -> register | 
 
 The SDK cannot take CDK tokens, so the definition is built with ``${Name}`` placeholders
 (buckets, code keys, role, key) that the pipeline stack fills in with ``Fn::Sub``. Building
-it makes no AWS call and no DNS lookup (see ../shared notes and tests/test_pipeline_definition.py):
+it makes no AWS call and no DNS lookup (see ../shared notes and tests/infra/test_pipeline_definition.py):
 role validation is off, the role is a literal ARN placeholder, every S3 path is explicit,
 telemetry is off and ModelBuilder runs without dependency auto-detection.
 """
@@ -29,6 +29,7 @@ from mlops.adapters.registry import (
     RESPONSE_TYPES,
     SERVING_ENVIRONMENT,
 )
+from pipeline_steps.hyperparameters import DEFAULTS
 
 # Names the Fn::Sub in the pipeline stack substitutes.
 PLACEHOLDERS = (
@@ -91,80 +92,49 @@ def build_definition(spec: PipelineSpec) -> str:
         logging.disable(previous)
 
 
-def _build(spec: PipelineSpec) -> str:  # noqa: PLR0915 - one linear pipeline description
-    import boto3  # noqa: PLC0415 - after the environment is set
-    from sagemaker.core import image_uris  # noqa: PLC0415
-    from sagemaker.core.metadata_properties import MetadataProperties  # noqa: PLC0415
-    from sagemaker.core.model_metrics import MetricsSource, ModelMetrics  # noqa: PLC0415
-    from sagemaker.core.processing import ScriptProcessor  # noqa: PLC0415
-    from sagemaker.core.shapes import (  # noqa: PLC0415
-        ProcessingInput,
-        ProcessingOutput,
-        ProcessingS3Input,
-        ProcessingS3Output,
-    )
-    from sagemaker.core.workflow.conditions import ConditionGreaterThanOrEqualTo  # noqa: PLC0415
-    from sagemaker.core.workflow.execution_variables import ExecutionVariables  # noqa: PLC0415
-    from sagemaker.core.workflow.functions import Join, JsonGet  # noqa: PLC0415
-    from sagemaker.core.workflow.parameters import (  # noqa: PLC0415
-        ParameterFloat,
-        ParameterString,
-    )
-    from sagemaker.core.workflow.pipeline_context import PipelineSession  # noqa: PLC0415
-    from sagemaker.core.workflow.properties import PropertyFile  # noqa: PLC0415
-    from sagemaker.mlops.workflow import (  # noqa: PLC0415
-        ConditionStep,
-        FailStep,
-        ModelStep,
-        Pipeline,
-        ProcessingStep,
-        TrainingStep,
-    )
-    from sagemaker.serve.model_builder import ModelBuilder  # noqa: PLC0415
-    from sagemaker.train import ModelTrainer  # noqa: PLC0415
-    from sagemaker.train.configs import (  # noqa: PLC0415
-        Compute,
-        InputData,
-        OutputDataConfig,
-        StoppingCondition,
-    )
+def _build(spec: PipelineSpec) -> str:
+    # Deferred: the SDK is imported only once build_definition has set up the offline
+    # environment (see _sagemaker_sdk).
+    from . import _sagemaker_sdk as sdk  # noqa: PLC0415
 
-    boto_session = boto3.Session(
+    boto_session = sdk.boto3.Session(
         aws_access_key_id="offline",
         aws_secret_access_key="offline",  # noqa: S106 - never sent: no call is made
         region_name=spec.region,
     )
-    session = PipelineSession(boto_session=boto_session, default_bucket="${ArtifactsBucket}")
+    session = sdk.PipelineSession(boto_session=boto_session, default_bucket="${ArtifactsBucket}")
     # The SDK's documented telemetry opt-out: no STS or HTTPS call from a background thread.
     session.sagemaker_config = {
         "SchemaVersion": "1.0",
         "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
     }
 
-    input_data = ParameterString("InputDataUri", default_value="s3://${DatasetsBucket}/raw/")
-    processing_instance = ParameterString(
+    input_data = sdk.ParameterString("InputDataUri", default_value="s3://${DatasetsBucket}/raw/")
+    processing_instance = sdk.ParameterString(
         "ProcessingInstanceType", default_value=spec.processing_instance_type
     )
-    training_instance = ParameterString(
+    training_instance = sdk.ParameterString(
         "TrainingInstanceType", default_value=spec.training_instance_type
     )
-    algorithm = ParameterString("Algorithm", default_value="logistic")
-    seed = ParameterString("Seed", default_value="42")
-    threshold = ParameterFloat("MetricThreshold", default_value=spec.metric_threshold)
-    approval = ParameterString("ApprovalStatus", default_value="PendingManualApproval")
+    algorithm = sdk.ParameterString("Algorithm", default_value=DEFAULTS.algorithm)
+    seed = sdk.ParameterString("Seed", default_value=str(DEFAULTS.seed))
+    threshold = sdk.ParameterFloat("MetricThreshold", default_value=spec.metric_threshold)
+    approval = sdk.ParameterString("ApprovalStatus", default_value="PendingManualApproval")
 
-    image = image_uris.retrieve(
+    image = sdk.image_uris.retrieve(
         "sklearn", region=spec.region, version=SKLEARN_VERSION, image_scope="training"
     )
-    inference_image = image_uris.retrieve(
+    inference_image = sdk.image_uris.retrieve(
         "sklearn", region=spec.region, version=SKLEARN_VERSION, image_scope="inference"
     )
     steps_archive = "s3://${CodeBucket}/${StepsArchiveKey}"
     source_archive = "s3://${CodeBucket}/${SourceArchiveKey}"
-    run_prefix = Join(on="/", values=["s3://${ArtifactsBucket}", "pipelines", spec.pipeline_name])
+    run_prefix = sdk.Join(
+        on="/", values=["s3://${ArtifactsBucket}", "pipelines", spec.pipeline_name]
+    )
 
     def processor(job: str) -> Any:
-        return ScriptProcessor(
+        return sdk.ScriptProcessor(
             role=ROLE_ARN,
             image_uri=image,
             command=["python3"],
@@ -178,11 +148,11 @@ def _build(spec: PipelineSpec) -> str:  # noqa: PLR0915 - one linear pipeline de
         )
 
     def output(name: str, local: str) -> Any:
-        return ProcessingOutput(
+        return sdk.ProcessingOutput(
             output_name=name,
-            s3_output=ProcessingS3Output(
-                s3_uri=Join(
-                    on="/", values=[run_prefix, ExecutionVariables.PIPELINE_EXECUTION_ID, name]
+            s3_output=sdk.ProcessingS3Output(
+                s3_uri=sdk.Join(
+                    on="/", values=[run_prefix, sdk.ExecutionVariables.PIPELINE_EXECUTION_ID, name]
                 ),
                 local_path=local,
                 s3_upload_mode="EndOfJob",
@@ -190,9 +160,9 @@ def _build(spec: PipelineSpec) -> str:  # noqa: PLR0915 - one linear pipeline de
         )
 
     def s3_input(name: str, uri: Any, local: str) -> Any:
-        return ProcessingInput(
+        return sdk.ProcessingInput(
             input_name=name,
-            s3_input=ProcessingS3Input(
+            s3_input=sdk.ProcessingS3Input(
                 s3_uri=uri,
                 local_path=local,
                 s3_data_type="S3Prefix",
@@ -200,7 +170,7 @@ def _build(spec: PipelineSpec) -> str:  # noqa: PLR0915 - one linear pipeline de
             ),
         )
 
-    preprocess = ProcessingStep(
+    preprocess = sdk.ProcessingStep(
         name="Preprocess",
         step_args=processor("preprocess").run(
             code=steps_archive,
@@ -227,21 +197,21 @@ def _build(spec: PipelineSpec) -> str:  # noqa: PLR0915 - one linear pipeline de
         # sagemaker-mlflow resolves a tracking-server ARN used as the tracking URI.
         environment["MLFLOW_TRACKING_URI"] = spec.mlflow_tracking_server_arn
         environment["MLFLOW_EXPERIMENT_NAME"] = spec.mlflow_experiment_name or spec.pipeline_name
-    trainer = ModelTrainer(
+    trainer = sdk.ModelTrainer(
         sagemaker_session=session,
         role=ROLE_ARN,
         base_job_name=f"{spec.pipeline_name}-train",
         training_image=image,
-        compute=Compute(
+        compute=sdk.Compute(
             instance_type=training_instance,
             instance_count=1,
             volume_size_in_gb=30,
             volume_kms_key_id="${KmsKeyArn}",
         ),
-        stopping_condition=StoppingCondition(max_runtime_in_seconds=3600),
-        output_data_config=OutputDataConfig(
-            s3_output_path=Join(
-                on="/", values=[run_prefix, ExecutionVariables.PIPELINE_EXECUTION_ID, "model"]
+        stopping_condition=sdk.StoppingCondition(max_runtime_in_seconds=3600),
+        output_data_config=sdk.OutputDataConfig(
+            s3_output_path=sdk.Join(
+                on="/", values=[run_prefix, sdk.ExecutionVariables.PIPELINE_EXECUTION_ID, "model"]
             ),
             kms_key_id="${KmsKeyArn}",
         ),
@@ -256,19 +226,19 @@ def _build(spec: PipelineSpec) -> str:  # noqa: PLR0915 - one linear pipeline de
         },
         environment=environment,
     )
-    train = TrainingStep(
+    train = sdk.TrainingStep(
         name="Train",
         step_args=trainer.train(
             input_data_config=[
-                InputData(
+                sdk.InputData(
                     channel_name="train", data_source=split_uri("train"), content_type="text/csv"
                 ),
-                InputData(
+                sdk.InputData(
                     channel_name="validation",
                     data_source=split_uri("validation"),
                     content_type="text/csv",
                 ),
-                InputData(
+                sdk.InputData(
                     channel_name="manifest",
                     data_source=split_uri("manifest"),
                     content_type="application/json",
@@ -278,8 +248,10 @@ def _build(spec: PipelineSpec) -> str:  # noqa: PLR0915 - one linear pipeline de
     )
     model_data = train.properties.ModelArtifacts.S3ModelArtifacts
 
-    evaluation = PropertyFile(name="Evaluation", output_name="evaluation", path="evaluation.json")
-    evaluate = ProcessingStep(
+    evaluation = sdk.PropertyFile(
+        name="Evaluation", output_name="evaluation", path="evaluation.json"
+    )
+    evaluate = sdk.ProcessingStep(
         name="Evaluate",
         step_args=processor("evaluate").run(
             code=steps_archive,
@@ -303,7 +275,7 @@ def _build(spec: PipelineSpec) -> str:  # noqa: PLR0915 - one linear pipeline de
         ),
         property_files=[evaluation],
     )
-    evaluation_uri = Join(
+    evaluation_uri = sdk.Join(
         on="/",
         values=[
             evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri,
@@ -312,11 +284,11 @@ def _build(spec: PipelineSpec) -> str:  # noqa: PLR0915 - one linear pipeline de
     )
 
     def lineage(key: str) -> Any:
-        return JsonGet(
+        return sdk.JsonGet(
             step_name=evaluate.name, property_file=evaluation, json_path=f"lineage.{key}"
         )
 
-    model = ModelBuilder(
+    model = sdk.ModelBuilder(
         sagemaker_session=session,
         role_arn=ROLE_ARN,
         image_uri=inference_image,
@@ -324,7 +296,7 @@ def _build(spec: PipelineSpec) -> str:  # noqa: PLR0915 - one linear pipeline de
         env_vars=dict(SERVING_ENVIRONMENT),
         dependencies=None,  # auto-detection would call S3 (default_bucket) at build time
     )
-    register = ModelStep(
+    register = sdk.ModelStep(
         name="Register",
         step_args=model.register(
             model_package_group_name=spec.model_package_group_name,
@@ -333,14 +305,14 @@ def _build(spec: PipelineSpec) -> str:  # noqa: PLR0915 - one linear pipeline de
             inference_instances=[spec.inference_instance_type],
             transform_instances=[spec.inference_instance_type],
             approval_status=approval,
-            model_metrics=ModelMetrics(
-                model_statistics=MetricsSource(
+            model_metrics=sdk.ModelMetrics(
+                model_statistics=sdk.MetricsSource(
                     content_type="application/json", s3_uri=evaluation_uri
                 )
             ),
-            metadata_properties=MetadataProperties(
+            metadata_properties=sdk.MetadataProperties(
                 commit_id=spec.code_version,
-                generated_by=ExecutionVariables.PIPELINE_EXECUTION_ARN,
+                generated_by=sdk.ExecutionVariables.PIPELINE_EXECUTION_ARN,
                 project_id=spec.pipeline_name,
             ),
             customer_metadata_properties={
@@ -350,17 +322,17 @@ def _build(spec: PipelineSpec) -> str:  # noqa: PLR0915 - one linear pipeline de
                 CODE_VERSION_KEY: spec.code_version,
                 REFERENCE_DATA_KEY: split_uri("reference"),
             },
-            description=Join(
-                on=" ", values=["trained by", ExecutionVariables.PIPELINE_EXECUTION_ARN]
+            description=sdk.Join(
+                on=" ", values=["trained by", sdk.ExecutionVariables.PIPELINE_EXECUTION_ARN]
             ),
         ),
     )
-    metric = JsonGet(
+    metric = sdk.JsonGet(
         step_name=evaluate.name, property_file=evaluation, json_path=PRIMARY_METRIC_PATH
     )
-    below = FailStep(
+    below = sdk.FailStep(
         name="MetricBelowThreshold",
-        error_message=Join(
+        error_message=sdk.Join(
             on=" ",
             values=[
                 f"Model {PRIMARY_METRIC}",
@@ -371,13 +343,13 @@ def _build(spec: PipelineSpec) -> str:  # noqa: PLR0915 - one linear pipeline de
             ],
         ),
     )
-    check = ConditionStep(
+    check = sdk.ConditionStep(
         name="CheckMetric",
-        conditions=[ConditionGreaterThanOrEqualTo(left=metric, right=threshold)],
+        conditions=[sdk.ConditionGreaterThanOrEqualTo(left=metric, right=threshold)],
         if_steps=[register],
         else_steps=[below],
     )
-    pipeline = Pipeline(
+    pipeline = sdk.Pipeline(
         name=spec.pipeline_name,
         parameters=[
             input_data,

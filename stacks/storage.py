@@ -2,7 +2,7 @@
 
 Everything here outlives a `cdk destroy` (RETAIN) and the stack has termination protection:
 losing training data, models or audit-relevant capture data is never a side effect of a deploy.
-Logical IDs are pinned by tests/test_logical_ids.py because a changed ID replaces the resource.
+Logical IDs are pinned by tests/infra/test_logical_ids.py because a changed ID replaces the resource.
 """
 
 from __future__ import annotations

@@ -107,7 +107,11 @@ def test_every_acknowledgement_is_needed(monkeypatch: pytest.MonkeyPatch, build:
     import stacks.compliance  # noqa: PLC0415
     import stacks.pipeline  # noqa: PLC0415
     import stacks.registry  # noqa: PLC0415
-    import stacks.serving  # noqa: PLC0415
+    import stacks.serving.deploy_function  # noqa: PLC0415
+    import stacks.serving.drift_function  # noqa: PLC0415
+    import stacks.serving.endpoint  # noqa: PLC0415
+    import stacks.serving.function  # noqa: PLC0415
+    import stacks.serving.traffic_function  # noqa: PLC0415
     import stacks.storage  # noqa: PLC0415
 
     recorded: list[tuple[str, str]] = []
@@ -115,7 +119,11 @@ def test_every_acknowledgement_is_needed(monkeypatch: pytest.MonkeyPatch, build:
         stacks.compliance,
         stacks.pipeline,
         stacks.registry,
-        stacks.serving,
+        stacks.serving.deploy_function,
+        stacks.serving.drift_function,
+        stacks.serving.endpoint,
+        stacks.serving.function,
+        stacks.serving.traffic_function,
         stacks.storage,
     ):
         monkeypatch.setattr(

@@ -176,7 +176,8 @@ def test_challenger_drift_holds_the_rollout(serving_template: Template) -> None:
         (i, f) for i, f in serving_template.find_resources("AWS::Lambda::Function").items()
         if f["Properties"]["ImageConfig"]["Command"] == ["lambdas.traffic.handler.handler"]
     ]  # fmt: skip
-    assert traffic["Properties"]["Environment"]["Variables"]["GATE_ON_DRIFT"] == "true"
+    gate = json.loads(traffic["Properties"]["Environment"]["Variables"]["GATE_ALARMS"])
+    assert "mlops-dev-visits-challenger-drift" in gate
     (describe,) = [
         s for s in policy_statements(serving_template, traffic_id)
         if s["Action"] == "cloudwatch:DescribeAlarms"

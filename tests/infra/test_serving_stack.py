@@ -97,10 +97,10 @@ def test_weights_live_in_the_stateful_registry_stack(registry_template: Template
 
 def test_traffic_lambda_keeps_the_weights_parameters(serving_template: Template) -> None:
     _, function = functions(serving_template)["traffic"]
-    assert (
-        function["Properties"]["Environment"]["Variables"]["WEIGHT_PARAMETER_PREFIX"]
-        == "/mlops/dev/serving/"
-    )
+    assert json.loads(function["Properties"]["Environment"]["Variables"]["WEIGHT_PARAMETERS"]) == {
+        "champion": "/mlops/dev/serving/champion-weight",
+        "challenger": "/mlops/dev/serving/challenger-weight",
+    }
     policies = serving_template.find_resources("AWS::IAM::ManagedPolicy")
     rendered = json.dumps(policies)
     assert "ssm:PutParameter" in rendered
@@ -207,7 +207,7 @@ def test_traffic_lambda_runs_alone_with_a_dead_letter_queue(serving_template: Te
     assert properties["ImageConfig"] == {"Command": ["lambdas.traffic.handler.handler"]}
     environment = properties["Environment"]["Variables"]
     assert environment["AUDIT_BUCKET"] == {"Fn::ImportValue": "mlops-dev-reports-bucket-name"}
-    assert environment["ROLLOUT_STEPS"] == "0.1,0.25,0.5"
+    assert json.loads(environment["ROLLOUT_STEPS"]) == [0.1, 0.25, 0.5]
     for log_group in serving_template.find_resources("AWS::Logs::LogGroup").values():
         assert log_group["Properties"]["RetentionInDays"] == 90
         assert "KmsKeyId" in log_group["Properties"]

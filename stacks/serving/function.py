@@ -1,0 +1,245 @@
+"""What every platform Lambda function shares: its construct (``PlatformFunction``), the ops
+KMS key its queue and logs are encrypted with, and the EventBridge rules that invoke it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from mlops.core.config import PlatformConfig
+from mlops.core.names import CHALLENGER, CHAMPION
+from mlops.core.specs import RuleSpec
+from stacks.compliance import acknowledge
+
+# The images' build context: the repository (the Dockerfiles copy lambdas/ and mlops/).
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class OpsKey(Construct):
+    """A KMS key for the serving stack's alerts, queues and logs, usable by those services."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: PlatformConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.key = kms.Key(
+            self,
+            "Key",
+            description=f"{config.prefix}: serving alerts, dead letters and logs",
+            enable_key_rotation=True,
+            pending_window=Duration.days(30),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # CloudWatch alarms publish to the encrypted topic; EventBridge delivers to it.
+        for service in ("cloudwatch.amazonaws.com", "events.amazonaws.com"):
+            self.key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                    principals=[iam.ServicePrincipal(service)],
+                    resources=["*"],
+                    conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+                )
+            )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "kms:Encrypt*",
+                    "kms:Decrypt*",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:Describe*",
+                ],
+                principals=[iam.ServicePrincipal(f"logs.{Aws.REGION}.amazonaws.com")],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:*"
+                    }
+                },
+            )
+        )
+
+
+class PlatformFunction(Construct):
+    """A platform Lambda function: the image from lambdas/Dockerfile, reserved concurrency 1
+    (its decisions never race), an encrypted dead-letter queue, KMS-encrypted logs with the
+    configured retention, and its own managed policy."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        handler: str,
+        description: str,
+        ops_key: kms.IKey,
+        log_retention_days: int,
+        memory_size: int,
+        timeout: Duration,
+        statements: list[iam.PolicyStatement],
+        environment: dict[str, str],
+        alarm_topic: sns.ITopic,
+        dockerfile: str = "lambdas/Dockerfile",
+    ) -> None:
+        super().__init__(scope, construct_id)
+        log_group = logs.LogGroup(
+            self, "Logs", encryption_key=ops_key, removal_policy=RemovalPolicy.RETAIN
+        )
+        # Config validated the number against CloudWatch's allowed values; the L2's enum has
+        # no lookup by days, so it is set on the resource.
+        log_group_resource = log_group.node.default_child
+        if not isinstance(log_group_resource, logs.CfnLogGroup):
+            raise TypeError("LogGroup without its CfnLogGroup")
+        log_group_resource.retention_in_days = log_retention_days
+        dead_letters = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=ops_key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        # A decision that failed all its retries lands here: someone must look at it.
+        stranded = cloudwatch.Alarm(
+            self,
+            "DeadLettersAlarm",
+            alarm_description=f"{construct_id}: an invocation failed all retries (see its dead-letter queue)",
+            metric=dead_letters.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(1)
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        stranded.add_alarm_action(actions.SnsAction(alarm_topic))
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=description,
+        )
+        self.policy = iam.ManagedPolicy(
+            self,
+            "Policy",
+            roles=[self.role],
+            statements=[
+                *statements,
+                iam.PolicyStatement(
+                    actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[ops_key.key_arn]
+                ),
+                iam.PolicyStatement(
+                    actions=["sqs:SendMessage"], resources=[dead_letters.queue_arn]
+                ),
+                iam.PolicyStatement(
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    resources=[log_group.log_group_arn],
+                ),
+            ],
+        )
+        self.function = lambda_.DockerImageFunction(
+            self,
+            "Function",
+            description=description,
+            code=_image(handler, dockerfile),
+            role=self.role,
+            memory_size=memory_size,
+            timeout=timeout,
+            reserved_concurrent_executions=1,
+            dead_letter_queue=dead_letters,
+            log_group=log_group,
+            architecture=lambda_.Architecture.X86_64,
+            environment=environment,
+        )
+        self.function.node.add_dependency(self.policy)
+        # An invocation that raised (before its retries): someone should look at the logs.
+        failing = cloudwatch.Alarm(
+            self,
+            "ErrorsAlarm",
+            alarm_description=f"{construct_id}: the function raised an error (see its logs)",
+            metric=self.function.metric_errors(period=Duration.minutes(5), statistic="Sum"),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        failing.add_alarm_action(actions.SnsAction(alarm_topic))
+        # CDK's Function adds DependsOn on its role, which the Role property already implies:
+        # cfn-lint W3005 on CDK's own output, silenced for this one resource only.
+        function_resource = self.function.node.default_child
+        if not isinstance(function_resource, lambda_.CfnFunction):
+            raise TypeError("DockerImageFunction without its CfnFunction")
+        function_resource.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+        # CDK's own grants land in the role's default (inline) policy: pulling the image from
+        # the asset repository and sending to the dead-letter queue.
+        default_policy = self.role.node.try_find_child("DefaultPolicy")
+        if default_policy is not None:
+            acknowledge(
+                default_policy,
+                "NIST.800.53.R5-IAMNoInlinePolicy",
+                "CDK generates this policy for the function's image pull (ECR) and its "
+                "dead-letter queue; the function's own permissions are in a managed policy.",
+            )
+        acknowledge(
+            self.function,
+            "NIST.800.53.R5-LambdaInsideVPC",
+            "The function only calls regional AWS APIs (SageMaker, CloudFormation, SSM, S3, "
+            "SNS, CloudWatch); a VPC would add NAT or interface endpoints for no isolation gained.",
+        )
+
+
+def rule(scope: Construct, spec: RuleSpec, function: lambda_.IFunction) -> events.Rule:
+    """An EventBridge rule from its specification (mlops.core.specs) that invokes ``function``."""
+    created = events.Rule(
+        scope,
+        spec.construct_id,
+        description=spec.description,
+        event_pattern=_event_pattern(spec.event_pattern) if spec.event_pattern else None,
+        schedule=events.Schedule.expression(spec.schedule) if spec.schedule else None,
+    )
+    created.add_target(
+        targets.LambdaFunction(
+            function,
+            retry_attempts=spec.retry_attempts,
+            max_event_age=Duration.seconds(spec.max_event_age_seconds),
+        )
+    )
+    return created
+
+
+def weights_statement(config: PlatformConfig) -> iam.PolicyStatement:
+    """Writing the weights in force (SSM), which the endpoint config reads at each deploy."""
+    return iam.PolicyStatement(
+        actions=["ssm:PutParameter"],
+        resources=[
+            f"arn:{Aws.PARTITION}:ssm:{Aws.REGION}:{Aws.ACCOUNT_ID}:parameter"
+            f"{config.weight_parameter(variant)}"
+            for variant in (CHAMPION, CHALLENGER)
+        ],
+    )
+
+
+def _image(handler: str, dockerfile: str) -> lambda_.DockerImageCode:
+    return lambda_.DockerImageCode.from_image_asset(
+        str(REPO_ROOT),
+        file=dockerfile,
+        cmd=[handler],
+        platform=ecr_assets.Platform.LINUX_AMD64,
+    )
+
+
+def _event_pattern(pattern: dict[str, Any]) -> events.EventPattern:
+    """An EventBridge pattern as CDK's type (detail-type is ``detail_type`` there)."""
+    return events.EventPattern(**{key.replace("-", "_"): value for key, value in pattern.items()})
