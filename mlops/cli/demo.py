@@ -1,0 +1,84 @@
+"""`mlops demo`: the whole lifecycle on the embedded default, narrated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from mlops.cli.common import console, errors, fail
+
+
+def demo(
+    folder: Annotated[
+        Path, typer.Option(help="everything the demo leaves goes here (cleared first)")
+    ] = Path("demo-output"),
+    normal_rows: Annotated[
+        int, typer.Option(min=200, help="ordinary requests (rows), in each traffic phase")
+    ] = 3000,
+    drifted_rows: Annotated[
+        int, typer.Option(min=200, help="rows from a shifted population, to the challenger")
+    ] = 1500,
+) -> None:
+    """The whole lifecycle on the embedded default, narrated: train, register, approve, deploy,
+    roll out, serve, drift, alarm, roll back. No AWS account; about 75 s on 2 cores."""
+    # Deferred: the demo trains and serves models (pandas, scikit-learn, MLflow).
+    from mlops.local.demo import Demo, DemoFailed, DemoOptions, Narrator  # noqa: PLC0415
+
+    class RichNarrator(Narrator):
+        def stage(self, number: int, total: int, title: str) -> None:
+            console.print(f"\n[bold cyan][{number}/{total}][/bold cyan] [bold]{title}[/bold]")
+
+        def say(self, text: str) -> None:
+            console.print(f"      {text}")
+
+    console.print("[bold]The MLOps platform's lifecycle on the embedded default[/bold] "
+                  "(AWS emulator + local MLflow; the same code as in AWS)")  # fmt: skip
+    options = DemoOptions(folder=folder, normal_rows=normal_rows, drifted_rows=drifted_rows)
+    try:
+        summary = Demo(options, RichNarrator()).run()
+    except DemoFailed as exc:
+        fail(f"the demo stopped: {exc} (nothing it started is left running)")
+    except KeyboardInterrupt:
+        errors.print(f"\ninterrupted: every process the demo started is stopped; {folder} kept")
+        raise typer.Exit(130) from None
+    table = Table(title="summary", show_header=True)
+    table.add_column("variant")
+    table.add_column("weight before rollback")
+    table.add_column("weight after")
+    table.add_column("baseline check")
+    table.add_column("after the drift")
+    for variant in ("champion", "challenger"):
+        checks = [summary.checks[phase][variant] for phase in ("baseline", "drift")]
+        table.add_row(
+            variant,
+            f"{summary.weights_before_rollback.get(variant, 0):g}",
+            f"{summary.weights_after_rollback.get(variant, 0):g}",
+            *(
+                f"{c['status']}, share {c['drift_share']:.2f}" if c["drift_share"] is not None
+                else c["status"]
+                for c in checks
+            ),
+        )  # fmt: skip
+    console.print()
+    console.print(table)
+    rollback = summary.rollback
+    console.print(
+        f"rollback: {rollback['decision']} - the controller requested the new weights "
+        f"{rollback['controller_seconds'] * 1000:.0f} ms after it started "
+        f"({rollback['api_calls']} API calls); alarm to weights requested "
+        f"{rollback['alarm_to_rollback_seconds'] * 1000:.0f} ms here (in AWS add the alarm "
+        "period, EventBridge and a cold start)"
+    )
+    console.print(f"models: v1 AUC {summary.auc['v1']:.4f}, v2 AUC {summary.auc['v2']:.4f}")
+    console.print(f"drift report (open in a browser): {summary.report_html}")
+    console.print(f"audit record of the rollback:     {summary.audit_record}")
+    console.print(f"MLflow: {summary.mlflow_runs} runs in {summary.mlflow_tracking_uri}")
+    console.print(
+        f"  open the UI: .venv/bin/mlflow ui --backend-store-uri {summary.mlflow_tracking_uri}"
+    )
+    console.print(f"summary: {Path(summary.folder) / 'summary.json'}")
+    console.print(f"[bold green]done in {summary.seconds:.0f} s[/bold green]; "
+                  "every process the demo started is stopped")  # fmt: skip

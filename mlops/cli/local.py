@@ -1,0 +1,100 @@
+"""`mlops local`: the embedded default (AWS emulator and local MLflow)."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+
+from mlops.adapters.target import AwsTarget
+from mlops.cli.common import State, console, fail
+from mlops.local.emulator import bootstrap, running_emulator, start_emulator, stop_emulator
+
+app = typer.Typer(help="The embedded default: AWS emulator and local MLflow.", no_args_is_help=True)
+
+
+@app.command("up")
+def local_up(
+    ctx: typer.Context,
+    port: Annotated[
+        int | None, typer.Option(help="port for the emulator (default: a free one)")
+    ] = None,
+) -> None:
+    """Start the AWS emulator in the background and create the platform's resources in it."""
+    state: State = ctx.obj
+    emulator = start_emulator(state.home, port)
+    target = AwsTarget(region=state.config.region, endpoint_url=emulator.endpoint_url)
+    resources = bootstrap(target, state.config)
+    console.print(
+        f"[green]embedded default running[/green] at {emulator.endpoint_url} (pid {emulator.pid})"
+    )
+    console.print(
+        f"  buckets: {', '.join(resources.bucket(r) for r in ('datasets', 'artifacts', 'capture', 'reports'))}"
+    )
+    console.print(f"  model package group: {resources.model_package_group}")
+    console.print(f"  state and MLflow store: {state.home.root}")
+
+
+@app.command("down")
+def local_down(ctx: typer.Context) -> None:
+    """Stop the AWS emulator (its buckets and registry are in memory and are forgotten)."""
+    state: State = ctx.obj
+    if stop_emulator(state.home):
+        console.print("stopped the embedded default's emulator")
+    else:
+        console.print("the embedded default was not running")
+
+
+@app.command("status")
+def local_status(ctx: typer.Context) -> None:
+    """Is the emulator running, and where is everything."""
+    state: State = ctx.obj
+    emulator = running_emulator(state.home)
+    if emulator is None:
+        console.print("emulator: [yellow]not running[/yellow] (`mlops local up`)")
+    else:
+        console.print(
+            f"emulator: [green]running[/green] at {emulator.endpoint_url} (pid {emulator.pid})"
+        )
+    console.print(f"home: {state.home.root}")
+    console.print(f"MLflow: {state.home.mlflow_tracking_uri}")
+    console.print(
+        f"  UI: mlflow ui --backend-store-uri {state.home.mlflow_tracking_uri} "
+        f"--default-artifact-root {state.home.mlflow_artifact_root}"
+    )
+
+
+@app.command("serve")
+def local_serve(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1 (0: a free one)")] = 8080,
+) -> None:
+    """Serve the emulator's endpoints over the SageMaker runtime protocol, until Ctrl-C."""
+    # Deferred: the local endpoint loads models with pandas and scikit-learn.
+    from mlops.local.endpoint import LocalEndpoints, LocalEndpointServer  # noqa: PLC0415
+
+    state: State = ctx.obj
+    target = state.target()
+    if not target.is_emulator:
+        fail("local serve serves the embedded default's endpoints; use --target local", code=2)
+    cache = state.home.root / "models"
+    cache.mkdir(parents=True, exist_ok=True)
+    server = LocalEndpointServer(LocalEndpoints(target, cache_dir=cache), port=port).start()
+    console.print(
+        f"serving [bold]{state.config.endpoint_name}[/bold] at {server.url} (Ctrl-C stops)"
+    )
+    console.print(
+        f'  boto3.client("sagemaker-runtime", endpoint_url="{server.url}").invoke_endpoint('
+        f'EndpointName="{state.config.endpoint_name}", ContentType="text/csv", Body="4.6,1,6.9,0,0,13.7,1,0,0")'
+    )
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        console.print(
+            f"stopped; capture written: {len(server.endpoints.capture.files_written)} file(s)"
+        )

@@ -1,0 +1,156 @@
+"""`mlops pipeline`: the training pipeline, run here or started in SageMaker."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlops.adapters.executions import ExecutionError, follow_execution, start_execution
+from mlops.adapters.registry import APPROVAL_STATUSES
+from mlops.cli.common import State, console, fail, parse_pairs
+from pipeline_steps.hyperparameters import DEFAULTS
+
+app = typer.Typer(help="The training pipeline.", no_args_is_help=True)
+
+_STATUS_STYLE = {"Executing": "cyan", "Succeeded": "green", "Failed": "red", "Stopped": "yellow"}
+
+
+def _print_step(step: str, status: str, detail: str) -> None:
+    style = _STATUS_STYLE.get(status, "white")
+    suffix = f"  [dim]{detail}[/dim]" if detail else ""
+    console.print(f"  {step:<12} [{style}]{status:<10}[/{style}]{suffix}")
+
+
+@app.command("run-local")
+def pipeline_run_local(
+    ctx: typer.Context,
+    algorithm: Annotated[
+        str, typer.Option(help="logistic or gradient_boosting")
+    ] = DEFAULTS.algorithm,
+    seed: Annotated[int, typer.Option(help="seed for the split and the model")] = DEFAULTS.seed,
+    max_iter: Annotated[int, typer.Option(help="iterations (both algorithms)")] = DEFAULTS.max_iter,
+    learning_rate: Annotated[
+        float, typer.Option(help="gradient_boosting learning rate")
+    ] = DEFAULTS.learning_rate,
+    c: Annotated[
+        float, typer.Option("--c", help="logistic inverse regularization strength")
+    ] = DEFAULTS.c,
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="minimum test AUC to register (default: model_metric_threshold)"),
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="a local CSV to train on (uploaded first)")
+    ] = None,
+    input_uri: Annotated[
+        str | None, typer.Option(help="an S3 prefix of CSV files to train on")
+    ] = None,
+    approval_status: Annotated[
+        str, typer.Option(help="registration status: PendingManualApproval, Approved or Rejected")
+    ] = "PendingManualApproval",
+) -> None:
+    """Run preprocess -> train -> evaluate -> check -> register here, with the pipeline's code."""
+    # Deferred: the pipeline's steps import pandas and scikit-learn.
+    from mlops.local.pipeline import LocalPipelineRunner, RunOptions  # noqa: PLC0415
+
+    state: State = ctx.obj
+    if approval_status not in APPROVAL_STATUSES:
+        fail(f"--approval-status must be one of {', '.join(APPROVAL_STATUSES)}", code=2)
+    if data is not None and input_uri is not None:
+        fail("give --data or --input-uri, not both", code=2)
+    options = RunOptions(
+        algorithm=algorithm,
+        seed=seed,
+        max_iter=max_iter,
+        learning_rate=learning_rate,
+        c=c,
+        metric_threshold=threshold,
+        input_uri=input_uri,
+        data_file=data,
+        approval_status=approval_status,
+    )
+    try:
+        options.hyperparameters()
+    except ValueError as exc:
+        fail(str(exc), code=2)
+    target = state.target(start=True)
+    resources = state.resources(target)
+    import mlflow  # noqa: PLC0415, F401 - heavy; configures its loggers on import: quiet them after
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    tracking = (
+        state.home.mlflow_tracking_uri
+        if target.is_emulator
+        else os.environ.get("MLFLOW_TRACKING_URI")
+    )
+    if target.is_emulator:
+        state.home.mlflow_dir.mkdir(parents=True, exist_ok=True)
+    runner = LocalPipelineRunner(
+        target=target,
+        resources=resources,
+        config=state.config,
+        mlflow_tracking_uri=tracking,
+        mlflow_artifact_root=state.home.mlflow_artifact_root if target.is_emulator else None,
+        progress=_print_step,
+    )
+    console.print(f"[bold]{resources.pipeline_name}[/bold] on {target.describe()}")
+    result = runner.run(options)
+    console.print(f"  execution: {result.execution_id}")
+    console.print(f"  input:     {result.input_uri}")
+    if result.metrics:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()))
+        console.print(f"  test metrics: {shown}")
+    console.print(
+        f"  lineage:   dataset {(result.dataset_sha256 or '-')[:16]}  code {(result.code_version or '-')[:16]}  model {(result.model_sha256 or '-')[:16]}"
+    )
+    if result.mlflow_run_id:
+        console.print(f"  MLflow run: {result.mlflow_run_id} ({tracking})")
+    if not result.registered:
+        fail(f"not registered: {result.reason}")
+    console.print(f"[green]registered[/green] {result.model_package_arn}")
+
+
+@app.command("start")
+def pipeline_start(
+    ctx: typer.Context,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="pipeline parameter Name=Value (repeatable)"),
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="follow the execution until it ends")] = True,
+    poll_seconds: Annotated[
+        float, typer.Option(min=1.0, help="seconds between status checks")
+    ] = 15.0,
+    timeout_minutes: Annotated[
+        float | None, typer.Option(help="stop following after this long")
+    ] = None,
+) -> None:
+    """Start an execution of the deployed SageMaker Pipeline, print each step, and the package."""
+    state: State = ctx.obj
+    target = state.target()
+    parameters = parse_pairs(param or [], "--param")
+    sagemaker = target.client("sagemaker")
+    name = state.config.pipeline_name
+    try:
+        arn = start_execution(sagemaker, name, parameters)
+        console.print(f"started [bold]{name}[/bold]: {arn}")
+        if not wait:
+            return
+        outcome = follow_execution(
+            sagemaker,
+            arn,
+            poll_seconds=poll_seconds,
+            timeout_seconds=None if timeout_minutes is None else timeout_minutes * 60,
+            on_step=lambda step: _print_step(step.name, step.status, step.failure_reason or ""),
+        )
+    except ExecutionError as exc:
+        fail(str(exc))
+    console.print(f"execution [bold]{outcome.status}[/bold]")
+    if outcome.model_package_arn:
+        console.print(f"[green]registered[/green] {outcome.model_package_arn}")
+    if outcome.status != "Succeeded":
+        fail(outcome.failure_reason or f"the execution ended {outcome.status}")

@@ -1,0 +1,109 @@
+"""`mlops serving`: which approved packages serve as champion and challenger."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import typer
+
+from mlops.adapters.registry import package_arn
+from mlops.adapters.stack_deployment import DeploymentBusy, DeploymentError, StackDeployment
+from mlops.adapters.target import AwsTarget
+from mlops.cli.common import ReasonOption, State, console, fail
+from mlops.core import names
+from mlops.core.traffic import TrafficError
+from mlops.local.deployment import EmulatorDeployment
+from mlops.usecases.approve import Deployment, ServingRequest, change_serving
+
+app = typer.Typer(
+    help="Which approved packages serve as champion and challenger.", no_args_is_help=True
+)
+
+
+def deployment(state: State, target: AwsTarget) -> Deployment:
+    """Where serving changes go: the emulator's endpoint, or the serving stack's parameters."""
+    if target.is_emulator:
+        return EmulatorDeployment(
+            sagemaker=target.client("sagemaker"),
+            config=state.config,
+            resources=state.resources(target),
+            cloudwatch=target.client("cloudwatch"),
+            events=target.client("events"),
+        )
+    return StackDeployment(
+        cloudformation=target.client("cloudformation"),
+        ssm=target.client("ssm"),
+        stack_name=names.serving_stack(state.config),
+        weight_parameters=names.weight_parameters(state.config),
+    )
+
+
+def package(state: State, target: AwsTarget, version: str) -> str:
+    """The ARN of the package an operator named by version number or ARN."""
+    try:
+        return package_arn(
+            target.client("sts"),
+            version,
+            region=state.config.region,
+            group=state.config.model_package_group_name,
+        )
+    except ValueError as exc:
+        fail(str(exc), code=2)
+
+
+def apply_serving(
+    state: State,
+    target: AwsTarget,
+    action: Literal["deploy", "promote"],
+    package: str | None,
+    reason: str,
+) -> None:
+    if package is not None:
+        described = target.client("sagemaker").describe_model_package(ModelPackageName=package)
+        if described.get("ModelApprovalStatus") != "Approved":
+            fail(
+                f"{package} is {described.get('ModelApprovalStatus')}: only approved packages serve"
+            )
+    resources = state.resources(target)
+    try:
+        outcome = change_serving(
+            ServingRequest(
+                action=action, requested_by=target.caller(), reason=reason, package_arn=package
+            ),
+            deployment=deployment(state, target),
+            endpoint=state.config.endpoint_name,
+            initial_challenger_weight=state.config.challenger_initial_weight,
+            s3=target.client("s3"),
+            audit_bucket=resources.reports_bucket,
+        )
+    except (TrafficError, DeploymentError, DeploymentBusy) as exc:
+        fail(str(exc))
+    entry = outcome.record
+    console.print(f"{action}: {entry.summary}")
+    console.print(f"  champion:   {entry.after.get('champion') or '-'}")
+    console.print(f"  challenger: {entry.after.get('challenger') or '-'}")
+    console.print(f"  weights:    {', '.join(f'{k} {v:g}' for k, v in entry.weights.items())}")
+    if not target.is_emulator and entry.changed:
+        console.print(
+            f"  serving stack update started ({entry.stack_status}); follow it in CloudFormation"
+        )
+    console.print(f"  audit: {entry.audit_uri}")
+
+
+@app.command("deploy")
+def serving_deploy(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="an approved package: version number or ARN")],
+    reason: ReasonOption = "deploy an approved package",
+) -> None:
+    """Serve an approved package: the challenger, or the champion if there is none yet."""
+    state: State = ctx.obj
+    target = state.target()
+    apply_serving(state, target, "deploy", package(state, target, version), reason)
+
+
+@app.command("promote")
+def serving_promote(ctx: typer.Context, reason: ReasonOption) -> None:
+    """The challenger becomes the champion and takes all traffic."""
+    state: State = ctx.obj
+    apply_serving(state, state.target(), "promote", None, reason)

@@ -1,0 +1,88 @@
+"""`mlops traffic`: traffic between the champion and challenger."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from mlops.adapters.endpoints import EndpointError
+from mlops.adapters.resources import alerts_topic_arn
+from mlops.cli.common import EndpointOption, ReasonOption, State, console, fail, parse_pairs
+from mlops.core.functions import TrafficSettings
+from mlops.core.traffic import TrafficError
+from mlops.usecases.apply_traffic import TrafficRequest, traffic_controller
+
+app = typer.Typer(
+    help="Traffic between the champion and challenger: shift, rollback, rollout steps.",
+    no_args_is_help=True,
+)
+
+
+def _apply_traffic(state: State, endpoint: str | None, **request: Any) -> None:
+    target = state.target()
+    resources = state.resources(target)
+    name = endpoint or state.config.endpoint_name
+    settings = TrafficSettings.for_platform(
+        state.config,
+        audit_bucket=resources.reports_bucket,
+        topic_arn=alerts_topic_arn(target, state.config),
+        endpoint=name,
+    )
+    controller = traffic_controller(settings, target, send_instance_counts=target.is_emulator)
+    try:
+        outcome = controller.apply(
+            TrafficRequest.parse({"endpoint": name, "requested_by": target.caller(), **request})
+        )
+    except (TrafficError, EndpointError) as exc:
+        fail(str(exc))
+    before = ", ".join(f"{k} {v:g}" for k, v in sorted(outcome.weights_before.items()))
+    after = ", ".join(f"{k} {v:g}" for k, v in sorted(outcome.weights_after.items()))
+    verb = "changed" if outcome.changed else "unchanged"
+    console.print(f"{outcome.action} on [bold]{name}[/bold]: {verb}")
+    console.print(f"  before: {before}")
+    console.print(f"  after:  {after}")
+    console.print(f"  {outcome.decision}")
+    if outcome.seconds_to_request is not None:
+        console.print(
+            f"  new weights requested {outcome.seconds_to_request * 1000:.0f} ms after the trigger, "
+            f"{sum(outcome.api_calls.values())} API calls"
+        )
+    console.print(f"  audit: {outcome.audit_uri}")
+
+
+@app.command("rollback")
+def traffic_rollback(
+    ctx: typer.Context, reason: ReasonOption, endpoint: EndpointOption = None
+) -> None:
+    """All traffic to the champion, now."""
+    _apply_traffic(ctx.obj, endpoint, action="rollback", reason=reason)
+
+
+@app.command("shift")
+def traffic_shift(
+    ctx: typer.Context,
+    reason: ReasonOption,
+    challenger: Annotated[
+        float | None, typer.Option(help="the challenger's share of traffic, 0 to 1")
+    ] = None,
+    weight: Annotated[
+        list[str] | None, typer.Option("--weight", "-w", help="variant=weight (repeatable)")
+    ] = None,
+    endpoint: EndpointOption = None,
+) -> None:
+    """Set the variants' weights: --challenger 0.25, or --weight champion=3 --weight challenger=1."""
+    weights = parse_pairs(weight or [], "--weight") if weight else None
+    _apply_traffic(
+        ctx.obj, endpoint, action="shift", reason=reason, challenger=challenger, weights=weights
+    )
+
+
+@app.command("rollout-step")
+def traffic_rollout_step(
+    ctx: typer.Context,
+    reason: ReasonOption = "gated rollout step",
+    endpoint: EndpointOption = None,
+) -> None:
+    """Raise the challenger to the next configured step if its alarms are OK; else roll back."""
+    _apply_traffic(ctx.obj, endpoint, action="rollout-step", reason=reason)
