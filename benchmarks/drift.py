@@ -17,6 +17,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from evidently import DataDefinition, Dataset, Report
+from evidently.presets import DataDriftPreset
 
 from mlops.adapters.evidently_report import preset_verdicts
 from mlops.core.drift_stats import dataset_drift
@@ -47,9 +49,6 @@ def ours(reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, bool]:
 
 
 def evidently(reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, bool]:
-    from evidently import DataDefinition, Dataset, Report  # noqa: PLC0415
-    from evidently.presets import DataDriftPreset  # noqa: PLC0415
-
     definition = DataDefinition(
         numerical_columns=[c for c in reference if c.startswith("num")],
         categorical_columns=[c for c in reference if c.startswith("cat")],

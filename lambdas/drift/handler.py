@@ -117,7 +117,8 @@ def check(settings: DriftSettings, run_id: str, now: datetime) -> dict[str, Any]
     monitor = DriftMonitor(
         sagemaker=aws.client("sagemaker"), s3=aws.client("s3"), settings=settings
     )
-    sns = aws.client("sns") if settings.topic_arn else None
+    topic_arn = settings.topic_arn
+    sns = aws.client("sns") if topic_arn else None
     notified: list[str] = []
 
     def act(outcome: VariantOutcome) -> None:
@@ -130,9 +131,9 @@ def check(settings: DriftSettings, run_id: str, now: datetime) -> dict[str, Any]
                    "rows": outcome.report.rows, "result": outcome.json_uri,
                    "replayed": outcome.duplicate},
         )  # fmt: skip
-        if sns is not None and outcome.drifted:
+        if sns is not None and topic_arn and outcome.drifted:
             subject, message = drift_message([outcome])
-            sns.publish(TopicArn=settings.topic_arn, Subject=subject, Message=message)
+            sns.publish(TopicArn=topic_arn, Subject=subject, Message=message)
             notified.append(outcome.variant)
 
     outcomes = monitor.run(now=now, run_id=run_id, on_outcome=act)
@@ -162,8 +163,8 @@ def retrain(settings: DriftSettings, event: AlarmStateChange) -> dict[str, Any]:
     if alarm.alarm_name != settings.champion_drift_alarm or alarm.state.value != "ALARM":
         return {
             "ok": False,
-            "error": f"alarm {alarm.alarm_name} in {alarm.state.value} is not "
-            f"{settings.champion_drift_alarm} in ALARM",
+            "error": f"alarm {alarm.alarm_name} in {alarm.state.value} is not a champion "
+            f"drift alarm in ALARM ({settings.champion_drift_alarm})",
         }
     if not settings.retrain_on_champion_drift:
         return {"ok": False, "error": "retraining on champion drift is off"}

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
 
 def write_once(
-    s3: Any, bucket: str, key: str, body: str, content_type: str = "application/json"
+    s3: S3Client, bucket: str, key: str, body: str, content_type: str = "application/json"
 ) -> bool:
     """Write ``body`` at ``key`` unless something is there already; False if it was."""
     try:

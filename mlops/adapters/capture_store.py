@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mlops.adapters import s3io
 from mlops.core.capture import CaptureRecord, ParseResult, gc_paused, parse_lines
 from mlops.core.variant_check import CaptureTable, concat_tables, table_from_records
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 
 @dataclass
@@ -56,7 +59,7 @@ def hour_prefixes(
 
 
 def read_window(
-    s3: Any,
+    s3: S3Client,
     capture_uri: str,
     endpoint: str,
     variant: str,

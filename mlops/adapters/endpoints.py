@@ -10,9 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker import SageMakerClient
+    from mypy_boto3_sagemaker.type_defs import DesiredWeightAndCapacityTypeDef
 
 RETRYABLE_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException"})
 
@@ -64,7 +68,9 @@ class CallLog:
         return sum(self.calls.values())
 
 
-def describe(sagemaker: Any, endpoint: str, calls: CallLog | None = None) -> EndpointState:
+def describe(
+    sagemaker: SageMakerClient, endpoint: str, calls: CallLog | None = None
+) -> EndpointState:
     try:
         described = sagemaker.describe_endpoint(EndpointName=endpoint)
     except ClientError as exc:
@@ -100,7 +106,7 @@ def _retryable(exc: ClientError) -> bool:
 
 
 def update_weights(
-    sagemaker: Any,
+    sagemaker: SageMakerClient,
     endpoint: str,
     weights: Mapping[str, float],
     *,
@@ -117,9 +123,12 @@ def update_weights(
     ``instances`` passes each variant's current instance count along: the API takes weights
     and counts together, and the emulator drops counts that are not sent.
     """
-    request = []
+    request: list[DesiredWeightAndCapacityTypeDef] = []
     for name, weight in weights.items():
-        entry: dict[str, Any] = {"VariantName": name, "DesiredWeight": float(weight)}
+        entry: DesiredWeightAndCapacityTypeDef = {
+            "VariantName": name,
+            "DesiredWeight": float(weight),
+        }
         count = (instances or {}).get(name)
         if count is not None:
             entry["DesiredInstanceCount"] = int(count)
@@ -154,7 +163,7 @@ def update_weights(
 
 
 def wait_until_in_service(
-    sagemaker: Any,
+    sagemaker: SageMakerClient,
     endpoint: str,
     *,
     calls: CallLog | None = None,

@@ -15,10 +15,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from mlops.core.drift_stats import SMALL_REFERENCE
-
-DEFAULT_SAMPLE_ROWS = 10_000
 
 
 def sample(
@@ -39,14 +38,13 @@ def evidently_html(
     *,
     columns: Sequence[str],
     title: str,
-    sample_rows: int = DEFAULT_SAMPLE_ROWS,
+    sample_rows: int,
+    share_threshold: float,
+    distance_threshold: float,
     seed: int = 0,
-    share_threshold: float = 0.5,
-    distance_threshold: float = 0.1,
 ) -> str:
     """Evidently's data drift report over both tables' ``columns``, as a standalone page."""
-    import pandas as pd  # noqa: PLC0415  (heavy: only the drift function and CLI need them)
-
+    # Evidently on first use only, as the module docstring says; its loggers quiet first.
     logging.getLogger("evidently").setLevel(logging.WARNING)
     from evidently import DataDefinition, Dataset, Report  # noqa: PLC0415
     from evidently.presets import DataDriftPreset  # noqa: PLC0415

@@ -6,7 +6,10 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker import SageMakerClient
 
 TERMINAL = frozenset({"Succeeded", "Failed", "Stopped"})
 
@@ -35,7 +38,7 @@ class ExecutionOutcome:
         return next((s.model_package_arn for s in self.steps if s.model_package_arn), None)
 
 
-def pipeline_parameters(sagemaker: Any, pipeline_name: str) -> dict[str, Any]:
+def pipeline_parameters(sagemaker: SageMakerClient, pipeline_name: str) -> dict[str, Any]:
     """The deployed pipeline's parameters and their defaults."""
     described = sagemaker.describe_pipeline(PipelineName=pipeline_name)
     definition = json.loads(described["PipelineDefinition"])
@@ -43,7 +46,7 @@ def pipeline_parameters(sagemaker: Any, pipeline_name: str) -> dict[str, Any]:
 
 
 def start_execution(
-    sagemaker: Any,
+    sagemaker: SageMakerClient,
     pipeline_name: str,
     parameters: Mapping[str, str],
     *,
@@ -65,7 +68,7 @@ def start_execution(
     return str(sagemaker.start_pipeline_execution(**request)["PipelineExecutionArn"])
 
 
-def _steps(sagemaker: Any, arn: str) -> list[StepStatus]:
+def _steps(sagemaker: SageMakerClient, arn: str) -> list[StepStatus]:
     steps: list[StepStatus] = []
     token: str | None = None
     while True:
@@ -89,7 +92,7 @@ def _steps(sagemaker: Any, arn: str) -> list[StepStatus]:
 
 
 def follow_execution(
-    sagemaker: Any,
+    sagemaker: SageMakerClient,
     arn: str,
     *,
     poll_seconds: float = 15.0,

@@ -5,8 +5,23 @@ run (mlops/local/pipeline.py) both register with these names and values.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Literal
+
+from botocore.exceptions import ClientError
+
+from mlops.adapters import s3io
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sagemaker import SageMakerClient
+    from mypy_boto3_sagemaker.type_defs import (
+        DescribeModelPackageOutputTypeDef,
+        ModelPackageSummaryTypeDef,
+        UpdateModelPackageInputTypeDef,
+    )
+    from mypy_boto3_sts import STSClient
 
 # Customer metadata keys on every package: the model's lineage.
 MLFLOW_RUN_ID_KEY = "mlflow_run_id"
@@ -23,7 +38,8 @@ SERVING_ENVIRONMENT = {
     "SAGEMAKER_PROGRAM": "inference.py",
     "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
 }
-APPROVAL_STATUSES = ("Approved", "Rejected", "PendingManualApproval")
+ApprovalStatus = Literal["Approved", "Rejected", "PendingManualApproval"]
+APPROVAL_STATUSES: tuple[ApprovalStatus, ...] = ("Approved", "Rejected", "PendingManualApproval")
 
 
 @dataclass(frozen=True)
@@ -43,7 +59,7 @@ class PackageLineage:
     evaluation_uri: str | None
 
     @classmethod
-    def from_description(cls, described: dict[str, Any]) -> PackageLineage:
+    def from_description(cls, described: DescribeModelPackageOutputTypeDef) -> PackageLineage:
         metadata = described.get("CustomerMetadataProperties", {})
         container = described["InferenceSpecification"]["Containers"][0]
         quality = described.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {})
@@ -62,19 +78,30 @@ class PackageLineage:
         )
 
 
-def set_approval(sagemaker: Any, model_package_arn: str, status: str, reason: str = "") -> None:
+def approval_status(status: str) -> ApprovalStatus:
+    """``status`` as a registry approval status; ValueError if it is none."""
+    for known in APPROVAL_STATUSES:
+        if status == known:
+            return known
+    raise ValueError(
+        f"approval status must be one of {', '.join(APPROVAL_STATUSES)}, got {status!r}"
+    )
+
+
+def set_approval(
+    sagemaker: SageMakerClient, model_package_arn: str, status: str, reason: str = ""
+) -> None:
     """Approve or reject a package, keeping its lineage metadata.
 
     UpdateModelPackage leaves unnamed fields alone in AWS, but the emulator (moto 5.2) clears
     CustomerMetadataProperties when they are not sent: sending them back unchanged is a
     no-op in AWS and keeps the lineage on the embedded default.
     """
-    if status not in APPROVAL_STATUSES:
-        raise ValueError(
-            f"approval status must be one of {', '.join(APPROVAL_STATUSES)}, got {status!r}"
-        )
+    request: UpdateModelPackageInputTypeDef = {
+        "ModelPackageArn": model_package_arn,
+        "ModelApprovalStatus": approval_status(status),
+    }
     described = sagemaker.describe_model_package(ModelPackageName=model_package_arn)
-    request: dict[str, Any] = {"ModelPackageArn": model_package_arn, "ModelApprovalStatus": status}
     if reason:
         request["ApprovalDescription"] = reason
     if described.get("CustomerMetadataProperties"):
@@ -82,9 +109,41 @@ def set_approval(sagemaker: Any, model_package_arn: str, status: str, reason: st
     sagemaker.update_model_package(**request)
 
 
-def model_package_of(sagemaker: Any, model_name: str) -> str | None:
+def model_package_of(sagemaker: SageMakerClient, model_name: str) -> str | None:
     """The model package a SageMaker model was made from (None: made from an image)."""
     model = sagemaker.describe_model(ModelName=model_name)
     containers = model.get("Containers") or [model.get("PrimaryContainer", {})]
     package = containers[0].get("ModelPackageName")
     return str(package) if package else None
+
+
+def list_packages(sagemaker: SageMakerClient, group: str) -> list[ModelPackageSummaryTypeDef]:
+    """Every package of the group, newest first."""
+    packages: list[ModelPackageSummaryTypeDef] = []
+    for page in sagemaker.get_paginator("list_model_packages").paginate(
+        ModelPackageGroupName=group, SortBy="CreationTime", SortOrder="Descending"
+    ):
+        packages += page["ModelPackageSummaryList"]
+    return packages
+
+
+def package_arn(sts: STSClient, version: str, *, region: str, group: str) -> str:
+    """A package named by its ARN, or by its version number in ``group``; ValueError if neither.
+    Only a version number asks STS (for the account)."""
+    if version.startswith("arn:"):
+        return version
+    if not version.isdigit():
+        raise ValueError(f"a package is named by its version number or ARN, got {version!r}")
+    account = sts.get_caller_identity()["Account"]
+    partition = "aws-cn" if region.startswith("cn-") else "aws"
+    return f"arn:{partition}:sagemaker:{region}:{account}:model-package/{group}/{int(version)}"
+
+
+def evaluation_auc(s3: S3Client, evaluation_uri: str) -> float | None:
+    """The test AUC in the evaluate step's report; None if the report cannot be read."""
+    try:
+        bucket, key = s3io.split_uri(evaluation_uri)
+        report = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        return float(report["binary_classification_metrics"]["auc"]["value"])
+    except (ClientError, KeyError, ValueError):
+        return None

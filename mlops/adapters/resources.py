@@ -84,3 +84,20 @@ def emulator_key_arn(target: AwsTarget, config: PlatformConfig) -> str | None:
     except ClientError:
         return None
     return str(described["KeyMetadata"]["Arn"])
+
+
+def stack_outputs(target: AwsTarget, stack: str) -> dict[str, str]:
+    """A deployed stack's outputs by key; ClientError if the stack cannot be described."""
+    described = target.client("cloudformation").describe_stacks(StackName=stack)
+    return {o["OutputKey"]: o["OutputValue"] for o in described["Stacks"][0].get("Outputs", [])}
+
+
+def alerts_topic_arn(target: AwsTarget, config: PlatformConfig) -> str | None:
+    """The serving stack's alerts topic in AWS; none on the embedded default, or when the
+    stack cannot be read (a change is then made and audited, just not announced)."""
+    if target.is_emulator:
+        return None
+    try:
+        return stack_outputs(target, names.serving_stack(config)).get("AlertsTopicArn")
+    except ClientError:
+        return None

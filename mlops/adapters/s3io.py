@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -18,21 +21,21 @@ def join(uri: str, *parts: str) -> str:
     return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts)])
 
 
-def exists(s3: Any, bucket: str, key: str) -> bool:
+def exists(s3: S3Client, bucket: str, key: str) -> bool:
     """Whether ``key`` exists, by listing its own prefix (a prefix-scoped ListBucket suffices;
     HeadObject or GetObject on a missing key answer 403 without a bucket-wide one)."""
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
     return any(item["Key"] == key for item in listed.get("Contents", []))
 
 
-def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+def list_keys(s3: S3Client, bucket: str, prefix: str) -> list[str]:
     keys: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         keys += [item["Key"] for item in page.get("Contents", [])]
     return sorted(keys)
 
 
-def download_prefix(s3: Any, uri: str, into: Path) -> list[Path]:
+def download_prefix(s3: S3Client, uri: str, into: Path) -> list[Path]:
     """Download one object (``uri`` names it exactly) or every object under the folder ``uri``.
 
     A URI that is not an object is a folder: ``s3://b/raw`` reads ``raw/...``, never
@@ -59,7 +62,7 @@ def download_prefix(s3: Any, uri: str, into: Path) -> list[Path]:
     return files
 
 
-def upload_tree(s3: Any, folder: Path, uri: str, **extra: Any) -> list[str]:
+def upload_tree(s3: S3Client, folder: Path, uri: str, **extra: Any) -> list[str]:
     """Upload every file under ``folder`` below ``uri``; return the object URIs."""
     bucket, prefix = split_uri(uri)
     uploaded = []
@@ -72,7 +75,7 @@ def upload_tree(s3: Any, folder: Path, uri: str, **extra: Any) -> list[str]:
     return uploaded
 
 
-def upload_file(s3: Any, path: Path, uri: str, **extra: Any) -> str:
+def upload_file(s3: S3Client, path: Path, uri: str, **extra: Any) -> str:
     bucket, key = split_uri(uri)
     s3.upload_file(str(path), bucket, key, ExtraArgs=extra or None)
     return uri

@@ -1,7 +1,7 @@
 """Serving in AWS: change which packages the serving stack's variants serve.
 
 The serving stack's parameters name the champion and challenger packages and SSM holds the
-weights in force (see stacks/serving.py). A deployment writes the new weights first, then
+weights in force (see stacks/serving/endpoint.py). A deployment writes the new weights first, then
 updates the stack with the previous template and the new parameter values; CloudFormation
 (with the CDK deploy role) creates the models and endpoint config and updates the endpoint.
 """
@@ -9,12 +9,17 @@ updates the stack with the previous template and the new parameter values; Cloud
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from mlops.core.approval import ServingChange, ServingState
 from mlops.core.names import CHALLENGER, CHAMPION
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudformation.type_defs import ParameterTypeDef, StackTypeDef
+    from mypy_boto3_ssm import SSMClient
 
 PARAMETERS = {CHAMPION: "ChampionModelPackageArn", CHALLENGER: "ChallengerModelPackageArn"}
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
@@ -34,8 +39,8 @@ class StackDeployment:
     def __init__(
         self,
         *,
-        cloudformation: Any,
-        ssm: Any,
+        cloudformation: CloudFormationClient,
+        ssm: SSMClient,
         stack_name: str,
         weight_parameters: Mapping[str, str],
         role_arn: str | None = None,
@@ -46,11 +51,9 @@ class StackDeployment:
         self.weight_parameters = dict(weight_parameters)
         self.role_arn = role_arn
 
-    def _stack(self) -> dict[str, Any]:
+    def _stack(self) -> StackTypeDef:
         try:
-            stack: dict[str, Any] = self.cloudformation.describe_stacks(StackName=self.stack_name)[
-                "Stacks"
-            ][0]
+            stack = self.cloudformation.describe_stacks(StackName=self.stack_name)["Stacks"][0]
         except ClientError as exc:
             raise DeploymentError(
                 f"stack {self.stack_name} is not deployed ({exc.response['Error']['Message']})"
@@ -79,7 +82,7 @@ class StackDeployment:
             PARAMETERS[CHAMPION]: change.state.champion or "",
             PARAMETERS[CHALLENGER]: change.state.challenger or "",
         }
-        parameters: list[dict[str, Any]] = [
+        parameters: list[ParameterTypeDef] = [
             {"ParameterKey": key, "ParameterValue": value} for key, value in wanted.items()
         ]
         # Every other parameter (CDK's BootstrapVersion, ...) keeps its value.

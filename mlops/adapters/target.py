@@ -8,10 +8,44 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+if TYPE_CHECKING:
+    # Type-only: the Lambda images install boto3 but not the stubs.
+    from botocore.client import BaseClient
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_kms import KMSClient
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sagemaker import SageMakerClient
+    from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_ssm import SSMClient
+    from mypy_boto3_sts import STSClient
+
+# The services the platform calls; each has an overload of AwsTarget.client below (and a
+# boto3-stubs extra in pyproject.toml), so a new one is a type error until both are added.
+Service = Literal[
+    "cloudformation",
+    "cloudwatch",
+    "events",
+    "kms",
+    "lambda",
+    "s3",
+    "sagemaker",
+    "sagemaker-runtime",
+    "sns",
+    "sqs",
+    "ssm",
+    "sts",
+]
 
 # What the emulator accepts; never sent to AWS (an endpoint_url is always set with them).
 EMULATOR_ACCESS_KEY = "testing"
@@ -46,10 +80,36 @@ class AwsTarget:
             )
         return boto3.Session(region_name=self.region, profile_name=self.profile)
 
-    def client(self, service: str, **config: Any) -> Any:
+    @overload
+    def client(self, service: Literal["cloudformation"], **config: Any) -> CloudFormationClient: ...
+    @overload
+    def client(self, service: Literal["cloudwatch"], **config: Any) -> CloudWatchClient: ...
+    @overload
+    def client(self, service: Literal["events"], **config: Any) -> EventBridgeClient: ...
+    @overload
+    def client(self, service: Literal["kms"], **config: Any) -> KMSClient: ...
+    @overload
+    def client(self, service: Literal["lambda"], **config: Any) -> LambdaClient: ...
+    @overload
+    def client(self, service: Literal["s3"], **config: Any) -> S3Client: ...
+    @overload
+    def client(self, service: Literal["sagemaker"], **config: Any) -> SageMakerClient: ...
+    @overload
+    def client(
+        self, service: Literal["sagemaker-runtime"], **config: Any
+    ) -> SageMakerRuntimeClient: ...
+    @overload
+    def client(self, service: Literal["sns"], **config: Any) -> SNSClient: ...
+    @overload
+    def client(self, service: Literal["sqs"], **config: Any) -> SQSClient: ...
+    @overload
+    def client(self, service: Literal["ssm"], **config: Any) -> SSMClient: ...
+    @overload
+    def client(self, service: Literal["sts"], **config: Any) -> STSClient: ...
+    def client(self, service: Service, **config: Any) -> BaseClient:
         config.setdefault("retries", {"max_attempts": 3, "mode": "standard"})
         return self.session().client(
-            service,  # type: ignore[call-overload]
+            service,
             endpoint_url=self.endpoint_url,
             config=Config(**config),
         )
@@ -60,3 +120,11 @@ class AwsTarget:
             if self.is_emulator
             else f"AWS {self.region}"
         )
+
+    def caller(self) -> str:
+        """Who is asking, for audit records: the caller identity's ARN, or $USER when it
+        cannot be read (no credentials yet, no network)."""
+        try:
+            return str(self.client("sts").get_caller_identity()["Arn"])
+        except (ClientError, BotoCoreError):
+            return os.environ.get("USER", "unknown")

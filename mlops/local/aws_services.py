@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops.adapters.envvars import patched_environ
 from mlops.adapters.resources import PlatformResources
@@ -32,6 +32,12 @@ from mlops.adapters.target import EMULATOR_ACCESS_KEY, EMULATOR_ACCOUNT, AwsTarg
 from mlops.core import specs
 from mlops.core.config import PlatformConfig
 from mlops.core.functions import DeploySettings, DriftSettings, FunctionSettings, TrafficSettings
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_cloudwatch.literals import StateValueType
+    from mypy_boto3_cloudwatch.type_defs import DimensionTypeDef, MetricDatumTypeDef
+    from mypy_boto3_events import EventBridgeClient
 
 FUNCTION_LOGGERS = ("drift", "traffic", "deploy")  # the Powertools services of lambdas/
 COMPARE: dict[str, Callable[[float, float], bool]] = {
@@ -110,7 +116,7 @@ def invoke(
     return result, lines
 
 
-def ingest_emf(cloudwatch: Any, lines: list[str]) -> int:
+def ingest_emf(cloudwatch: CloudWatchClient, lines: list[str]) -> int:
     """CloudWatch Logs' embedded-metric-format extraction: EMF log lines -> datapoints."""
     count = 0
     for line in lines:
@@ -124,8 +130,10 @@ def ingest_emf(cloudwatch: Any, lines: list[str]) -> int:
         when = datetime.fromtimestamp(aws["Timestamp"] / 1000, tz=UTC)
         for directive in aws.get("CloudWatchMetrics", []):
             for dimension_set in directive.get("Dimensions", [[]]):
-                dimensions = [{"Name": d, "Value": str(record[d])} for d in dimension_set]
-                data = []
+                dimensions: list[DimensionTypeDef] = [
+                    {"Name": d, "Value": str(record[d])} for d in dimension_set
+                ]
+                data: list[MetricDatumTypeDef] = []
                 for metric in directive["Metrics"]:
                     values = record[metric["Name"]]
                     for value in values if isinstance(values, list) else [values]:
@@ -145,7 +153,7 @@ def ingest_emf(cloudwatch: Any, lines: list[str]) -> int:
 
 
 def evaluate_alarms(
-    cloudwatch: Any, names: list[str], now: datetime, *, region: str
+    cloudwatch: CloudWatchClient, names: list[str], now: datetime, *, region: str
 ) -> list[dict[str, Any]]:
     """Evaluate metric alarms as CloudWatch does; return the state-change events they emit."""
     events = []
@@ -165,7 +173,9 @@ def evaluate_alarms(
         compare = COMPARE[alarm["ComparisonOperator"]]
         breaching = sum(compare(p[statistic], alarm["Threshold"]) for p in stats["Datapoints"])
         # Missing datapoints count as not breaching (TreatMissingData notBreaching).
-        new = "ALARM" if breaching >= int(alarm.get("DatapointsToAlarm") or periods) else "OK"
+        new: StateValueType = (
+            "ALARM" if breaching >= int(alarm.get("DatapointsToAlarm") or periods) else "OK"
+        )
         old = alarm["StateValue"]
         if new == old:
             continue
@@ -195,7 +205,7 @@ def evaluate_alarms(
 
 
 def create_alarms(
-    cloudwatch: Any, alarms: list[specs.AlarmSpec], topic_arn: str | None = None
+    cloudwatch: CloudWatchClient, alarms: list[specs.AlarmSpec], topic_arn: str | None = None
 ) -> list[str]:
     """The serving stack's alarms, in the emulator, once: putting an alarm again would reset
     its state, and an alarm in ALARM must stay there."""
@@ -217,7 +227,7 @@ def rule_name(config: PlatformConfig, spec: specs.RuleSpec) -> str:
     return f"{config.prefix}-{spec.construct_id}"
 
 
-def create_rules(events: Any, config: PlatformConfig) -> list[str]:
+def create_rules(events: EventBridgeClient, config: PlatformConfig) -> list[str]:
     """The serving stack's EventBridge rules and their targets, in the emulator."""
     region = events.meta.region_name
     created = []
@@ -246,7 +256,9 @@ def create_rules(events: Any, config: PlatformConfig) -> list[str]:
     return created
 
 
-def routes(events: Any, config: PlatformConfig, event: dict[str, Any]) -> list[specs.Function]:
+def routes(
+    events: EventBridgeClient, config: PlatformConfig, event: dict[str, Any]
+) -> list[specs.Function]:
     """The functions EventBridge delivers ``event`` to: the targets of the rules (read back
     from the emulator) whose patterns match it."""
     by_arn = {function_arn(config, f, events.meta.region_name): f for f in specs.HANDLERS}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import shutil
 import signal
 import time
@@ -23,6 +24,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import boto3
+import mlflow
 
 from mlops.adapters import endpoints, s3io
 from mlops.adapters.registry import set_approval
@@ -189,10 +193,7 @@ class Demo:
         return self.summary
 
     def _train_and_serve(self, target: AwsTarget, resources: PlatformResources) -> None:
-        import logging  # noqa: PLC0415
-
-        import mlflow  # noqa: PLC0415, F401  (configures its loggers on import: quiet them)
-
+        # MLflow configures its loggers when it is imported (above): quiet them.
         logging.getLogger("mlflow").setLevel(logging.ERROR)
         runner = LocalPipelineRunner(
             target=target,
@@ -264,8 +265,6 @@ class Demo:
                 summary.rollout.append(outcome["weights_after"])
                 self.say(f"{outcome['decision']}: {_weights(outcome['weights_after'])}")
 
-        import boto3  # noqa: PLC0415
-
         runtime = boto3.client(
             "sagemaker-runtime",
             endpoint_url=server.url,
@@ -323,8 +322,6 @@ class Demo:
             summary.audit_uri = outcome["audit_uri"]
             summary.audit_record = str(self._download(target, outcome["audit_uri"]))
             self.say(f"audit record {summary.audit_record}")
-
-        import mlflow  # noqa: PLC0415
 
         client = mlflow.MlflowClient(tracking_uri=self.home.mlflow_tracking_uri)
         experiments = client.search_experiments()

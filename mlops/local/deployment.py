@@ -10,7 +10,7 @@ its state). The emulator has no UpdateEndpoint: a changed config re-creates the 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -25,6 +25,11 @@ from mlops.core.names import CHALLENGER, CHAMPION
 from mlops.core.traffic import TrafficError
 from mlops.local.aws_services import create_alarms, create_rules
 
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_sagemaker import SageMakerClient
+
 
 def _package_version(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
@@ -36,11 +41,11 @@ class EmulatorDeployment:
     def __init__(
         self,
         *,
-        sagemaker: Any,
+        sagemaker: SageMakerClient,
         config: PlatformConfig,
         resources: PlatformResources,
-        cloudwatch: Any | None = None,
-        events: Any | None = None,
+        cloudwatch: CloudWatchClient | None = None,
+        events: EventBridgeClient | None = None,
     ) -> None:
         self.sagemaker = sagemaker
         self.cloudwatch = cloudwatch

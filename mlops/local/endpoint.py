@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -38,6 +38,10 @@ from mlops.adapters import s3io
 from mlops.adapters.target import AwsTarget
 from mlops.core import capture
 from pipeline_steps import inference
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import PutObjectRequestTypeDef
 
 log = logging.getLogger("mlops.local.endpoint")
 INVOKED_VARIANT = "x-Amzn-Invoked-Production-Variant"
@@ -79,7 +83,9 @@ class _Buffer:
 class CaptureWriter:
     """Buffers captured records per variant and writes them as new S3 objects."""
 
-    def __init__(self, s3: Any, *, max_records: int = 200, max_age_seconds: float = 5.0) -> None:
+    def __init__(
+        self, s3: S3Client, *, max_records: int = 200, max_age_seconds: float = 5.0
+    ) -> None:
         self.s3 = s3
         self.max_records = max_records
         self.max_age_seconds = max_age_seconds
@@ -114,11 +120,16 @@ class CaptureWriter:
         uri, endpoint, variant, kms_key = key
         bucket, prefix = s3io.split_uri(uri)
         object_key = capture.object_key(prefix, endpoint, variant, datetime.now(UTC))
-        extra: dict[str, str] = {"ContentType": "application/jsonl"}
+        request: PutObjectRequestTypeDef = {
+            "Bucket": bucket,
+            "Key": object_key,
+            "Body": ("\n".join(buffer.lines) + "\n").encode(),
+            "ContentType": "application/jsonl",
+        }
         if kms_key:
-            extra |= {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key}
-        body = ("\n".join(buffer.lines) + "\n").encode()
-        self.s3.put_object(Bucket=bucket, Key=object_key, Body=body, **extra)
+            request["ServerSideEncryption"] = "aws:kms"
+            request["SSEKMSKeyId"] = kms_key
+        self.s3.put_object(**request)
         self.files_written.append(f"s3://{bucket}/{object_key}")
 
 

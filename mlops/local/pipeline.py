@@ -21,6 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from mlops.adapters import code_bundle, s3io
 from mlops.adapters.envvars import patched_environ
@@ -35,6 +39,7 @@ from mlops.adapters.registry import (
     REFERENCE_DATA_KEY,
     RESPONSE_TYPES,
     SERVING_ENVIRONMENT,
+    approval_status,
 )
 from mlops.adapters.resources import PlatformResources
 from mlops.adapters.target import AwsTarget
@@ -42,8 +47,12 @@ from mlops.core.config import PlatformConfig
 from pipeline_steps import evaluate, preprocess, train
 from pipeline_steps.data import bundled_dataset_path
 from pipeline_steps.hashing import file_sha256
-from pipeline_steps.model import Hyperparameters
+from pipeline_steps.hyperparameters import DEFAULTS, Hyperparameters
 from pipeline_steps.schema import DataValidationError
+from pipeline_steps.tracking import artifact_location
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker.type_defs import InferenceSpecificationTypeDef
 
 PRIMARY_METRIC = "auc"
 DEFAULT_INPUT_PREFIX = "raw/"
@@ -52,11 +61,11 @@ Progress = Callable[[str, str, str], None]  # step, status, detail
 
 @dataclass(frozen=True)
 class RunOptions:
-    algorithm: str = "logistic"
-    seed: int = 42
-    max_iter: int = 200
-    learning_rate: float = 0.1
-    c: float = 1.0
+    algorithm: str = DEFAULTS.algorithm
+    seed: int = DEFAULTS.seed
+    max_iter: int = DEFAULTS.max_iter
+    learning_rate: float = DEFAULTS.learning_rate
+    c: float = DEFAULTS.c
     metric_threshold: float | None = None  # None: the stage's configured threshold
     input_uri: str | None = None  # None: s3://<datasets>/raw/, seeded with the bundled data
     data_file: Path | None = None  # a local CSV to upload and train on
@@ -213,12 +222,13 @@ class LocalPipelineRunner:
     def _ensure_experiment(self) -> None:
         if not self.mlflow_tracking_uri:
             return
-        from mlflow import MlflowClient  # noqa: PLC0415 - heavy, and only for tracked runs
-
         client = MlflowClient(self.mlflow_tracking_uri)
         name = self.resources.pipeline_name
         if client.get_experiment_by_name(name) is None:
-            location = f"{self.mlflow_artifact_root}/{name}" if self.mlflow_artifact_root else None
+            # Never None for a local store: MLflow would put the artifacts in ./mlruns.
+            location = artifact_location(
+                self.mlflow_tracking_uri, name, root=self.mlflow_artifact_root
+            )
             client.create_experiment(name, artifact_location=location)
 
     # -- the run ---------------------------------------------------------------------------
@@ -368,28 +378,32 @@ class LocalPipelineRunner:
 
     def _register(self, options: RunOptions, result: LocalRunResult, code_version: str) -> str:
         image = sklearn_image_uri(self.target.region, "inference")
+        # Ignored below: the config takes any pattern-valid instance type, while the stubs'
+        # Literal lists only the types SageMaker had when they were generated.
+        instance_types = [self.config.champion_instance_type]
+        specification: InferenceSpecificationTypeDef = {
+            "Containers": [
+                {
+                    "Image": image,
+                    "ModelDataUrl": _required(result.model_data_uri),
+                    "Environment": dict(SERVING_ENVIRONMENT),
+                }
+            ],
+            "SupportedContentTypes": list(CONTENT_TYPES),
+            "SupportedResponseMIMETypes": list(RESPONSE_TYPES),
+            "SupportedRealtimeInferenceInstanceTypes": instance_types,  # type: ignore[typeddict-item]
+            "SupportedTransformInstanceTypes": instance_types,  # type: ignore[typeddict-item]
+        }
         response = self.sagemaker.create_model_package(
             ModelPackageGroupName=self.resources.model_package_group,
             ModelPackageDescription=f"trained by mlops pipeline run-local {result.execution_id}",
-            InferenceSpecification={
-                "Containers": [
-                    {
-                        "Image": image,
-                        "ModelDataUrl": _required(result.model_data_uri),
-                        "Environment": dict(SERVING_ENVIRONMENT),
-                    }
-                ],
-                "SupportedContentTypes": list(CONTENT_TYPES),
-                "SupportedResponseMIMETypes": list(RESPONSE_TYPES),
-                "SupportedRealtimeInferenceInstanceTypes": [self.config.champion_instance_type],
-                "SupportedTransformInstanceTypes": [self.config.champion_instance_type],
-            },
-            ModelApprovalStatus=options.approval_status,
+            InferenceSpecification=specification,
+            ModelApprovalStatus=approval_status(options.approval_status),
             ModelMetrics={
                 "ModelQuality": {
                     "Statistics": {
                         "ContentType": "application/json",
-                        "S3Uri": result.evaluation_uri,
+                        "S3Uri": _required(result.evaluation_uri),
                     }
                 }
             },
@@ -411,9 +425,6 @@ class LocalPipelineRunner:
 
     def _register_in_mlflow(self, result: LocalRunResult) -> str:
         """A version in MLflow's registry too, tagged with the SageMaker package it matches."""
-        from mlflow import MlflowClient  # noqa: PLC0415
-        from mlflow.exceptions import MlflowException  # noqa: PLC0415
-
         uri = _required(self.mlflow_tracking_uri)
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         name = self.resources.model_package_group

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from pipeline_steps.data import load_bundled_dataset
 from pipeline_steps.schema import FEATURE_NAMES
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
 
 
 def shifted(frame: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
@@ -46,7 +49,7 @@ def requests(rows: int, *, seed: int, drifted: bool = False) -> pd.DataFrame:
 
 
 def send(
-    runtime: Any,
+    runtime: SageMakerRuntimeClient,
     endpoint: str,
     frame: pd.DataFrame,
     *,

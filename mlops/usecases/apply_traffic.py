@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -38,6 +38,13 @@ from mlops.core.traffic import (
     shift_to,
     validate_weights,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sagemaker import SageMakerClient
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_ssm import SSMClient
 
 AUDIT_PREFIX = names.TRAFFIC_AUDIT_PREFIX
 log = logging.getLogger("mlops.usecases.apply_traffic")
@@ -101,15 +108,15 @@ class TrafficController:
     def __init__(
         self,
         *,
-        sagemaker: Any,
-        s3: Any,
+        sagemaker: SageMakerClient,
+        s3: S3Client,
         audit_bucket: str,
-        sns: Any | None = None,
+        sns: SNSClient | None = None,
         topic_arn: str | None = None,
-        cloudwatch: Any | None = None,
+        cloudwatch: CloudWatchClient | None = None,
         challenger_alarms: Callable[[str], Sequence[str]] = lambda endpoint: (),
         rollout_steps: Sequence[float] = (0.1, 0.25, 0.5),
-        ssm: Any | None = None,
+        ssm: SSMClient | None = None,
         weight_parameter: Callable[[str], str] | None = None,
         send_instance_counts: bool = False,
         sleep: Callable[[float], None] = time.sleep,

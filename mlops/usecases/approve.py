@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from mlops.adapters.audit import write_once
 from mlops.core import names
@@ -23,6 +23,10 @@ from mlops.core.approval import (
     on_promote,
     record,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sns import SNSClient
 
 ServingAction = Literal["deploy", "promote"]
 
@@ -52,7 +56,7 @@ class ServingOutcome:
     duplicate: bool  # this request id was recorded before: nothing recorded or notified again
 
 
-def audit(s3: Any, bucket: str, endpoint: str, entry: DeploymentRecord) -> bool:
+def audit(s3: S3Client, bucket: str, endpoint: str, entry: DeploymentRecord) -> bool:
     """Write the record under its request id, never over another; False if it exists."""
     key = f"{names.SERVING_AUDIT_PREFIX}/{endpoint}/{entry.request_id}.json"
     entry.audit_uri = f"s3://{bucket}/{key}"
@@ -65,9 +69,9 @@ def change_serving(
     deployment: Deployment,
     endpoint: str,
     initial_challenger_weight: float,
-    s3: Any,
+    s3: S3Client,
     audit_bucket: str,
-    sns: Any | None = None,
+    sns: SNSClient | None = None,
     topic_arn: str | None = None,
 ) -> ServingOutcome:
     """Decide, deploy, record and notify one serving change.

@@ -25,14 +25,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from mlops.adapters import s3io
 from mlops.adapters.audit import write_once
 from mlops.adapters.capture_store import CaptureWindow, hour_prefixes, read_window
-from mlops.adapters.evidently_report import sample
+from mlops.adapters.evidently_report import evidently_html, sample
 from mlops.adapters.registry import PackageLineage, model_package_of
 from mlops.core import names
 from mlops.core.capture import GroundTruth, parse_ground_truth, parse_lines
@@ -46,6 +46,10 @@ from mlops.core.variant_check import (
     check_table,
 )
 from pipeline_steps.schema import FEATURE_NAMES
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sagemaker import SageMakerClient
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +142,8 @@ class DriftMonitor:
     def __init__(
         self,
         *,
-        sagemaker: Any,
-        s3: Any,
+        sagemaker: SageMakerClient,
+        s3: S3Client,
         settings: DriftSettings,
         render_html: Callable[..., str] | None = None,
         html_report: bool = True,
@@ -149,9 +153,7 @@ class DriftMonitor:
         self.settings = settings
         self._references: dict[str, Reference] = {}
         if render_html is None and html_report:
-            from mlops.adapters.evidently_report import evidently_html  # noqa: PLC0415
-
-            render_html = evidently_html
+            render_html = evidently_html  # Evidently itself loads on the first report
         self.render_html = render_html
 
     # -- what serves -------------------------------------------------------------------------
@@ -374,7 +376,7 @@ class ReportSink(Protocol):
 
 @dataclass(frozen=True)
 class S3Sink:
-    s3: Any
+    s3: S3Client
     bucket: str
     prefix: str
 
@@ -424,10 +426,7 @@ def evaluate(
         reference_scores=reference.scores,
         labels=labels.labels,
         baseline_auc=reference.baseline_auc,
-        quality_tolerance=thresholds.quality_tolerance,
-        min_rows=thresholds.min_rows,
-        share_threshold=thresholds.share_threshold,
-        distance_threshold=thresholds.distance_threshold,
+        thresholds=thresholds,
     )
     # Lines that were not capture records at all count as malformed too.
     report.malformed += captured.malformed
@@ -496,7 +495,7 @@ def _html(
 
 
 # -- inputs given by location (the CLI: a local folder or an S3 prefix) ---------------------------
-def _files(location: str, s3: Any | None, suffix: str) -> Iterator[tuple[str, bytes]]:
+def _files(location: str, s3: S3Client | None, suffix: str) -> Iterator[tuple[str, bytes]]:
     """(name, bytes) of the file ``location``, or of every ``*suffix`` file under it, one at a
     time (a large window is never all in memory as bytes)."""
     if location.startswith("s3://"):
@@ -522,7 +521,7 @@ def _files(location: str, s3: Any | None, suffix: str) -> Iterator[tuple[str, by
 
 
 def load_reference(
-    location: str, s3: Any | None = None, *, scores_location: str | None = None
+    location: str, s3: S3Client | None = None, *, scores_location: str | None = None
 ) -> Reference:
     """A reference from a reference.csv (or the folder / S3 prefix holding it), and optionally
     the model's test-set scores (scores.csv) for prediction drift."""
@@ -553,7 +552,7 @@ def load_reference(
 
 def load_capture(
     location: str,
-    s3: Any | None = None,
+    s3: S3Client | None = None,
     *,
     start: datetime | None = None,
     end: datetime | None = None,

@@ -13,11 +13,15 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops.adapters import s3io
 from mlops.adapters.audit import write_once
 from mlops.core import names
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sagemaker import SageMakerClient
 
 AUDIT_PREFIX = names.RETRAINING_AUDIT_PREFIX
 
@@ -34,7 +38,7 @@ class RetrainDecision:
     audit_uri: str | None = None
 
 
-def _latest(s3: Any, bucket: str, endpoint: str) -> dict[str, Any] | None:
+def _latest(s3: S3Client, bucket: str, endpoint: str) -> dict[str, Any] | None:
     key = f"{AUDIT_PREFIX}/{endpoint}/latest.json"
     if not s3io.exists(s3, bucket, key):
         return None
@@ -44,8 +48,8 @@ def _latest(s3: Any, bucket: str, endpoint: str) -> dict[str, Any] | None:
 
 def retrain_on_drift(
     *,
-    sagemaker: Any,
-    s3: Any,
+    sagemaker: SageMakerClient,
+    s3: S3Client,
     bucket: str,
     pipeline: str,
     endpoint: str,
