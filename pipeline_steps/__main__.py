@@ -8,10 +8,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
+from pipeline_steps import evaluate, preprocess, train
+
 
 def _steps() -> dict[str, Callable[[Sequence[str] | None], int]]:
-    from pipeline_steps import evaluate, preprocess, train  # noqa: PLC0415
-
     return {"preprocess": preprocess.main, "train": train.main, "evaluate": evaluate.main}
 
 

@@ -6,7 +6,7 @@ import json
 import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import joblib
 import numpy as np
@@ -19,30 +19,12 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from pipeline_steps.hashing import file_sha256
+from pipeline_steps.hyperparameters import Hyperparameters
 from pipeline_steps.schema import FEATURE_NAMES, LABEL
 
-Algorithm = Literal["logistic", "gradient_boosting"]
-ALGORITHMS: tuple[str, ...] = ("logistic", "gradient_boosting")
 MODEL_FILE = "model.joblib"
 CARD_FILE = "model.json"
 DECISION_THRESHOLD = 0.5
-
-
-@dataclass(frozen=True)
-class Hyperparameters:
-    algorithm: Algorithm = "logistic"
-    seed: int = 42
-    max_iter: int = 200
-    learning_rate: float = 0.1
-    c: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(
-                f"algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}"
-            )
-        if self.max_iter < 1 or self.learning_rate <= 0 or self.c <= 0:
-            raise ValueError("max_iter must be >= 1; learning_rate and c must be > 0")
 
 
 @dataclass

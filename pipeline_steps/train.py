@@ -26,9 +26,10 @@ from typing import Any
 import pandas as pd
 
 from pipeline_steps import model as model_lib
+from pipeline_steps.hyperparameters import ALGORITHMS, DEFAULTS, Hyperparameters
 from pipeline_steps.preprocess import MANIFEST
 from pipeline_steps.schema import FEATURE_NAMES, LABEL
-from pipeline_steps.tracking import tracking, tracking_uri
+from pipeline_steps.tracking import artifact_location, tracking, tracking_uri
 
 log = logging.getLogger("pipeline_steps.train")
 SKOPS_TRUSTED_TYPES = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
@@ -62,7 +63,7 @@ def copy_inference_code(model_dir: Path) -> None:
 
 
 def _track(
-    params: model_lib.Hyperparameters,
+    params: Hyperparameters,
     estimator: Any,
     card: model_lib.ModelCard,
     manifest_path: Path,
@@ -72,20 +73,25 @@ def _track(
         log.info("MLFLOW_TRACKING_URI is not set: not tracking this run")
         return None
     with tracking() as mlflow:
-        import mlflow.sklearn  # noqa: PLC0415
-
         # By id, not mlflow.set_experiment(): that would leave an active experiment (and
         # MLFLOW_EXPERIMENT_ID) behind in a process that runs several steps.
         name = os.environ.get("MLFLOW_EXPERIMENT_NAME", "training")
         client = mlflow.MlflowClient()
         found = client.get_experiment_by_name(name)
-        experiment_id = found.experiment_id if found else client.create_experiment(name)
+        experiment_id = (
+            found.experiment_id
+            if found
+            # With no location MLflow would put a local store's artifacts in ./mlruns.
+            else client.create_experiment(
+                name, artifact_location=artifact_location(mlflow.get_tracking_uri(), name)
+            )
+        )
         return _log_run(mlflow, params, estimator, card, manifest_path, experiment_id)
 
 
 def _log_run(
     mlflow: Any,
-    params: model_lib.Hyperparameters,
+    params: Hyperparameters,
     estimator: Any,
     card: model_lib.ModelCard,
     manifest_path: Path,
@@ -123,7 +129,7 @@ def run(
     validation_dir: Path,
     manifest_dir: Path,
     model_dir: Path,
-    params: model_lib.Hyperparameters,
+    params: Hyperparameters,
     code_version: str = "unknown",
 ) -> model_lib.ModelCard:
     train = _read_split(train_dir)
@@ -167,13 +173,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--manifest", type=Path, default=Path(env.get("SM_CHANNEL_MANIFEST", "manifest"))
     )
     parser.add_argument("--model-dir", type=Path, default=Path(env.get("SM_MODEL_DIR", "model")))
-    parser.add_argument("--algorithm", choices=model_lib.ALGORITHMS, default="logistic")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--max-iter", type=int, default=200)
-    parser.add_argument("--learning-rate", type=float, default=0.1)
-    parser.add_argument("--c", type=float, default=1.0)
+    parser.add_argument("--algorithm", choices=ALGORITHMS, default=DEFAULTS.algorithm)
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    parser.add_argument("--max-iter", type=int, default=DEFAULTS.max_iter)
+    parser.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate)
+    parser.add_argument("--c", type=float, default=DEFAULTS.c)
     args = parser.parse_args(argv)
-    params = model_lib.Hyperparameters(
+    params = Hyperparameters(
         algorithm=args.algorithm,
         seed=args.seed,
         max_iter=args.max_iter,

@@ -29,6 +29,14 @@ os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """``pytest -m unit`` (one kind) does not even import the other kinds' test modules:
+    collecting the CDK or emulator tests costs more than running the unit tests."""
+    kind = config.getoption("markexpr")
+    folder = collection_path.parent == ROOT / "tests" and collection_path.name in KINDS
+    return True if kind in KINDS and folder and collection_path.name != kind else None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark each test with its folder's kind; a test outside the kind folders is an error."""
     for item in items:

@@ -23,7 +23,9 @@ import numpy as np
 from scipy import stats
 
 from mlops.core.capture import CaptureRecord
+from mlops.core.config import PlatformConfig
 from mlops.core.drift_stats import ColumnDrift, DriftResult, column_drift, dataset_drift
+from mlops.core.functions import DriftThresholds
 from pipeline_steps import inference
 from pipeline_steps.schema import FEATURE_NAMES
 
@@ -243,10 +245,18 @@ def check_variant(
     variant: str,
     reference: Mapping[str, np.ndarray],
     records: Sequence[CaptureRecord],
+    *,
+    thresholds: DriftThresholds | None = None,
+    min_rows: int | None = None,
     **options: Any,
 ) -> VariantDriftReport:
-    """``check_table`` over parsed capture records."""
-    return check_table(variant, reference, table_from_records(records), **options)
+    """``check_table`` over parsed capture records; the platform's thresholds unless given."""
+    chosen = thresholds or DriftThresholds.from_config(PlatformConfig())
+    if min_rows is not None:
+        chosen = replace(chosen, min_rows=min_rows)
+    return check_table(
+        variant, reference, table_from_records(records), thresholds=chosen, **options
+    )
 
 
 def check_table(
@@ -257,13 +267,11 @@ def check_table(
     reference_scores: np.ndarray | None = None,
     labels: Mapping[str, Sequence[float]] | None = None,
     baseline_auc: float | None = None,
-    quality_tolerance: float = 0.05,
-    min_rows: int = 1000,
-    share_threshold: float = 0.5,
-    distance_threshold: float = 0.1,
+    thresholds: DriftThresholds,
 ) -> VariantDriftReport:
     """Data drift per feature and for the dataset; prediction drift when reference scores exist;
     concept drift when labels and the evaluation's AUC are given."""
+    min_rows = thresholds.min_rows
     report = VariantDriftReport(
         variant=variant,
         status=NOT_ENOUGH_DATA,
@@ -279,16 +287,20 @@ def check_table(
         reference,
         table.features,
         columns=list(FEATURE_NAMES),
-        share_threshold=share_threshold,
-        distance_threshold=distance_threshold,
+        share_threshold=thresholds.share_threshold,
+        distance_threshold=thresholds.distance_threshold,
     )
     if reference_scores is not None and len(reference_scores):
         report.prediction = column_drift(
-            SCORE, reference_scores, table.scores, distance_threshold=distance_threshold
+            SCORE, reference_scores, table.scores, distance_threshold=thresholds.distance_threshold
         )
     if labels and baseline_auc is not None:
         report.quality = quality_check(
-            table, labels, baseline_auc=baseline_auc, tolerance=quality_tolerance, min_rows=min_rows
+            table,
+            labels,
+            baseline_auc=baseline_auc,
+            tolerance=thresholds.quality_tolerance,
+            min_rows=min_rows,
         )
     drifted = (
         report.data.dataset_drift

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,19 @@ from tests.conftest import ROOT
 
 BuildFn = Callable[..., tuple[cdk.App, Platform]]
 
+# A context that differs from the default in every setting the serving stack's mirrored
+# resources and function environments depend on (tests compare both contexts).
+VARIED_CONTEXT: dict[str, Any] = {
+    "retrain_on_champion_drift": True,
+    "auto_rollback_on_challenger_drift": False,
+    "enable_mlflow_server": True,
+    "drift_schedule": "rate(5 minutes)",
+    "latency_alarm_ms": 250,
+    "error_alarm_count": 3,
+    "capture_sampling_percentage": 40,
+    "rollout_steps": "0.2,0.6",
+}
+
 
 @pytest.fixture(scope="session")
 def build(tmp_path_factory: pytest.TempPathFactory) -> BuildFn:
@@ -27,6 +41,21 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> BuildFn:
         return app, build_platform(app, PlatformConfig.from_context(context))
 
     return _build
+
+
+@pytest.fixture(scope="session")
+def built(build: BuildFn) -> BuildFn:
+    """``build``, once per set of overrides, for tests that only read what was built
+    (synthesis is deterministic, and each build costs seconds)."""
+    cache: dict[str, tuple[cdk.App, Platform]] = {}
+
+    def _built(**overrides: Any) -> tuple[cdk.App, Platform]:
+        key = json.dumps(overrides, sort_keys=True)
+        if key not in cache:
+            cache[key] = build(**overrides)
+        return cache[key]
+
+    return _built
 
 
 @pytest.fixture(scope="session")

@@ -67,7 +67,9 @@ if spec.get("render"):
     from mlops.adapters.evidently_report import evidently_html
     rng = np.random.default_rng(0)
     table = {"a": rng.normal(size=1500), "b": rng.normal(size=1500)}
-    assert "<html" in evidently_html(table, table, columns=["a", "b"], title="probe").lower()
+    page = evidently_html(table, table, columns=["a", "b"], title="probe", sample_rows=1500,
+                          share_threshold=0.5, distance_threshold=0.1)
+    assert "<html" in page.lower()
 print(json.dumps({"hidden": sorted(hidden)}))
 """
 

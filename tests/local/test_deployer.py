@@ -241,10 +241,18 @@ def test_handler_deploys_an_approved_package(
         (approval_event(P2, status="Rejected"), "is Rejected"),
         (approval_event(P2, group="other"), "not mlops-dev-visits"),
         ({"action": "dance"}, "expected a model package approval event"),
+        (None, "expected a model package approval event"),
+        ([approval_event(P2)], "expected a model package approval event"),
+        ({**approval_event(P2), "detail": None}, "malformed ModelPackageStateChange event: detail"),
+        (
+            {**approval_event(P2), "detail": {"ModelApprovalStatus": "Approved"}},
+            "detail.ModelPackageArn",
+        ),
+        ({"action": "promote", "reason": 7}, "malformed PromoteRequest event: reason"),
     ],
 )
 def test_handler_ignores_what_it_should(
-    clients: Clients, lambda_env: None, event: dict[str, Any], expected: str
+    clients: Clients, lambda_env: None, event: Any, expected: str
 ) -> None:
     result = deploy_lambda.handler(event, FakeContext())  # type: ignore[arg-type]
     assert expected in json.dumps(result)

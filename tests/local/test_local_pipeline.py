@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import pytest
@@ -20,6 +20,9 @@ from mlops.core.config import PlatformConfig
 from mlops.local.emulator import Home, bootstrap
 from mlops.local.pipeline import LocalPipelineRunner, RunOptions
 from pipeline_steps.data import synthetic_dataset
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker.type_defs import ModelPackageSummaryTypeDef
 
 
 @pytest.fixture
@@ -36,11 +39,12 @@ def runner(emulator: AwsTarget, tmp_path: Path) -> LocalPipelineRunner:
     )
 
 
-def packages(target: AwsTarget, group: str = "mlops-dev-visits") -> list[dict[str, Any]]:
-    listed: list[dict[str, Any]] = target.client("sagemaker").list_model_packages(
-        ModelPackageGroupName=group
-    )["ModelPackageSummaryList"]
-    return listed
+def packages(
+    target: AwsTarget, group: str = "mlops-dev-visits"
+) -> list[ModelPackageSummaryTypeDef]:
+    return target.client("sagemaker").list_model_packages(ModelPackageGroupName=group)[
+        "ModelPackageSummaryList"
+    ]
 
 
 def test_bootstrap_mirrors_the_storage_stack(emulator: AwsTarget) -> None:
@@ -79,7 +83,7 @@ def test_run_registers_with_lineage_and_reproduces(
 
     # The registry entry carries everything needed to find its run, data and code.
     sagemaker = emulator.client("sagemaker")
-    described = sagemaker.describe_model_package(ModelPackageName=first.model_package_arn)
+    described = sagemaker.describe_model_package(ModelPackageName=first.model_package_arn or "")
     lineage = PackageLineage.from_description(described)
     assert lineage.approval_status == "PendingManualApproval"
     assert lineage.mlflow_run_id == first.mlflow_run_id
@@ -182,7 +186,7 @@ def test_approval_keeps_lineage(runner: LocalPipelineRunner, emulator: AwsTarget
     sagemaker = emulator.client("sagemaker")
     set_approval(sagemaker, result.model_package_arn or "", "Approved", "tested")
     lineage = PackageLineage.from_description(
-        sagemaker.describe_model_package(ModelPackageName=result.model_package_arn)
+        sagemaker.describe_model_package(ModelPackageName=result.model_package_arn or "")
     )
     assert lineage.approval_status == "Approved"
     assert lineage.reference_data_uri == result.reference_uri

@@ -15,7 +15,8 @@ import pytest
 
 from pipeline_steps import evaluate, inference, preprocess, train
 from pipeline_steps.data import bundled_dataset_path, load_bundled_dataset, synthetic_dataset
-from pipeline_steps.model import Hyperparameters, ModelCard
+from pipeline_steps.hyperparameters import Hyperparameters
+from pipeline_steps.model import ModelCard
 from pipeline_steps.schema import FEATURE_NAMES, INPUT_COLUMNS, DataValidationError
 
 # -- schema validation: bad input gets a clear error naming the problem ------------------------

@@ -13,6 +13,8 @@ import pytest
 from moto import mock_aws
 
 from lambdas.drift import handler as drift
+from mlops.core.config import PlatformConfig
+from mlops.core.functions import DriftSettings, SettingsError
 from mlops.local.aws_services import FakeContext
 from mlops.usecases.retrain import AUDIT_PREFIX, retrain_on_drift
 
@@ -160,19 +162,20 @@ def alarm_event(
 
 @pytest.fixture
 def drift_env(aws: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
-    for key, value in {
-        "ENDPOINT_NAME": ENDPOINT,
-        "REPORTS_BUCKET": BUCKET,
-        "CAPTURE_URI": "s3://x/capture",
-        "PIPELINE_NAME": PIPELINE,
-        "RETRAIN_ON_CHAMPION_DRIFT": "true",
-        "POWERTOOLS_SERVICE_NAME": "drift",
-    }.items():
+    # The function's environment as the serving stack writes it (its contract).
+    settings = DriftSettings.for_platform(
+        PlatformConfig(retrain_on_champion_drift=True),
+        reports_bucket=BUCKET,
+        capture_bucket="x",
+        topic_arn=None,
+    )
+    assert (settings.endpoint_name, settings.pipeline_name) == (ENDPOINT, PIPELINE)
+    for key, value in settings.environment().items():
         monkeypatch.setenv(key, value)
     return aws
 
 
-def invoke(event: dict[str, Any]) -> dict[str, Any]:
+def invoke(event: Any) -> dict[str, Any]:
     result: dict[str, Any] = drift.handler(event, FakeContext(function_name="mlops-dev-drift"))  # type: ignore[arg-type]
     return result
 
@@ -222,14 +225,13 @@ def test_handler_does_nothing_when_retraining_is_off(
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=AUDIT_PREFIX)
 
 
-def test_handler_without_a_pipeline_is_off(
+def test_handler_without_a_pipeline_fails_loudly(
     drift_env: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sagemaker, _ = drift_env
     monkeypatch.setenv("PIPELINE_NAME", "")  # empty values count as unset
-    result = invoke(alarm_event("eb-event-1"))
-    assert result["ok"] is False
-    assert "off" in result["error"]
+    with pytest.raises(SettingsError, match="PIPELINE_NAME"):
+        invoke(alarm_event("eb-event-1"))
     assert executions(sagemaker) == []
 
 
@@ -260,3 +262,24 @@ def test_handler_refuses_other_alarms(drift_env: tuple[Any, Any], event: dict[st
     assert event["detail"]["alarmName"] in result["error"]
     assert executions(sagemaker) == []
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=AUDIT_PREFIX)
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (None, 'expected a "Scheduled Event"'),
+        ([alarm_event("eb-1")], 'expected a "Scheduled Event"'),
+        ({**alarm_event("eb-1"), "detail": None}, "malformed AlarmStateChange event: detail"),
+        ({**alarm_event("eb-1"), "detail": {"alarmName": "x", "state": "ALARM"}}, "detail.state"),
+        ({"action": "check", "time": "soon"}, "malformed CheckRequest event: time"),
+        ({"action": "retrain"}, "malformed CheckRequest event: action"),
+    ],
+)
+def test_handler_refuses_what_it_cannot_read(
+    drift_env: tuple[Any, Any], event: Any, expected: str
+) -> None:
+    sagemaker, _ = drift_env
+    result = invoke(event)
+    assert result["ok"] is False
+    assert expected in result["error"]
+    assert executions(sagemaker) == []

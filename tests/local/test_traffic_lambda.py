@@ -13,6 +13,8 @@ from moto import mock_aws
 
 from lambdas.traffic import handler as traffic
 from mlops.adapters import endpoints
+from mlops.core.config import PlatformConfig
+from mlops.core.functions import TrafficSettings
 from tests.local.test_traffic_control import ENDPOINT, REGION, make_endpoint
 
 CONSOLE_TEST_EVENT = {
@@ -31,16 +33,27 @@ class FakeContext:
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:traffic"
 
 
+def function_environment(monkeypatch: pytest.MonkeyPatch, **config: Any) -> None:
+    """The function's environment as the serving stack writes it (its contract)."""
+    settings = TrafficSettings.for_platform(
+        PlatformConfig.from_context(config),
+        audit_bucket="mlops-dev-reports",
+        topic_arn=None,
+        endpoint=ENDPOINT,
+    )
+    for key, value in settings.environment().items():
+        monkeypatch.setenv(key, value)
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     for key, value in {
         "AWS_DEFAULT_REGION": REGION,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
-        "AUDIT_BUCKET": "mlops-dev-reports",
-        "POWERTOOLS_METRICS_NAMESPACE": "MLOps/Traffic",
     }.items():
         monkeypatch.setenv(key, value)
+    function_environment(monkeypatch)
     with mock_aws():
         boto3.client("s3", region_name=REGION).create_bucket(Bucket="mlops-dev-reports")
         sagemaker = boto3.client("sagemaker", region_name=REGION)
@@ -54,8 +67,10 @@ def alarm_event(state: str, alarm: str = f"{ENDPOINT}-challenger-5xx") -> dict[s
         "id": "5f2a-event-id",
         "detail-type": "CloudWatch Alarm State Change",
         "source": "aws.cloudwatch",
+        "account": "123456789012",
         "time": "2026-11-26T14:00:00Z",
         "region": REGION,
+        "resources": [f"arn:aws:cloudwatch:{REGION}:123456789012:alarm:{alarm}"],
         "detail": {
             "alarmName": alarm,
             "state": {"value": state, "reason": "Threshold Crossed: 3 datapoints >= 1"},
@@ -93,12 +108,34 @@ def test_challenger_alarm_triggers_rollback(aws: Any) -> None:
     ("event", "message"),
     [
         (alarm_event("OK"), "is OK: nothing to roll back"),
-        (alarm_event("ALARM", alarm=f"{ENDPOINT}-champion-5xx"), "is not a challenger alarm"),
+        (alarm_event("ALARM", alarm=f"{ENDPOINT}-champion-5xx"), "is not one of"),
         ({**CONSOLE_TEST_EVENT, "action": "shift", "weights": {"champion": -1}}, "must be >= 0"),
-        ({**CONSOLE_TEST_EVENT, "endpoint": "missing"}, "endpoint 'missing' does not exist"),
+        (
+            {**CONSOLE_TEST_EVENT, "endpoint": "missing"},
+            f"controls endpoint {ENDPOINT}, not missing",
+        ),
+        # Not the expected shape: answered with what was expected, never an AttributeError
+        # that Lambda would retry into the dead-letter queue.
+        (None, "expected an alarm event or a JSON object"),
+        ([CONSOLE_TEST_EVENT], "expected an alarm event or a JSON object"),
+        ("rollback", "expected an alarm event or a JSON object"),
+        ({**alarm_event("ALARM"), "detail": None}, "malformed AlarmStateChange event: detail"),
+        (
+            {
+                **alarm_event("ALARM"),
+                "detail": {"alarmName": f"{ENDPOINT}-challenger-5xx", "state": "ALARM"},
+            },
+            "malformed AlarmStateChange event: detail.state",
+        ),
+        ({**alarm_event("ALARM"), "detail": []}, "malformed AlarmStateChange event: detail"),
+        (
+            {k: v for k, v in alarm_event("ALARM").items() if k != "time"},
+            "malformed AlarmStateChange event: time",
+        ),
+        ({**CONSOLE_TEST_EVENT, "action": "dance"}, "invalid traffic request: action"),
     ],
 )
-def test_refusals_are_answered_not_retried(aws: Any, event: dict[str, Any], message: str) -> None:
+def test_refusals_are_answered_not_retried(aws: Any, event: Any, message: str) -> None:
     result = traffic.handler(event, FakeContext())
     assert result["ok"] is False
     assert message in result["error"]
@@ -125,11 +162,11 @@ def test_challenger_drift_holds_the_rollout_when_it_rolls_back(
     step = {"action": "rollout-step", "endpoint": ENDPOINT, "reason": "next step",
             "requested_by": "schedule"}  # fmt: skip
     # Drift not wired to roll back: it does not hold the rollout either.
-    monkeypatch.setenv("GATE_ON_DRIFT", "false")
+    function_environment(monkeypatch, auto_rollback_on_challenger_drift=False)
     advanced = traffic.handler(step, FakeContext(aws_request_id="step-1"))
     assert advanced["weights_after"] == {"champion": 0.5, "challenger": 0.5}
     # Wired (the default stack): a drifting challenger is rolled back, not advanced.
-    monkeypatch.setenv("GATE_ON_DRIFT", "true")
+    function_environment(monkeypatch, auto_rollback_on_challenger_drift=True)
     held = traffic.handler(step, FakeContext(aws_request_id="step-2"))
     assert held["weights_after"] == {"champion": 1.0, "challenger": 0.0}
     assert drift in held["decision"]
