@@ -19,8 +19,9 @@ import uuid
 from moto.server import ThreadedMotoServer
 
 from mlops.adapters.target import AwsTarget
-from mlops.core.names import CHALLENGER, variant_alarms
-from mlops.usecases.apply_traffic import TrafficController, TrafficRequest
+from mlops.core.functions import TrafficSettings
+from mlops.core.names import CHALLENGER, CHAMPION, variant_alarms
+from mlops.usecases.apply_traffic import TrafficRequest, traffic_controller
 
 ENDPOINT = "bench-endpoint"
 
@@ -58,17 +59,16 @@ def main() -> None:
     target = AwsTarget(region="us-east-1", endpoint_url=f"http://{host}:{port}")
     try:
         topic = setup(target)
-        controller = TrafficController(
-            sagemaker=target.client("sagemaker"),
-            s3=target.client("s3"),
-            sns=target.client("sns"),
-            topic_arn=topic,
-            cloudwatch=target.client("cloudwatch"),
-            challenger_alarms=lambda e: variant_alarms(e, CHALLENGER),
+        # Wired as the traffic function and the CLI are (its settings contract).
+        settings = TrafficSettings(
+            endpoint_name=ENDPOINT,
             audit_bucket="bench-reports",
-            ssm=target.client("ssm"),
-            weight_parameter=lambda variant: f"/bench/serving/{variant}-weight",
+            topic_arn=topic,
+            rollout_steps=(0.1, 0.25, 0.5),
+            gate_alarms=variant_alarms(ENDPOINT, CHALLENGER),
+            weight_parameters={v: f"/bench/serving/{v}-weight" for v in (CHAMPION, CHALLENGER)},
         )
+        controller = traffic_controller(settings, target)
         to_request, end_to_end, calls = [], [], []
         for _ in range(args.rounds):
             base = {"endpoint": ENDPOINT, "requested_by": "benchmark", "reason": "benchmark round"}

@@ -30,11 +30,11 @@ from mlops.core.functions import DeploySettings
 from mlops.core.traffic import TrafficError
 from mlops.usecases.approve import ServingRequest, change_serving
 
-logger = Logger(service="deploy")
+logger = Logger(service=DeploySettings.service)
 
 
 class PromoteRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")  # as the console's test events may carry more
 
     action: Literal["promote"]
     reason: str = Field(default="promote the challenger", min_length=3, max_length=1000)

@@ -39,7 +39,7 @@ from mlops.core.specs import DRIFT_NAMESPACE
 from mlops.usecases.check_drift import DriftMonitor, VariantOutcome
 from mlops.usecases.retrain import retrain_on_drift
 
-logger = Logger(service="drift")
+logger = Logger(service=DriftSettings.service)
 
 
 def _aws() -> AwsTarget:

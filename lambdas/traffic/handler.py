@@ -34,8 +34,8 @@ from mlops.core.functions import TrafficSettings
 from mlops.core.traffic import TrafficError
 from mlops.usecases.apply_traffic import TrafficRequest, traffic_controller
 
-logger = Logger(service="traffic")
-metrics = Metrics(namespace="MLOps/Traffic", service="traffic")
+logger = Logger(service=TrafficSettings.service)
+metrics = Metrics(namespace="MLOps/Traffic", service=TrafficSettings.service)
 
 
 def request_from_event(

@@ -3,10 +3,11 @@ environment, and the handler reads back.
 
 Each class is built from the platform config (``for_platform``) by the stack at synth and by
 the embedded default, turned into environment variables with ``environment()``, and parsed
-back with ``from_environment()`` in the handler. No field has a default value (an
-optional resource, such as the alerts topic, is None when absent): a value the function needs
-comes from ``PlatformConfig`` (the one place defaults live) or from a resource the stack made,
-and a missing one is an error that names it, not a silently different behaviour. Pure: pydantic only (values may be CDK tokens at synth).
+back with ``from_environment()`` in the handler. No field has a default value (an optional
+resource, such as the alerts topic, is None when absent): a value the function needs comes
+from ``PlatformConfig`` (the one place defaults live) or from a resource the stack made, and a
+missing one is an error that names it, not a silently different behaviour.
+Pure: pydantic only (values may be CDK tokens at synth).
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ class TrafficSettings(FunctionSettings):
     rollout_steps: JsonFloats = Field(min_length=1)
     # The challenger's alarms that roll it back and hold a rollout step.
     gate_alarms: JsonTuple
-    # variant -> the SSM parameter holding the weight in force (the endpoint config reads it).
+    # variant -> the SSM parameter holding the weight in force (the endpoint config reads it);
+    # empty for an endpoint the serving stack does not manage.
     weight_parameters: JsonMap
 
     @classmethod
@@ -111,7 +113,10 @@ class TrafficSettings(FunctionSettings):
             gate_alarms=challenger_gate_alarms(
                 endpoint, drift=config.auto_rollback_on_challenger_drift
             ),
-            weight_parameters=names.weight_parameters(config),
+            # Only the stage's own endpoint reads its weights from these parameters.
+            weight_parameters=(
+                names.weight_parameters(config) if endpoint == config.endpoint_name else {}
+            ),
         )
 
 
@@ -179,7 +184,7 @@ class DriftSettings(FunctionSettings):
     endpoint_name: str = Field(min_length=1)
     reports_bucket: str = Field(min_length=3)
     capture_uri: str = Field(pattern=r"^s3://")
-    ground_truth_uri: str = Field(pattern=r"^s3://")
+    ground_truth_uri: str | None = Field(default=None, pattern=r"^s3://")  # None: no labels
     topic_arn: str | None = None  # no alerts topic: no notices
     min_rows: int = Field(ge=1)
     share_threshold: float = Field(gt=0, le=1, allow_inf_nan=False)

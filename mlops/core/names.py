@@ -41,6 +41,10 @@ def serving_stack(config: PlatformConfig) -> str:
     return f"{config.prefix}-serving"
 
 
+def dashboard(config: PlatformConfig) -> str:
+    return f"{config.prefix}-serving"
+
+
 def data_key_alias(config: PlatformConfig) -> str:
     return f"alias/{config.prefix}-data"
 

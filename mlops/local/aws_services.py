@@ -31,7 +31,13 @@ from mlops.adapters.resources import PlatformResources
 from mlops.adapters.target import EMULATOR_ACCESS_KEY, EMULATOR_ACCOUNT, AwsTarget
 from mlops.core import specs
 from mlops.core.config import PlatformConfig
-from mlops.core.functions import DeploySettings, DriftSettings, FunctionSettings, TrafficSettings
+from mlops.core.functions import (
+    CONTRACTS,
+    DeploySettings,
+    DriftSettings,
+    FunctionSettings,
+    TrafficSettings,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -39,7 +45,8 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudwatch.type_defs import DimensionTypeDef, MetricDatumTypeDef
     from mypy_boto3_events import EventBridgeClient
 
-FUNCTION_LOGGERS = ("drift", "traffic", "deploy")  # the Powertools services of lambdas/
+# The Powertools loggers of lambdas/: one per function, named by its contract.
+FUNCTION_LOGGERS = tuple(contract.service for contract in CONTRACTS.values())
 COMPARE: dict[str, Callable[[float, float], bool]] = {
     "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
     "GreaterThanThreshold": lambda v, t: v > t,
@@ -160,6 +167,10 @@ def evaluate_alarms(
     for alarm in cloudwatch.describe_alarms(AlarmNames=names).get("MetricAlarms", []):
         period = int(alarm["Period"])
         periods = int(alarm["EvaluationPeriods"])
+        if "Statistic" not in alarm:
+            # The twin evaluates the alarms its own metrics feed (the drift alarms, from EMF);
+            # the endpoint's percentile alarms are only read for their state.
+            raise ValueError(f"alarm {alarm['AlarmName']}: percentile alarms are not evaluated")
         statistic = alarm["Statistic"]
         stats = cloudwatch.get_metric_statistics(
             Namespace=alarm["Namespace"],

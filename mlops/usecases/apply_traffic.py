@@ -288,7 +288,9 @@ def traffic_controller(
         audit_bucket=settings.audit_bucket,
         challenger_alarms=lambda _endpoint: settings.gate_alarms,
         rollout_steps=settings.rollout_steps,
-        ssm=aws.client("ssm"),
-        weight_parameter=settings.weight_parameters.__getitem__,
+        ssm=aws.client("ssm") if settings.weight_parameters else None,
+        weight_parameter=settings.weight_parameters.__getitem__
+        if settings.weight_parameters
+        else None,
         send_instance_counts=send_instance_counts,
     )

@@ -171,7 +171,10 @@ class OnDemandCheck:
             reports_bucket=resources.reports_bucket,
             capture_bucket=resources.capture_bucket,
             topic_arn=None,
-        ).model_copy(update={"endpoint_name": self.endpoint})
+        ).model_copy(
+            # Data and prediction drift on demand; concept drift (labels) is the schedule's.
+            update={"endpoint_name": self.endpoint, "ground_truth_uri": None}
+        )
         monitor = DriftMonitor(
             sagemaker=self.target.client("sagemaker"),
             s3=self.s3,

@@ -8,6 +8,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from mlops.core import names
 from mlops.core.config import PlatformConfig
 from mlops.core.names import CHALLENGER, CHAMPION
 from mlops.core.specs import DRIFT_NAMESPACE, drift_alarm_period
@@ -46,7 +47,7 @@ class ServingDashboard(Group):
 
         variants = (CHAMPION, CHALLENGER)
         self.dashboard = dashboard = cloudwatch.Dashboard(
-            self, "Dashboard", dashboard_name=f"{config.prefix}-serving"
+            self, "Dashboard", dashboard_name=names.dashboard(config)
         )
         dashboard.add_widgets(
             cloudwatch.TextWidget(

@@ -17,7 +17,6 @@ from constructs import Construct
 from mlops.core import names, specs
 from mlops.core.config import PlatformConfig
 from mlops.core.functions import DeploySettings
-from mlops.core.names import CHALLENGER, CHAMPION
 from mlops.core.specs import DEPLOY, HANDLERS
 from stacks.compliance import acknowledge
 from stacks.storage import StorageImports, export_name
@@ -148,9 +147,8 @@ class DeployFunction(Group):
                 iam.PolicyStatement(
                     actions=["ssm:GetParameters", "ssm:GetParameter"],
                     resources=[
-                        f"arn:{Aws.PARTITION}:ssm:{Aws.REGION}:{Aws.ACCOUNT_ID}:parameter"
-                        f"{config.weight_parameter(variant)}"
-                        for variant in (CHAMPION, CHALLENGER)
+                        f"arn:{Aws.PARTITION}:ssm:{Aws.REGION}:{Aws.ACCOUNT_ID}:parameter{name}"
+                        for name in names.weight_parameters(config).values()
                     ],
                 ),
                 # Application Auto Scaling has no resource-level permissions for these calls.

@@ -20,8 +20,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from mlops.core import names
 from mlops.core.config import PlatformConfig
-from mlops.core.names import CHALLENGER, CHAMPION
 from mlops.core.specs import RuleSpec
 from stacks.compliance import acknowledge
 
@@ -224,9 +224,8 @@ def weights_statement(config: PlatformConfig) -> iam.PolicyStatement:
     return iam.PolicyStatement(
         actions=["ssm:PutParameter"],
         resources=[
-            f"arn:{Aws.PARTITION}:ssm:{Aws.REGION}:{Aws.ACCOUNT_ID}:parameter"
-            f"{config.weight_parameter(variant)}"
-            for variant in (CHAMPION, CHALLENGER)
+            f"arn:{Aws.PARTITION}:ssm:{Aws.REGION}:{Aws.ACCOUNT_ID}:parameter{name}"
+            for name in names.weight_parameters(config).values()
         ],
     )
 

@@ -31,7 +31,10 @@ def cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(folder)
     # As in a fresh process: no tracking URI anywhere, so MLflow's default is the working
     # directory. (Its process-wide URI is private state; monkeypatch puts it back after.)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # MLflow writes the variable itself (set_tracking_uri): setting it through monkeypatch
+    # first records its original state, so teardown restores that whatever MLflow wrote.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
     monkeypatch.setattr(mlflow_tracking_utils, "_tracking_uri", None)
     return folder
 

@@ -90,7 +90,7 @@ def test_aws_shapes_parse() -> None:
         ({**APPROVAL, "detail": []}, ModelPackageStateChange, "detail"),
         ({k: v for k, v in SCHEDULE.items() if k != "id"}, ScheduledEvent, "id"),
         ({"action": "check", "id": ""}, CheckRequest, "id"),
-        ({"action": "check", "when": "now"}, CheckRequest, "when"),
+        ({"action": "check", "time": "now"}, CheckRequest, "time"),
     ],
 )  # fmt: skip
 def test_other_shapes_are_refused_with_what_is_wrong(
