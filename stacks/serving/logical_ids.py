@@ -63,7 +63,7 @@ def _remove_dupes(path: Sequence[str]) -> list[str]:
 
 
 class FlatLogicalIds:
-    """Allocates a stack's logical IDs from construct paths without their ``Group`` ids.
+    """A stack's logical IDs from construct paths without their ``Group`` ids.
 
     CDK also writes construct paths into construct ids: the Lambda permission an EventBridge
     target adds is ``AllowEventRule<the function's unique id>``, and that unique id comes from
@@ -75,19 +75,23 @@ class FlatLogicalIds:
         self._stack = stack
         # The unique id of each construct under a group (Names.node_unique_id) -> without groups.
         self._flat_unique_ids: dict[str, str] = {}
-        # By element path. CDK asks again at every resolve, and an answer takes a dozen calls
-        # into jsii; a path never changes, nor what an id embedded in it refers to (created
-        # before the element).
-        self._allocated: dict[str, str] = {}
+        # Path components seen before -> what they translate to (most to themselves).
+        self._translated: dict[str, str] = {}
+
+    def apply(self) -> None:
+        """Pin the logical ID of every element under a group (once the stack is built): one
+        pass, where an allocation override would be called back from jsii ~850 times a synth."""
+        for construct in self._stack.node.find_all():
+            if isinstance(construct, CfnElement) and any(
+                isinstance(scope, Group) for scope in construct.node.scopes
+            ):
+                construct.override_logical_id(self.allocate(construct))
 
     def allocate(self, element: CfnElement) -> str:
-        path = element.node.path
-        if path not in self._allocated:
-            scopes = element.node.scopes
-            below_stack = scopes[self._index(scopes) + 1 :]
-            components = [s.node.id for s in below_stack if not isinstance(s, Group)]
-            self._allocated[path] = make_unique_id([self._translate(c) for c in components])
-        return self._allocated[path]
+        scopes = element.node.scopes
+        below_stack = scopes[self._index(scopes) + 1 :]
+        components = [s.node.id for s in below_stack if not isinstance(s, Group)]
+        return make_unique_id([self._translate(c) for c in components])
 
     def _index(self, scopes: Sequence[IConstruct]) -> int:
         for index, scope in enumerate(scopes):
@@ -96,17 +100,21 @@ class FlatLogicalIds:
         raise ValueError("the element is not in this stack")
 
     def _translate(self, component: str) -> str:
-        if not _EMBEDDED_ID.search(component):
-            return component
-        found = self._embedded(component)
-        if found is None:
-            # Constructs may have been added since the last look.
-            self._flat_unique_ids = self._collect()
+        if component in self._translated:
+            return self._translated[component]
+        result = component
+        if _EMBEDDED_ID.search(component):
             found = self._embedded(component)
-        if found is None:
-            return component
-        unique_id, flat = found
-        return component[: -len(unique_id)] + flat
+            if found is None:
+                # Constructs may have been added since the last look (a walk of the whole
+                # stack through jsii: done once per component, whatever it finds).
+                self._flat_unique_ids = self._collect()
+                found = self._embedded(component)
+            if found is not None:
+                unique_id, flat = found
+                result = component[: -len(unique_id)] + flat
+        self._translated[component] = result
+        return result
 
     def _embedded(self, component: str) -> tuple[str, str] | None:
         for unique_id, flat in self._flat_unique_ids.items():

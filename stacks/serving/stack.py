@@ -17,7 +17,7 @@ The stack composes one construct per concern; their ids stay out of the logical 
 
 from __future__ import annotations
 
-from aws_cdk import CfnCondition, CfnElement, CfnOutput, CfnParameter, Environment, Fn, Stack
+from aws_cdk import CfnCondition, CfnOutput, CfnParameter, Environment, Fn, Stack
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
@@ -47,9 +47,8 @@ class ServingStack(Stack):
         config: PlatformConfig,
         env: Environment,
     ) -> None:
-        # Before super().__init__(), so it is there whenever CDK asks for a logical ID.
-        self._logical_ids = FlatLogicalIds(self)
         super().__init__(scope, construct_id, env=env)
+        self._logical_ids = FlatLogicalIds(self)
         self.config = config
         storage = StorageImports(self, "Storage", config=config)
 
@@ -139,7 +138,5 @@ class ServingStack(Stack):
         CfnOutput(self, "DeployFunctionName", value=self.deployer.function_name)
         CfnOutput(self, "DriftFunctionName", value=self.drift.function_name)
         CfnOutput(self, "DashboardName", value=self.dashboard.dashboard_name)
-
-    def _allocate_logical_id(self, cfn_element: CfnElement) -> str:
-        """CDK's allocation, without the grouping constructs' ids (logical_ids.py)."""
-        return self._logical_ids.allocate(cfn_element)
+        # The logical IDs the resources had before they were grouped (logical_ids.py).
+        self._logical_ids.apply()

@@ -44,10 +44,10 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> BuildFn:
 
 
 @pytest.fixture(scope="session")
-def built(build: BuildFn) -> BuildFn:
+def built(build: BuildFn, default_platform: tuple[cdk.App, Platform]) -> BuildFn:
     """``build``, once per set of overrides, for tests that only read what was built
     (synthesis is deterministic, and each build costs seconds)."""
-    cache: dict[str, tuple[cdk.App, Platform]] = {}
+    cache: dict[str, tuple[cdk.App, Platform]] = {"{}": default_platform}
 
     def _built(**overrides: Any) -> tuple[cdk.App, Platform]:
         key = json.dumps(overrides, sort_keys=True)
