@@ -26,6 +26,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 # CloudWatch Logs accepts only these retention periods (days).
@@ -122,6 +123,20 @@ class PlatformConfig(BaseModel):
     latency_alarm_ms: int = Field(default=500, ge=1, le=600_000)
     error_alarm_count: int = Field(default=5, ge=1, le=1_000_000)
     endpoint_max_instances: int = Field(default=4, ge=1, le=100)
+    # Lambda reservations must leave 100 unreserved executions in the account; a new
+    # account's limit is often 10, so no reservation by default (`mlops aws preflight`).
+    function_reserved_concurrency: int = Field(default=0, ge=0, le=1000)
+    # Training and processing jobs and the endpoint's models run in these subnets when set
+    # (both lists or neither); without them, jobs that need no internet get network isolation.
+    vpc_subnet_ids: Annotated[list[str], BeforeValidator(_split_csv)] = Field(
+        default_factory=list
+    )
+    vpc_security_group_ids: Annotated[list[str], BeforeValidator(_split_csv)] = Field(
+        default_factory=list
+    )
+    # The account-wide log groups SageMaker jobs write to are created (KMS, retention) by the
+    # pipeline stack; turn off where another stack or a previous deployment already owns them.
+    create_job_log_groups: bool = True
     invocations_per_instance_target: int = Field(default=750, ge=1, le=100_000)
 
     # Rollout and traffic.
@@ -190,6 +205,7 @@ class PlatformConfig(BaseModel):
         "noncurrent_version_expiration_days",
         "access_log_expiration_days",
         "log_retention_days",
+        "function_reserved_concurrency",
         mode="before",
     )
     @classmethod
@@ -255,6 +271,28 @@ class PlatformConfig(BaseModel):
             )
         return value
 
+    @field_validator("vpc_subnet_ids")
+    @classmethod
+    def _subnets(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not re.fullmatch(r"subnet-[0-9a-f]{8,17}", v)]
+        if bad:
+            raise ValueError(f"subnet ids look like subnet-0123456789abcdef0 (got {bad})")
+        return value
+
+    @field_validator("vpc_security_group_ids")
+    @classmethod
+    def _security_groups(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not re.fullmatch(r"sg-[0-9a-f]{8,17}", v)]
+        if bad:
+            raise ValueError(f"security group ids look like sg-0123456789abcdef0 (got {bad})")
+        return value
+
+    @model_validator(mode="after")
+    def _vpc_complete(self) -> PlatformConfig:
+        if bool(self.vpc_subnet_ids) != bool(self.vpc_security_group_ids):
+            raise ValueError("set vpc_subnet_ids and vpc_security_group_ids together, or neither")
+        return self
+
     @field_validator("endpoint_max_instances")
     @classmethod
     def _max_instances(cls, value: int, info: ValidationInfo) -> int:
@@ -279,6 +317,10 @@ class PlatformConfig(BaseModel):
     def weight_parameter(self, variant: str) -> str:
         """SSM parameter holding a variant's current weight: the endpoint config reads it."""
         return f"/{self.project}/{self.stage}/serving/{variant}-weight"
+
+    @property
+    def uses_vpc(self) -> bool:
+        return bool(self.vpc_subnet_ids)
 
     @property
     def pipeline_name(self) -> str:
