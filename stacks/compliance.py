@@ -8,9 +8,25 @@ versioning and KMS controls are never acknowledged platform-wide (tests enforce 
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, App, Validations
+from typing import Any
+
+import jsii
+from aws_cdk import (
+    Acknowledgment,
+    App,
+    Aspects,
+    CfnResource,
+    IAspect,
+    Stack,
+    Stage,
+    Validations,
+)
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 from constructs import IConstruct
+
+# Where each acknowledgement is written into the template, in cdk-nag's own suppression
+# format, so a reader of the template (or cdk-nag in its aspect mode) sees it and its reason.
+NAG_METADATA_KEY = "cdk_nag"
 
 # The NIST 800-53 R5 rules that carry the platform's versioning and KMS baseline.
 NIST_BASELINE_RULES = frozenset(
@@ -39,6 +55,33 @@ def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
     if len(reason.strip()) < 20:
         raise ValueError(f"acknowledgement of {rule_id} needs a real reason, got {reason!r}")
     Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+    rule, _, applies_to = rule_id.partition("[")
+    entry: dict[str, Any] = {"id": rule, "reason": reason}
+    if applies_to:
+        entry["applies_to"] = [applies_to.removesuffix("]")]
+    Aspects.of(scope).add(_WriteAcknowledgement(scope, entry))
+
+
+@jsii.implements(IAspect)
+class _WriteAcknowledgement:
+    """Writes one acknowledgement into the template: on every resource under a construct, or
+    in the template's metadata when an app, stage or stack acknowledges it."""
+
+    def __init__(self, scope: IConstruct, entry: dict[str, Any]) -> None:
+        self.stack_wide = isinstance(scope, App | Stage | Stack)
+        self.entry = entry
+
+    def visit(self, node: IConstruct) -> None:
+        if self.stack_wide and isinstance(node, Stack):
+            metadata = dict(node.template_options.metadata or {})
+            rules = dict(metadata.get(NAG_METADATA_KEY, {}))
+            rules["rules_to_suppress"] = [*rules.get("rules_to_suppress", []), self.entry]
+            metadata[NAG_METADATA_KEY] = rules
+            node.template_options.metadata = metadata
+        elif not self.stack_wide and isinstance(node, CfnResource):
+            rules = dict(node.get_metadata(NAG_METADATA_KEY) or {})
+            rules["rules_to_suppress"] = [*rules.get("rules_to_suppress", []), self.entry]
+            node.add_metadata(NAG_METADATA_KEY, rules)
 
 
 def add_compliance_checks(app: App) -> None:

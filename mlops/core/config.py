@@ -128,9 +128,7 @@ class PlatformConfig(BaseModel):
     function_reserved_concurrency: int = Field(default=0, ge=0, le=1000)
     # Training and processing jobs and the endpoint's models run in these subnets when set
     # (both lists or neither); without them, jobs that need no internet get network isolation.
-    vpc_subnet_ids: Annotated[list[str], BeforeValidator(_split_csv)] = Field(
-        default_factory=list
-    )
+    vpc_subnet_ids: Annotated[list[str], BeforeValidator(_split_csv)] = Field(default_factory=list)
     vpc_security_group_ids: Annotated[list[str], BeforeValidator(_split_csv)] = Field(
         default_factory=list
     )

@@ -7,13 +7,15 @@ weights in force (kept by the traffic function) are what a new endpoint config g
 
 from __future__ import annotations
 
-from aws_cdk import Aws, CfnCondition, Fn
+from aws_cdk import Aws, CfnCondition, Fn, RemovalPolicy, Tags
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from mlops.core import names, specs
+from mlops.core import names, permissions, specs
 from mlops.core.config import PlatformConfig
 from mlops.core.names import CHALLENGER, CHAMPION
 from stacks.compliance import acknowledge
@@ -36,9 +38,21 @@ class ServingEndpoint(Group):
         challenger_package: str,
         has_champion: CfnCondition,
         has_challenger: CfnCondition,
+        ops_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
+        # SageMaker writes the endpoint's container logs here; created by the stack so they
+        # are encrypted and expire. Destroyed with the stack (a fixed name would block a
+        # redeploy); audit records live in S3, not here.
+        logs_group = logs.CfnLogGroup(
+            self,
+            "EndpointLogs",
+            log_group_name=f"/aws/sagemaker/Endpoints/{config.endpoint_name}",
+            kms_key_id=ops_key.key_arn,
+            retention_in_days=config.log_retention_days,
+        )
+        logs_group.apply_removal_policy(RemovalPolicy.DESTROY)
         self.model_role = self._model_role(storage)
         models = {
             CHAMPION: self._model(CHAMPION, champion_package, has_champion),
@@ -59,6 +73,11 @@ class ServingEndpoint(Group):
             ],
         )
         self.endpoint.cfn_options.condition = has_champion
+        # Before the endpoint: SageMaker would otherwise create the group first, unencrypted.
+        self.endpoint.add_dependency(logs_group)
+        # CloudFormation's deployment role creates and deletes only what carries this tag.
+        for resource in (*models.values(), endpoint_config):
+            Tags.of(resource).add(permissions.ENDPOINT_TAG, config.endpoint_name)
         self._autoscaling(has_champion, has_challenger)
 
     def _model_role(self, storage: StorageImports) -> iam.Role:
@@ -93,12 +112,19 @@ class ServingEndpoint(Group):
                         f"{config.model_package_group_name}/*"
                     ],
                 ),
+                # The stack creates the endpoint's log group (encrypted, with retention).
                 iam.PolicyStatement(
-                    actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                    actions=[
+                        "logs:CreateLogStream",
+                        "logs:PutLogEvents",
+                        "logs:DescribeLogStreams",
+                    ],
                     resources=[
-                        f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:/aws/sagemaker/Endpoints/*"
+                        f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:"
+                        f"/aws/sagemaker/Endpoints/{config.endpoint_name}:*"
                     ],
                 ),
+                *self._vpc_statements(),
                 iam.PolicyStatement(
                     actions=["cloudwatch:PutMetricData"],
                     resources=["*"],
@@ -126,17 +152,44 @@ class ServingEndpoint(Group):
         acknowledge(
             policy,
             "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:"
-            "log-group:/aws/sagemaker/Endpoints/*]",
-            "SageMaker writes each endpoint's logs to a group it names after the endpoint.",
+            f"log-group:/aws/sagemaker/Endpoints/{config.endpoint_name}:*]",
+            "SageMaker writes one log stream per variant and instance into the endpoint's group.",
         )
         acknowledge(
             policy,
             "AwsSolutions-IAM5[Resource::*]",
             "cloudwatch:PutMetricData supports no resource ARN; limited to SageMaker's "
-            "namespaces by condition.",
+            "namespaces by condition."
+            + (
+                " EC2's network-interface calls for VPC hosting take no resource ARN before "
+                "the interface exists."
+                if config.uses_vpc
+                else ""
+            ),
         )
         self._model_policy = policy
         return role
+
+    def _vpc_statements(self) -> list[iam.PolicyStatement]:
+        """What SageMaker does with the model role to attach the models to the VPC's subnets."""
+        if not self._config.uses_vpc:
+            return []
+        return [
+            iam.PolicyStatement(
+                actions=[
+                    "ec2:CreateNetworkInterface",
+                    "ec2:CreateNetworkInterfacePermission",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:DeleteNetworkInterfacePermission",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeVpcs",
+                    "ec2:DescribeDhcpOptions",
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeSecurityGroups",
+                ],
+                resources=["*"],
+            )
+        ]
 
     def _model(self, variant: str, package: str, condition: CfnCondition) -> sagemaker.CfnModel:
         model = sagemaker.CfnModel(
@@ -146,6 +199,12 @@ class ServingEndpoint(Group):
             containers=[sagemaker.CfnModel.ContainerDefinitionProperty(model_package_name=package)],
             # The model container gets no network: it serves, it does not call out.
             enable_network_isolation=True,
+            vpc_config=sagemaker.CfnModel.VpcConfigProperty(
+                subnets=list(self._config.vpc_subnet_ids),
+                security_group_ids=list(self._config.vpc_security_group_ids),
+            )
+            if self._config.uses_vpc
+            else None,
         )
         model.cfn_options.condition = condition
         model.node.add_dependency(self._model_policy)

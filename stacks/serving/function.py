@@ -20,7 +20,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from mlops.core import names
+from mlops.core import permissions
 from mlops.core.config import PlatformConfig
 from mlops.core.specs import RuleSpec
 from stacks.compliance import acknowledge
@@ -73,9 +73,9 @@ class OpsKey(Construct):
 
 
 class PlatformFunction(Construct):
-    """A platform Lambda function: the image from lambdas/Dockerfile, reserved concurrency 1
-    (its decisions never race), an encrypted dead-letter queue, KMS-encrypted logs with the
-    configured retention, and its own managed policy."""
+    """A platform Lambda function: the image from lambdas/Dockerfile, an encrypted dead-letter
+    queue, KMS-encrypted logs with the configured retention, and its own managed policy
+    rendered from its grants (mlops.core.permissions)."""
 
     def __init__(
         self,
@@ -88,9 +88,11 @@ class PlatformFunction(Construct):
         log_retention_days: int,
         memory_size: int,
         timeout: Duration,
-        statements: list[iam.PolicyStatement],
+        grants: list[permissions.Grant],
+        refs: Grants,
         environment: dict[str, str],
         alarm_topic: sns.ITopic,
+        reserved_concurrency: int,
         dockerfile: str = "lambdas/Dockerfile",
     ) -> None:
         super().__init__(scope, construct_id)
@@ -131,23 +133,14 @@ class PlatformFunction(Construct):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=description,
         )
-        self.policy = iam.ManagedPolicy(
-            self,
-            "Policy",
-            roles=[self.role],
-            statements=[
-                *statements,
-                iam.PolicyStatement(
-                    actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[ops_key.key_arn]
-                ),
-                iam.PolicyStatement(
-                    actions=["sqs:SendMessage"], resources=[dead_letters.queue_arn]
-                ),
-                iam.PolicyStatement(
-                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                    resources=[log_group.log_group_arn],
-                ),
-            ],
+        # The grants of mlops.core.permissions: the offline twin enforces the same ones.
+        own = refs.with_values(
+            ops_key_arn=ops_key.key_arn,
+            dead_letters_arn=dead_letters.queue_arn,
+            log_group_arn=log_group.log_group_arn,
+        )
+        self.policy = own.managed_policy(
+            self, "Policy", [*grants, *permissions.function_runtime()], roles=[self.role]
         )
         self.function = lambda_.DockerImageFunction(
             self,
@@ -157,7 +150,9 @@ class PlatformFunction(Construct):
             role=self.role,
             memory_size=memory_size,
             timeout=timeout,
-            reserved_concurrent_executions=1,
+            # None by default: a new account's concurrency limit leaves nothing to reserve
+            # (config.function_reserved_concurrency; `mlops aws preflight` checks the account).
+            reserved_concurrent_executions=reserved_concurrency or None,
             dead_letter_queue=dead_letters,
             log_group=log_group,
             architecture=lambda_.Architecture.X86_64,
@@ -192,12 +187,80 @@ class PlatformFunction(Construct):
                 "CDK generates this policy for the function's image pull (ECR) and its "
                 "dead-letter queue; the function's own permissions are in a managed policy.",
             )
+        if not reserved_concurrency:
+            acknowledge(
+                self.function,
+                "NIST.800.53.R5-LambdaConcurrency",
+                "No reservation by default: a reservation must leave 100 unreserved executions "
+                "and new accounts often have 10 in all. Set function_reserved_concurrency where "
+                "the account allows (`mlops aws preflight` checks).",
+            )
         acknowledge(
             self.function,
             "NIST.800.53.R5-LambdaInsideVPC",
             "The function only calls regional AWS APIs (SageMaker, CloudFormation, SSM, S3, "
             "SNS, CloudWatch); a VPC would add NAT or interface endpoints for no isolation gained.",
         )
+
+
+class Grants:
+    """Renders mlops.core.permissions grants into IAM policies with this stack's ARNs, and
+    acknowledges each wildcard cdk-nag finds with the reason its grant gives."""
+
+    def __init__(self, values: dict[str, str], nag_names: dict[str, str]) -> None:
+        self.values = values
+        # How cdk-nag prints each value in a finding (imports by export name, ...).
+        self.nag_names = nag_names
+
+    @classmethod
+    def for_stack(
+        cls, config: PlatformConfig, storage_exports: dict[str, tuple[str, str]], **values: str
+    ) -> Grants:
+        """``storage_exports``: field -> (value, export name) of the storage stack's imports."""
+        pseudo = {"partition": Aws.PARTITION, "region": Aws.REGION, "account": Aws.ACCOUNT_ID}
+        return cls(
+            {**pseudo, **{k: v for k, (v, _) in storage_exports.items()}, **values},
+            {
+                "partition": "<AWS::Partition>",
+                "region": "<AWS::Region>",
+                "account": "<AWS::AccountId>",
+                **{k: name for k, (_, name) in storage_exports.items()},
+            },
+        )
+
+    def with_values(self, **values: str) -> Grants:
+        return Grants({**self.values, **values}, self.nag_names)
+
+    def statements(self, grants: list[permissions.Grant]) -> list[iam.PolicyStatement]:
+        return [iam.PolicyStatement.from_json(g.statement(self.values)) for g in grants]
+
+    def managed_policy(
+        self,
+        scope: Construct,
+        construct_id: str,
+        grants: list[permissions.Grant],
+        *,
+        roles: list[iam.IRole],
+    ) -> iam.ManagedPolicy:
+        created = iam.ManagedPolicy(
+            scope, construct_id, roles=roles, statements=self.statements(grants)
+        )
+        reasons: dict[str, list[str]] = {}
+        for grant in grants:
+            for resource in grant.resources:
+                if "*" in resource:
+                    shown = resource.format_map(_Passthrough(self.nag_names))
+                    reasons.setdefault(shown, []).append(f"{grant.sid}: {grant.reason}")
+        for shown, why in reasons.items():
+            acknowledge(created, f"AwsSolutions-IAM5[Resource::{shown}]", " ".join(why))
+        return created
+
+
+class _Passthrough(dict[str, str]):
+    """Fields cdk-nag prints as they are (tokens it shows by name) keep their value."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
 
 
 def rule(scope: Construct, spec: RuleSpec, function: lambda_.IFunction) -> events.Rule:
@@ -217,17 +280,6 @@ def rule(scope: Construct, spec: RuleSpec, function: lambda_.IFunction) -> event
         )
     )
     return created
-
-
-def weights_statement(config: PlatformConfig) -> iam.PolicyStatement:
-    """Writing the weights in force (SSM), which the endpoint config reads at each deploy."""
-    return iam.PolicyStatement(
-        actions=["ssm:PutParameter"],
-        resources=[
-            f"arn:{Aws.PARTITION}:ssm:{Aws.REGION}:{Aws.ACCOUNT_ID}:parameter{name}"
-            for name in names.weight_parameters(config).values()
-        ],
-    )
 
 
 def _image(handler: str, dockerfile: str) -> lambda_.DockerImageCode:

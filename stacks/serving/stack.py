@@ -17,20 +17,28 @@ The stack composes one construct per concern; their ids stay out of the logical 
 
 from __future__ import annotations
 
-from aws_cdk import CfnCondition, CfnOutput, CfnParameter, Environment, Fn, Stack
+from aws_cdk import (
+    CfnCondition,
+    CfnOutput,
+    CfnParameter,
+    DefaultStackSynthesizer,
+    Environment,
+    Fn,
+    Stack,
+)
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from mlops.core.config import PlatformConfig
-from stacks.storage import StorageImports
+from stacks.storage import StorageImports, export_name
 
 from .alarms import ServingAlarms
 from .dashboard import ServingDashboard
 from .deploy_function import DeployFunction
 from .drift_function import DriftFunction
 from .endpoint import ServingEndpoint
-from .function import OpsKey
+from .function import Grants, OpsKey
 from .logical_ids import FlatLogicalIds
 from .traffic_function import TrafficFunction
 
@@ -102,9 +110,29 @@ class ServingStack(Stack):
             challenger_package=challenger.value_as_string,
             has_champion=has_champion,
             has_challenger=has_challenger,
+            ops_key=ops_key,
         )
         self.endpoint = endpoint.endpoint
         alarms = ServingAlarms(self, "Alarms", config=config, topic=self.topic)
+        synthesizer = self.synthesizer
+        refs = Grants.for_stack(
+            config,
+            {
+                f"{role}_bucket_arn": (
+                    storage.buckets[role].bucket_arn,
+                    export_name(config, f"{role}-bucket-arn"),
+                )
+                for role in ("reports", "capture", "artifacts")
+            }
+            | {"data_key_arn": (storage.key.key_arn, export_name(config, "data-key-arn"))},
+            topic_arn=self.topic.topic_arn,
+            bootstrap_qualifier=(
+                synthesizer.bootstrap_qualifier
+                if isinstance(synthesizer, DefaultStackSynthesizer)
+                and synthesizer.bootstrap_qualifier
+                else DefaultStackSynthesizer.DEFAULT_QUALIFIER
+            ),
+        )
         self.alarms = alarms.variant
         self.drift_alarms = alarms.drift
         self.traffic = TrafficFunction(
@@ -115,9 +143,16 @@ class ServingStack(Stack):
             ops_key=ops_key,
             topic=self.topic,
             alarms=alarms,
+            refs=refs,
         ).function
         self.drift = DriftFunction(
-            self, "DriftFunction", config=config, storage=storage, ops_key=ops_key, topic=self.topic
+            self,
+            "DriftFunction",
+            config=config,
+            storage=storage,
+            ops_key=ops_key,
+            topic=self.topic,
+            refs=refs,
         ).function
         self.deployer = DeployFunction(
             self,
@@ -127,6 +162,7 @@ class ServingStack(Stack):
             ops_key=ops_key,
             topic=self.topic,
             model_role=endpoint.model_role,
+            refs=refs,
         ).function
         self.dashboard = ServingDashboard(
             self, "Dashboard", config=config, alarms=alarms, traffic=self.traffic, drift=self.drift

@@ -3,22 +3,19 @@ steps a rollout, and rolls back to the champion when a challenger alarm fires.""
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration
-from aws_cdk import aws_iam as iam
+from aws_cdk import Duration
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from mlops.core import names, specs
+from mlops.core import permissions, specs
 from mlops.core.config import PlatformConfig
 from mlops.core.functions import TrafficSettings
-from mlops.core.names import CHALLENGER
 from mlops.core.specs import HANDLERS, TRAFFIC
-from stacks.compliance import acknowledge
-from stacks.storage import StorageImports, export_name
+from stacks.storage import StorageImports
 
 from .alarms import ServingAlarms
-from .function import PlatformFunction, rule, weights_statement
+from .function import Grants, PlatformFunction, rule
 from .logical_ids import Group
 
 
@@ -36,9 +33,9 @@ class TrafficFunction(Group):
         ops_key: kms.IKey,
         topic: sns.ITopic,
         alarms: ServingAlarms,
+        refs: Grants,
     ) -> None:
         super().__init__(scope, construct_id)
-        endpoint_arn = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:endpoint/{config.endpoint_name}"
         traffic = PlatformFunction(
             self,
             "Traffic",
@@ -49,48 +46,12 @@ class TrafficFunction(Group):
             log_retention_days=config.log_retention_days,
             memory_size=512,
             timeout=Duration.minutes(5),  # bounded backoff while the endpoint is Updating
-            statements=[
-                iam.PolicyStatement(
-                    actions=[
-                        "sagemaker:DescribeEndpoint",
-                        "sagemaker:UpdateEndpointWeightsAndCapacities",
-                    ],
-                    resources=[endpoint_arn],
-                ),
-                iam.PolicyStatement(
-                    actions=["cloudwatch:DescribeAlarms"],
-                    resources=[
-                        *(a.alarm_arn for a in alarms.variant.values()),
-                        *(
-                            [alarms.drift[CHALLENGER].alarm_arn]
-                            if config.auto_rollback_on_challenger_drift
-                            else []
-                        ),
-                    ],
-                ),
-                iam.PolicyStatement(
-                    actions=["s3:PutObject"],
-                    resources=[
-                        storage.reports.arn_for_objects(
-                            f"{names.TRAFFIC_AUDIT_PREFIX}/{config.endpoint_name}/*"
-                        )
-                    ],
-                ),
-                iam.PolicyStatement(
-                    actions=["kms:GenerateDataKey"], resources=[storage.key.key_arn]
-                ),
-                iam.PolicyStatement(actions=["sns:Publish"], resources=[topic.topic_arn]),
-                weights_statement(config),
-            ],
+            grants=permissions.traffic(config),
+            refs=refs,
+            reserved_concurrency=config.function_reserved_concurrency,
             environment=TrafficSettings.for_platform(
                 config, audit_bucket=storage.reports.bucket_name, topic_arn=topic.topic_arn
             ).environment(),
-        )
-        acknowledge(
-            traffic.policy,
-            f"AwsSolutions-IAM5[Resource::{export_name(config, 'reports-bucket-arn')}/{names.TRAFFIC_AUDIT_PREFIX}/{config.endpoint_name}/*]",
-            "One audit record per request, named by its id; write-only, limited to this "
-            "endpoint's audit prefix.",
         )
         self.function = traffic.function
         for spec in specs.alarm_rules(config):
