@@ -26,6 +26,7 @@ from lambdas.events import (
 )
 from mlops.adapters.stack_deployment import DeploymentError, StackDeployment
 from mlops.adapters.target import AwsTarget
+from mlops.core.approval import PackageScope
 from mlops.core.functions import DeploySettings
 from mlops.core.traffic import TrafficError
 from mlops.usecases.approve import ServingRequest, change_serving
@@ -93,6 +94,13 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
                 stack_name=settings.serving_stack_name,
                 weight_parameters=settings.weight_parameters,
                 role_arn=settings.cloudformation_role_arn,
+            ),
+            registry=aws.client("sagemaker"),
+            # Only this family's approved packages, in the function's own account and region.
+            scope=PackageScope(
+                group=settings.model_package_group,
+                account=context.invoked_function_arn.split(":")[4],
+                region=aws.region,
             ),
             endpoint=settings.endpoint_name,
             initial_challenger_weight=settings.initial_challenger_weight,

@@ -118,7 +118,12 @@ class StackDeployment:
             try:
                 parameter = self.ssm.get_parameter(Name=self.weight_parameters[variant])
                 found[variant] = str(parameter["Parameter"]["Value"])
-            except ClientError:
+            except ClientError as exc:
+                # Only a parameter that was never written has the default; any other error
+                # (AccessDenied, throttling) stops the deploy before a weight is written, or
+                # the restore-on-failure path would overwrite the weights in force.
+                if exc.response["Error"]["Code"] != "ParameterNotFound":
+                    raise
                 found[variant] = "1" if variant == CHAMPION else "0"
         return found
 

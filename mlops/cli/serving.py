@@ -11,6 +11,7 @@ from mlops.adapters.stack_deployment import DeploymentBusy, DeploymentError, Sta
 from mlops.adapters.target import AwsTarget
 from mlops.cli.common import ReasonOption, State, console, fail
 from mlops.core import names
+from mlops.core.approval import PackageScope
 from mlops.core.traffic import TrafficError
 from mlops.local.deployment import EmulatorDeployment
 from mlops.usecases.approve import Deployment, ServingRequest, change_serving
@@ -58,12 +59,6 @@ def apply_serving(
     package: str | None,
     reason: str,
 ) -> None:
-    if package is not None:
-        described = target.client("sagemaker").describe_model_package(ModelPackageName=package)
-        if described.get("ModelApprovalStatus") != "Approved":
-            fail(
-                f"{package} is {described.get('ModelApprovalStatus')}: only approved packages serve"
-            )
     resources = state.resources(target)
     try:
         outcome = change_serving(
@@ -71,6 +66,12 @@ def apply_serving(
                 action=action, requested_by=target.caller(), reason=reason, package_arn=package
             ),
             deployment=deployment(state, target),
+            registry=target.client("sagemaker"),
+            scope=PackageScope(
+                group=state.config.model_package_group_name,
+                account=target.client("sts").get_caller_identity()["Account"],
+                region=target.region,
+            ),
             endpoint=state.config.endpoint_name,
             initial_challenger_weight=state.config.challenger_initial_weight,
             s3=target.client("s3"),

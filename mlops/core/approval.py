@@ -33,6 +33,41 @@ def _version(arn: str | None) -> int:
     return int(tail) if tail.isdigit() else -1
 
 
+class PackageRefused(TrafficError):
+    """A package that must not serve: not approved, or not this family's or account's."""
+
+
+@dataclass(frozen=True)
+class PackageScope:
+    """Which packages may serve: this family's group, in this account and region."""
+
+    group: str
+    account: str
+    region: str
+
+
+def package_refusal(
+    arn: str, status: str | None, group: str | None, scope: PackageScope
+) -> str | None:
+    """Why the registry's description of ``arn`` forbids serving it, or None if it may serve.
+
+    The registry is asked, not the event: whoever may invoke the deploy function could name
+    an unapproved package, or one of another group or account."""
+    parts = arn.split(":", 5)
+    if len(parts) != 6 or parts[2] != "sagemaker" or not parts[5].startswith("model-package/"):
+        return f"{arn!r} is not a model package ARN"
+    region, account = parts[3], parts[4]
+    if account != scope.account:
+        return f"{arn} belongs to account {account}, not {scope.account}"
+    if region != scope.region:
+        return f"{arn} is in {region}, not {scope.region}"
+    if group != scope.group:
+        return f"{arn} is in group {group}, not {scope.group}"
+    if status != "Approved":
+        return f"{arn} is {status}: only approved packages serve"
+    return None
+
+
 def on_approval(
     current: ServingState, approved: str, *, initial_challenger_weight: float
 ) -> ServingChange:

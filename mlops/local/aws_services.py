@@ -110,7 +110,13 @@ def invoke(
     ]
     try:
         with environment(target, env), contextlib.redirect_stdout(out):
-            result = handler(event, FakeContext(function_name=function_name))
+            context = FakeContext(
+                function_name=function_name,
+                invoked_function_arn=(
+                    f"arn:aws:lambda:{target.region}:{EMULATOR_ACCOUNT}:function:{function_name}"
+                ),
+            )
+            result = handler(event, context)
     finally:
         for h, previous in streams:
             if previous is not None:

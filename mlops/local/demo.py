@@ -31,7 +31,8 @@ import mlflow
 from mlops.adapters import endpoints, s3io
 from mlops.adapters.registry import set_approval
 from mlops.adapters.resources import PlatformResources
-from mlops.adapters.target import AwsTarget
+from mlops.adapters.target import EMULATOR_ACCOUNT, AwsTarget
+from mlops.core.approval import PackageScope
 from mlops.core.config import PlatformConfig
 from mlops.core.names import CHALLENGER, CHAMPION
 from mlops.core.specs import TRAFFIC
@@ -238,6 +239,12 @@ class Demo:
                         package_arn=arn,
                     ),
                     deployment=deployment,
+                    registry=target.client("sagemaker"),
+                    scope=PackageScope(
+                        group=self.config.model_package_group_name,
+                        account=EMULATOR_ACCOUNT,
+                        region=target.region,
+                    ),
                     endpoint=self.config.endpoint_name,
                     initial_challenger_weight=self.config.challenger_initial_weight,
                     s3=target.client("s3"),

@@ -13,19 +13,25 @@ import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from botocore.exceptions import ClientError
+
 from mlops.adapters.audit import write_once
 from mlops.core import names
 from mlops.core.approval import (
     DeploymentRecord,
+    PackageRefused,
+    PackageScope,
     ServingChange,
     ServingState,
     on_approval,
     on_promote,
+    package_refusal,
     record,
 )
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sagemaker import SageMakerClient
     from mypy_boto3_sns import SNSClient
 
 ServingAction = Literal["deploy", "promote"]
@@ -63,10 +69,32 @@ def audit(s3: S3Client, bucket: str, endpoint: str, entry: DeploymentRecord) -> 
     return write_once(s3, bucket, key, json.dumps(asdict(entry), indent=2, sort_keys=True))
 
 
+def verify_package(sagemaker: SageMakerClient, arn: str, scope: PackageScope) -> None:
+    """Raise ``PackageRefused`` unless the registry says ``arn`` may serve (``scope``)."""
+    try:
+        described = sagemaker.describe_model_package(ModelPackageName=arn)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound"):
+            raise PackageRefused(
+                f"{arn}: {exc.response['Error'].get('Message', 'not found')}"
+            ) from None
+        raise
+    refusal = package_refusal(
+        str(described.get("ModelPackageArn", arn)),
+        described.get("ModelApprovalStatus"),
+        described.get("ModelPackageGroupName"),
+        scope,
+    )
+    if refusal:
+        raise PackageRefused(refusal)
+
+
 def change_serving(
     request: ServingRequest,
     *,
     deployment: Deployment,
+    registry: SageMakerClient,
+    scope: PackageScope,
     endpoint: str,
     initial_challenger_weight: float,
     s3: S3Client,
@@ -76,9 +104,11 @@ def change_serving(
 ) -> ServingOutcome:
     """Decide, deploy, record and notify one serving change.
 
-    ``TrafficError`` (nothing to promote, ...) and the deployment's own errors propagate
-    before anything is recorded.
+    ``TrafficError`` (nothing to promote, a package that may not serve, ...) and the
+    deployment's own errors propagate before anything is recorded.
     """
+    if request.package_arn:
+        verify_package(registry, request.package_arn, scope)
     before = deployment.current()
     if request.action == "promote":
         change = on_promote(before)

@@ -28,10 +28,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+from botocore.exceptions import ClientError
 
 from mlops.adapters import s3io
 from mlops.adapters.audit import write_once
 from mlops.adapters.capture_store import CaptureWindow, hour_prefixes, read_window
+from mlops.adapters.endpoints import EndpointNotFound
 from mlops.adapters.evidently_report import evidently_html, sample
 from mlops.adapters.registry import PackageLineage, model_package_of
 from mlops.core import names
@@ -159,7 +161,14 @@ class DriftMonitor:
     # -- what serves -------------------------------------------------------------------------
     def serving(self) -> dict[str, tuple[str, float]]:
         """Variant -> (model package ARN, current weight) of the endpoint."""
-        endpoint = self.sagemaker.describe_endpoint(EndpointName=self.settings.endpoint_name)
+        name = self.settings.endpoint_name
+        try:
+            endpoint = self.sagemaker.describe_endpoint(EndpointName=name)
+        except ClientError as exc:
+            # SageMaker's answer for an endpoint that does not exist (yet: no champion).
+            if exc.response["Error"]["Code"] == "ValidationException":
+                raise EndpointNotFound(f"endpoint {name!r} does not exist") from None
+            raise
         config = self.sagemaker.describe_endpoint_config(
             EndpointConfigName=endpoint["EndpointConfigName"]
         )
