@@ -153,7 +153,9 @@ class RegistryStack(Stack):
                 string_value=weight,
                 description=f"current traffic weight of the {variant} variant of {config.endpoint_name}",
             )
-            parameter.apply_removal_policy(RemovalPolicy.RETAIN)
+            # Run-time state of an endpoint that a destroy removes too; a retained parameter
+            # (fixed name) would block the next deploy.
+            parameter.apply_removal_policy(RemovalPolicy.DESTROY)
 
         self.mlflow: MlflowTrackingServer | None = None
         if config.enable_mlflow_server:

@@ -90,8 +90,9 @@ def test_weights_live_in_the_stateful_registry_stack(registry_template: Template
         for p in registry_template.find_resources("AWS::SSM::Parameter").values()
     }
     assert parameters == {
-        "/mlops/dev/serving/champion-weight": ("1", "Retain"),
-        "/mlops/dev/serving/challenger-weight": ("0", "Retain"),
+        # Deleted with the stack: fixed names that outlived a destroy would block a redeploy.
+        "/mlops/dev/serving/champion-weight": ("1", "Delete"),
+        "/mlops/dev/serving/challenger-weight": ("0", "Delete"),
     }
 
 
