@@ -122,9 +122,11 @@ class StorageStack(Stack):
             pending_window=Duration.days(30),
             removal_policy=RemovalPolicy.RETAIN,
         )
+        # The key outlives a destroy (RETAIN above); its alias does not, or the fixed name
+        # would block the next deploy. A retained key is still found by its description.
         for child in self.key.node.children:
             if isinstance(child, kms.Alias):
-                child.apply_removal_policy(RemovalPolicy.RETAIN)
+                child.apply_removal_policy(RemovalPolicy.DESTROY)
 
         # S3 server access logging cannot deliver to a bucket encrypted with SSE-KMS, so this
         # one bucket uses SSE-S3 (AES-256). It holds request logs, never data.
