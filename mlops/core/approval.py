@@ -46,13 +46,9 @@ class PackageScope:
     region: str
 
 
-def package_refusal(
-    arn: str, status: str | None, group: str | None, scope: PackageScope
-) -> str | None:
-    """Why the registry's description of ``arn`` forbids serving it, or None if it may serve.
-
-    The registry is asked, not the event: whoever may invoke the deploy function could name
-    an unapproved package, or one of another group or account."""
+def foreign_package(arn: str, scope: PackageScope) -> str | None:
+    """Why ``arn`` is not a package of this account and region, or None. Checked before the
+    registry is asked: another account's package is refused, not looked up."""
     parts = arn.split(":", 5)
     if len(parts) != 6 or parts[2] != "sagemaker" or not parts[5].startswith("model-package/"):
         return f"{arn!r} is not a model package ARN"
@@ -61,6 +57,18 @@ def package_refusal(
         return f"{arn} belongs to account {account}, not {scope.account}"
     if region != scope.region:
         return f"{arn} is in {region}, not {scope.region}"
+    return None
+
+
+def package_refusal(
+    arn: str, status: str | None, group: str | None, scope: PackageScope
+) -> str | None:
+    """Why the registry's description of ``arn`` forbids serving it, or None if it may serve.
+
+    The registry is asked, not the event: whoever may invoke the deploy function could name
+    an unapproved package, or one of another group or account."""
+    if foreign := foreign_package(arn, scope):
+        return foreign
     if group != scope.group:
         return f"{arn} is in group {group}, not {scope.group}"
     if status != "Approved":

@@ -23,6 +23,7 @@ from mlops.core.approval import (
     PackageScope,
     ServingChange,
     ServingState,
+    foreign_package,
     on_approval,
     on_promote,
     package_refusal,
@@ -71,6 +72,8 @@ def audit(s3: S3Client, bucket: str, endpoint: str, entry: DeploymentRecord) -> 
 
 def verify_package(sagemaker: SageMakerClient, arn: str, scope: PackageScope) -> None:
     """Raise ``PackageRefused`` unless the registry says ``arn`` may serve (``scope``)."""
+    if foreign := foreign_package(arn, scope):
+        raise PackageRefused(foreign)
     try:
         described = sagemaker.describe_model_package(ModelPackageName=arn)
     except ClientError as exc:

@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 
@@ -173,6 +174,24 @@ def test_nothing_to_update_is_not_an_error(clients: Clients) -> None:
 @dataclass
 class FakeContext:
     aws_request_id: str = "lambda-1"
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:mlops-dev-deploy"
+
+
+def register(statuses: tuple[str, ...], group: str = "mlops-dev-visits") -> list[str]:
+    """Packages 1..n of ``group`` in the emulated registry, with these approval statuses."""
+    sagemaker = boto3.client("sagemaker", region_name="us-east-1")
+    sagemaker.create_model_package_group(ModelPackageGroupName=group)
+    spec = {
+        "Containers": [{"Image": "sklearn"}],
+        "SupportedContentTypes": ["text/csv"],
+        "SupportedResponseMIMETypes": ["text/csv"],
+    }
+    return [
+        sagemaker.create_model_package(
+            ModelPackageGroupName=group, ModelApprovalStatus=status, InferenceSpecification=spec
+        )["ModelPackageArn"]
+        for status in statuses
+    ]
 
 
 def approval_event(
@@ -211,6 +230,7 @@ def lambda_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_handler_deploys_an_approved_package(
     clients: Clients, lambda_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    assert register(("Approved", "Approved")) == [P1, P2]
     clients.stubber.add_response("describe_stacks", stack(champion=P1), {"StackName": STACK})
     clients.stubber.add_response("describe_stacks", stack(champion=P1), {"StackName": STACK})
     clients.stubber.add_response("update_stack", {"StackId": "id"}, update(P1, P2))
@@ -256,3 +276,59 @@ def test_handler_ignores_what_it_should(
 ) -> None:
     result = deploy_lambda.handler(event, FakeContext())  # type: ignore[arg-type]
     assert expected in json.dumps(result)
+
+
+@pytest.mark.parametrize(
+    ("registered", "package", "expected"),
+    [
+        # The event says Approved; the registry, which is asked, does not.
+        (("Approved", "PendingManualApproval"), P2, "is PendingManualApproval"),
+        (("Approved",), P2, "not found"),
+        (
+            ("Approved", "Approved"),
+            P2.replace("123456789012", "210987654321"),
+            "belongs to account 210987654321",
+        ),
+        (("Approved", "Approved"), P2.replace("us-east-1", "eu-west-1"), "is in eu-west-1"),
+    ],
+)
+def test_handler_deploys_only_what_the_registry_approves(
+    clients: Clients,
+    lambda_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    registered: tuple[str, ...],
+    package: str,
+    expected: str,
+) -> None:
+    register(registered)
+    real_client = AwsTarget.client
+    monkeypatch.setattr(
+        AwsTarget,
+        "client",
+        lambda self, name, **kw: (
+            clients.cloudformation if name == "cloudformation" else real_client(self, name, **kw)
+        ),
+    )
+    result = deploy_lambda.handler(approval_event(package), FakeContext())  # type: ignore[arg-type]
+    assert result["ok"] is False
+    assert expected in result["error"]
+    # Refused before anything changed: no stack call (the stubber has none queued), no weights.
+    with pytest.raises(ClientError):
+        clients.weight("challenger")
+
+
+def test_a_weight_that_cannot_be_read_stops_the_deploy(clients: Clients) -> None:
+    """AccessDenied on the weights in force is not 'no weights yet': nothing is written."""
+    ssm = boto3.client("ssm", region_name="us-east-1")
+    with Stubber(ssm) as denied:
+        denied.add_client_error("get_parameter", "AccessDeniedException", http_status_code=400)
+        clients.stubber.add_response("describe_stacks", stack(champion=P1), {"StackName": STACK})
+        with pytest.raises(ClientError, match="AccessDenied"):
+            StackDeployment(
+                cloudformation=clients.cloudformation,
+                ssm=ssm,
+                stack_name=STACK,
+                weight_parameters=names.weight_parameters(PlatformConfig()),
+                role_arn=ROLE,
+            ).deploy(on_approval(ServingState(champion=P1), P2, initial_challenger_weight=0.1))
+        denied.assert_no_pending_responses()  # no put_parameter was attempted

@@ -174,3 +174,16 @@ def test_cli_checks_the_endpoint_and_runs_the_schedule(
     assert "all traffic to the champion" in scheduled.output
     state = endpoints.describe(emulator.client("sagemaker"), CONFIG.endpoint_name)
     assert state.weights == {"champion": 1.0, "challenger": 0.0}
+
+
+def test_before_any_champion_the_schedule_has_nothing_to_check(emulator: AwsTarget) -> None:
+    """The stack deploys before any package is approved: the hourly check must not fail
+    (errors, dead letters, alarms every hour) while there is no endpoint."""
+    config = CONFIG.model_copy(update={"model_family": "unserved"})
+    resources = bootstrap(emulator, config)
+    run = scheduled_drift_check(emulator, config, resources)
+    assert run.result["ok"] is True
+    assert "does not exist" in run.result["skipped"]
+    assert run.result["variants"] == []
+    assert run.datapoints == 0
+    assert run.actions == []
