@@ -39,9 +39,11 @@ Service = Literal[
     "events",
     "kms",
     "lambda",
+    "logs",
     "s3",
     "sagemaker",
     "sagemaker-runtime",
+    "service-quotas",
     "sns",
     "sqs",
     "ssm",
@@ -103,6 +105,10 @@ class AwsTarget:
     def client(self, service: Literal["kms"], **config: Any) -> KMSClient: ...
     @overload
     def client(self, service: Literal["lambda"], **config: Any) -> LambdaClient: ...
+    # No boto3-stubs extra for these two yet: the preflight, their one user, types the calls
+    # it makes with Protocols (mlops/adapters/preflight.py).
+    @overload
+    def client(self, service: Literal["logs", "service-quotas"], **config: Any) -> BaseClient: ...
     @overload
     def client(self, service: Literal["s3"], **config: Any) -> S3Client: ...
     @overload

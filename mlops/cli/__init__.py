@@ -7,6 +7,7 @@
     mlops serving deploy|promote          which packages serve as champion and challenger
     mlops traffic shift|rollback|rollout-step
     mlops drift check|scheduled           drift checks over data capture
+    mlops aws preflight|retained          before a deploy, and after a destroy, to a real account
 
 `--target local` (the default) talks to the emulator; `--target aws` to your AWS profile.
 Context overrides work as with `cdk synth`: `-c stage=prod -c region=eu-west-1`.
@@ -24,7 +25,7 @@ import typer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mlops.adapters.resources import ResourcesNotFound
-from mlops.cli import data, demo, drift, endpoint, local, pipeline, registry, serving, traffic
+from mlops.cli import aws, data, demo, drift, endpoint, local, pipeline, registry, serving, traffic
 from mlops.cli.common import errors, main_options
 from mlops.cli.drift import DRIFT_EXIT_CODE
 from mlops.local.emulator import EmbeddedError
@@ -46,6 +47,7 @@ app.add_typer(endpoint.app, name="endpoint")
 app.add_typer(serving.app, name="serving")
 app.add_typer(traffic.app, name="traffic")
 app.add_typer(drift.app, name="drift")
+app.add_typer(aws.app, name="aws")
 app.command("demo")(demo.demo)
 
 

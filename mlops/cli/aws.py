@@ -1,0 +1,159 @@
+"""`mlops aws`: the AWS account a deploy goes to. `preflight` checks it is ready (before
+`make deploy`); `retained` lists what a `cdk destroy` kept (after `make destroy`)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from mlops.adapters.preflight import PreflightClients, docker_status, profile_region
+from mlops.adapters.target import AwsTarget
+from mlops.cli.common import PROJECT_ROOT, State, Target, console
+from mlops.core.config import PlatformConfig, read_cdk_json_context
+from mlops.core.preflight import Check, Status, failed, removal
+from mlops.usecases.preflight import after_destroy as find_retained
+from mlops.usecases.preflight import aws_preflight, embedded_preflight
+
+app = typer.Typer(help="The AWS account a deploy goes to.", no_args_is_help=True)
+
+STYLES = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "bold red", Status.NA: "dim"}
+
+
+def deploy_config(ctx: typer.Context, state: State) -> PlatformConfig:
+    """The config with the region `cdk deploy` goes to. Like the CDK CLI: -c region (or
+    cdk.json), else AWS_REGION / AWS_DEFAULT_REGION, else the profile's region; the other
+    commands stop before the profile."""
+    overrides = ctx.find_root().params.get("context") or []
+    cdk_json = PROJECT_ROOT / "cdk.json"
+    named = any(o.partition("=")[0].strip() == "region" for o in overrides) or (
+        cdk_json.exists() and "region" in read_cdk_json_context(cdk_json)
+    )
+    if named or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"):
+        return state.config
+    region = profile_region(state.profile)
+    if not region or region == state.config.region:
+        return state.config
+    return PlatformConfig.model_validate(
+        {**state.config.model_dump(exclude_none=True), "region": region}
+    )
+
+
+def _table(checks: list[Check]) -> Table:
+    table = Table()
+    for column in ("check", "status", "found", "what to do"):
+        table.add_column(column, overflow="fold")
+    for check in checks:
+        style = STYLES[check.status]
+        table.add_row(
+            escape(check.name),
+            f"[{style}]{check.status}[/{style}]",
+            escape(check.detail),
+            escape(check.action),
+        )
+    return table
+
+
+@app.command("preflight")
+def preflight(
+    ctx: typer.Context,
+    qualifier: Annotated[
+        str | None,
+        typer.Option(
+            help="CDK bootstrap qualifier (default: cdk.out's templates', else hnb659fds)"
+        ),
+    ] = None,
+    cdk_out: Annotated[
+        Path, typer.Option(help="synthesized templates to read the required bootstrap version from")
+    ] = PROJECT_ROOT / "cdk.out",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the checks as one JSON document")
+    ] = False,
+) -> None:
+    """Before a deploy: is the account and region ready? Exits 1 when a check fails.
+
+    Read-only checks of credentials, CDK bootstrap, Docker, Lambda concurrency, SageMaker
+    quotas and instance types in the region, the scikit-learn image, and leftovers of a
+    previous destroy; each with what to do about it.
+    """
+    state: State = ctx.obj
+    docker = docker_status()
+    if state.target_kind is Target.aws:
+        config = deploy_config(ctx, state)
+        target = AwsTarget(region=config.region, profile=state.profile)
+        checks = aws_preflight(
+            PreflightClients.for_target(target),
+            config,
+            docker=docker,
+            cdk_out=cdk_out,
+            qualifier=qualifier,
+        )
+        where = target.describe()
+    else:
+        config = state.config
+        checks = embedded_preflight(config, docker=docker)
+        where = "the embedded default"
+    if as_json:
+        document = {
+            "target": state.target_kind.value,
+            "region": config.region,
+            "stage": config.stage,
+            "failed": failed(checks),
+            "checks": [check.as_dict() for check in checks],
+        }
+        console.print_json(json.dumps(document))
+    else:
+        console.print(f"[bold]preflight[/bold] for {config.prefix} on {where}")
+        console.print(_table(checks))
+        counts = {s: sum(c.status is s for c in checks) for s in Status}
+        console.print(", ".join(f"{n} {s}" for s, n in counts.items() if n))
+    if failed(checks):
+        raise typer.Exit(1)
+
+
+@app.command("retained")
+def retained(ctx: typer.Context) -> None:
+    """After a destroy: what is still deployed, and what RETAIN kept.
+
+    Read-only: the platform's stacks still deployed, and every resource the deleted ones kept
+    (keys, buckets, the package group, MLflow, log groups), with how to remove each.
+    """
+    state: State = ctx.obj
+    if state.target_kind is not Target.aws:
+        console.print("nothing to list: the embedded default is not deployed with CloudFormation")
+        return
+    config = deploy_config(ctx, state)
+    target = AwsTarget(region=config.region, profile=state.profile)
+    found = find_retained(PreflightClients.for_target(target), config)
+    for name, stack in found.deployed.items():
+        protection = (
+            "; termination protection is on: to delete it too, aws cloudformation "
+            f"update-termination-protection --no-enable-termination-protection --stack-name {name}"
+            if stack.protected
+            else ""
+        )
+        console.print(f"[yellow]{name}[/yellow] is still deployed ({stack.status}){protection}")
+    if not found.retained:
+        console.print(f"no resources kept by deleted {config.prefix} stacks in {config.region}")
+        return
+    table = Table(title=f"kept by deleted {config.prefix} stacks in {config.region} (RETAIN)")
+    for column in ("stack", "deleted", "type", "name", "how to remove it"):
+        table.add_column(column, overflow="fold")
+    for resource in found.retained:
+        table.add_row(
+            resource.stack,
+            resource.deleted,
+            resource.resource_type,
+            escape(resource.name),
+            escape(removal(resource)),
+        )
+    console.print(table)
+    console.print(
+        "Delete the buckets and log groups before the KMS keys that encrypt them; a KMS key "
+        "is deleted after its waiting period, and whatever it encrypted is lost with it."
+    )
