@@ -19,10 +19,11 @@ export DO_NOT_TRACK := 1
 
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: help install demo lint format test synth train lambda-requirements clean
+.PHONY: help install demo lint format test synth train lambda-requirements clean \
+	preflight bootstrap diff deploy destroy
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 # A venv when the machine has the venv module; otherwise pip --target (Debian without python3-venv).
 $(TOOLS)/bin/uv:
@@ -67,6 +68,33 @@ synth: install ## Synthesize every stack into cdk.out/ and lint it (offline; CON
 
 train: install ## Train and register a model on the embedded default (ARGS="--algorithm gradient_boosting")
 	.venv/bin/mlops pipeline run-local $(ARGS)
+
+# Against a real AWS account: the only targets that make AWS calls, none of them part of
+# `make test`. The account, region and credentials are found as the AWS and CDK CLIs find them
+# (AWS_PROFILE, AWS_REGION, SSO, instance roles: so the metadata service is allowed again);
+# CONTEXT="-c stage=prod -c region=eu-west-1" as for synth. README: "Deploying to an AWS account".
+ON_AWS := AWS_EC2_METADATA_DISABLED=false
+MLOPS_AWS := $(ON_AWS) .venv/bin/mlops --target aws $(CONTEXT)
+
+preflight: install ## Check (read-only) that the account and region are ready for a deploy
+	$(MLOPS_AWS) aws preflight
+
+bootstrap: install ## cdk bootstrap the account and region the stacks deploy to (once per account and region)
+	$(ON_AWS) npx cdk bootstrap --no-notices $(CONTEXT)
+
+diff: install ## What `make deploy` would change in the account
+	$(ON_AWS) npx cdk diff --all --no-notices $(CONTEXT)
+
+deploy: install ## make preflight, then cdk deploy every stack (asks before IAM or security widens)
+	$(MLOPS_AWS) aws preflight
+	$(ON_AWS) npx cdk deploy --all --require-approval broadening --no-notices $(CONTEXT)
+
+# The storage and registry stacks have termination protection: cdk destroy stops at them (the
+# listing says how to lift it). Whatever happens, list what is left, then fail if destroy did.
+destroy: install ## cdk destroy every stack, then list what RETAIN kept and how to remove it
+	status=0; $(ON_AWS) npx cdk destroy --all --no-notices $(CONTEXT) || status=$$?; \
+	$(MLOPS_AWS) aws retained; \
+	exit $$status
 
 lambda-requirements: install ## Regenerate the Lambda images' requirements from uv.lock
 	{ echo "# The traffic and deploy Lambda image's dependencies. Generated from uv.lock: make lambda-requirements"; \
