@@ -43,6 +43,8 @@ PINNED_TYPES = (
 # Read from the template synthesized before the stack was split into constructs.
 DEFAULT_IDS = {
     "Endpoint": "AWS::SageMaker::Endpoint",
+    # Added later (the endpoint's own log group, created before the endpoint).
+    "EndpointLogs": "AWS::Logs::LogGroup",
     "EndpointConfig": "AWS::SageMaker::EndpointConfig",
     "ChallengerModel": "AWS::SageMaker::Model",
     "ChampionModel": "AWS::SageMaker::Model",

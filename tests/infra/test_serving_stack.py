@@ -7,6 +7,8 @@ from typing import Any
 
 from aws_cdk.assertions import Template
 
+from tests.infra.conftest import BuildFn
+
 
 def one(template: Template, kind: str) -> tuple[str, Any]:
     ((logical_id, resource),) = template.find_resources(kind).items()
@@ -197,11 +199,21 @@ def functions(template: Template) -> dict[str, Any]:
     }
 
 
-def test_traffic_lambda_runs_alone_with_a_dead_letter_queue(serving_template: Template) -> None:
+def test_no_reservation_by_default_so_a_new_account_can_deploy(
+    serving_template: Template, built: BuildFn
+) -> None:
+    # A reservation must leave 100 unreserved executions; new accounts often have 10.
+    for _, function in functions(serving_template).values():
+        assert "ReservedConcurrentExecutions" not in function["Properties"]
+    _, platform = built(function_reserved_concurrency=1)
+    for _, function in functions(Template.from_stack(platform.serving)).values():
+        assert function["Properties"]["ReservedConcurrentExecutions"] == 1
+
+
+def test_traffic_lambda_has_a_dead_letter_queue(serving_template: Template) -> None:
     _, function = functions(serving_template)["traffic"]
     properties = function["Properties"]
     assert properties["PackageType"] == "Image"
-    assert properties["ReservedConcurrentExecutions"] == 1
     assert properties["Timeout"] == 300
     assert properties["MemorySize"] == 512
     assert "DeadLetterConfig" in properties
@@ -256,7 +268,6 @@ def test_approval_deploys_through_the_deploy_lambda(serving_template: Template) 
     }
     deploy_id, deploy = functions(serving_template)["deploy"]
     assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [deploy_id, "Arn"]}
-    assert deploy["Properties"]["ReservedConcurrentExecutions"] == 1
     assert deploy["Properties"]["Environment"]["Variables"]["INITIAL_CHALLENGER_WEIGHT"] == "0.1"
 
 
