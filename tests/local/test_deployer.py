@@ -181,14 +181,16 @@ def register(statuses: tuple[str, ...], group: str = "mlops-dev-visits") -> list
     """Packages 1..n of ``group`` in the emulated registry, with these approval statuses."""
     sagemaker = boto3.client("sagemaker", region_name="us-east-1")
     sagemaker.create_model_package_group(ModelPackageGroupName=group)
-    spec = {
+    spec: Any = {
         "Containers": [{"Image": "sklearn"}],
         "SupportedContentTypes": ["text/csv"],
         "SupportedResponseMIMETypes": ["text/csv"],
     }
     return [
         sagemaker.create_model_package(
-            ModelPackageGroupName=group, ModelApprovalStatus=status, InferenceSpecification=spec
+            ModelPackageGroupName=group,
+            ModelApprovalStatus=status,  # type: ignore[arg-type]  # tests pass any status
+            InferenceSpecification=spec,
         )["ModelPackageArn"]
         for status in statuses
     ]
