@@ -6,8 +6,11 @@ difference is an ``endpoint_url`` (the moto server on 127.0.0.1) and dummy crede
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -58,6 +61,52 @@ EMULATOR_ACCOUNT = "123456789012"
 _SESSIONS: dict[AwsTarget, boto3.Session] = {}
 _SESSIONS_LOCK = threading.RLock()
 
+# Observers of the calls made in the current context: (service, operation, API params).
+CallObserver = Callable[[str, str, Mapping[str, Any]], None]
+_OBSERVERS: contextvars.ContextVar[tuple[CallObserver, ...]] = contextvars.ContextVar(
+    "mlops_call_observers", default=()
+)
+_API_PARAMS = "mlops_api_params"  # where the API params wait in botocore's request context
+
+
+@contextlib.contextmanager
+def observe_calls(callback: CallObserver) -> Iterator[None]:
+    """Call ``callback(service, operation, params)`` before each AWS call made, while the block
+    runs, by a client of ``AwsTarget`` in this context (this thread, this asyncio task).
+
+    ``service`` is botocore's service name ("s3", "cloudwatch", "sagemaker-runtime"),
+    ``operation`` the API operation ("PutObject"), ``params`` the call's API parameters (a
+    copy). The callback runs after botocore validated the parameters and before the request is
+    sent: raising (e.g. a ``ClientError`` with code AccessDenied) refuses the call, and the
+    caller gets that exception, with no request made and no retry.
+
+    Observers live in a context variable, so concurrent threads and invocations never see each
+    other's calls. A thread started inside the block sees none of them unless it runs in a copy
+    of the context (``contextvars.copy_context().run``): boto3's ``upload_file`` and
+    ``download_file`` make their calls on worker threads, unobserved, unless given
+    ``Config=TransferConfig(use_threads=False)``.
+    """
+    token = _OBSERVERS.set((*_OBSERVERS.get(), callback))
+    try:
+        yield
+    finally:
+        _OBSERVERS.reset(token)
+
+
+def _keep_api_params(params: Mapping[str, Any], context: dict[str, Any], **_: Any) -> None:
+    # before-call receives the serialized HTTP request; the API parameters are seen here.
+    if _OBSERVERS.get():
+        context[_API_PARAMS] = dict(params)
+
+
+def _notify_observers(model: Any, context: dict[str, Any], **_: Any) -> None:
+    observers = _OBSERVERS.get()
+    if not observers:  # the usual case: one context-variable read per call
+        return
+    params = context.get(_API_PARAMS, {})
+    for observer in observers:
+        observer(model.service_model.service_name, model.name, params)
+
 
 @dataclass(frozen=True)
 class AwsTarget:
@@ -92,6 +141,15 @@ class AwsTarget:
                     )
                     if self.is_emulator
                     else boto3.Session(region_name=self.region, profile_name=self.profile)
+                )
+                # Clients copy the session's handlers when made: register before any is. First
+                # and as specific as botocore's Stubber, so an observer runs before a stub answers.
+                events = _SESSIONS[self].events
+                events.register_first(
+                    "before-parameter-build.*.*", _keep_api_params, unique_id="mlops-params"
+                )
+                events.register_first(
+                    "before-call.*.*", _notify_observers, unique_id="mlops-observers"
                 )
             return _SESSIONS[self]
 
