@@ -318,14 +318,6 @@ def drift(config: PlatformConfig) -> list[Grant]:
             ("{data_key_arn}",),
             "Capture, pipeline outputs and reports are encrypted with the platform's data key.",
         ),
-        Grant(
-            "DriftMetrics",
-            ("cloudwatch:PutMetricData",),
-            ("*",),
-            "The drift alarms watch the check's metric; PutMetricData takes no resource ARN, so "
-            "the namespace is pinned by condition.",
-            {"StringEquals": {"cloudwatch:namespace": specs.DRIFT_NAMESPACE}},
-        ),
         _notify(),
     ]
     if config.retrain_on_champion_drift:

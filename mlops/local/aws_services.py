@@ -38,6 +38,7 @@ from mlops.core.functions import (
     FunctionSettings,
     TrafficSettings,
 )
+from mlops.local.iam.enforce import TwinIam
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -336,16 +337,22 @@ def invoke_function(
     resources: PlatformResources,
     topic_arn: str | None = None,
     log_dir: Path | None = None,
+    iam: TwinIam | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
-    """Invoke one of the platform's functions as Lambda would, on the embedded default."""
-    return invoke(
-        load_handler(specs.HANDLERS[function]),
-        event,
-        target=target,
-        env=function_settings(function, config, resources, topic_arn=topic_arn).environment(),
-        function_name=f"{config.prefix}-{function}",
-        log_dir=log_dir,
+    """Invoke one of the platform's functions as Lambda would, on the embedded default: with
+    its role's permissions enforced (mlops.local.iam.enforce)."""
+    iam = iam or TwinIam(
+        config=config, region=target.region, resources=resources, topic_arn=topic_arn
     )
+    with iam.enforced(function):
+        return invoke(
+            load_handler(specs.HANDLERS[function]),
+            event,
+            target=target,
+            env=function_settings(function, config, resources, topic_arn=topic_arn).environment(),
+            function_name=f"{config.prefix}-{function}",
+            log_dir=log_dir,
+        )
 
 
 @dataclass
@@ -367,6 +374,7 @@ def scheduled_drift_check(
     now: datetime | None = None,
     topic_arn: str | None = None,
     log_dir: Path | None = None,
+    iam: TwinIam | None = None,
 ) -> ScheduledRun:
     """One tick of the drift schedule, and what the alarms and rules do with its result."""
     now = now or datetime.now(UTC)
@@ -391,6 +399,7 @@ def scheduled_drift_check(
         "resources": resources,
         "topic_arn": topic_arn,
         "log_dir": log_dir,
+        "iam": iam,
     }
     result, lines = invoke_function(specs.DRIFT, event, **common)
     datapoints = ingest_emf(cloudwatch, lines)
