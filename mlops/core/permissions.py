@@ -29,6 +29,10 @@ from mlops.core.config import PlatformConfig
 # Every resource in these tags: CloudFormation's role may create and delete only models and
 # endpoint configs that carry the endpoint's tag (their names are CloudFormation's to choose).
 ENDPOINT_TAG = "mlops:endpoint"
+_AUTOSCALING_ROLE = (
+    "role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+    "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+)
 
 
 @dataclass(frozen=True)
@@ -471,16 +475,16 @@ def cloudformation(config: PlatformConfig) -> list[Grant]:
             "resource ARN.",
         ),
         Grant(
+            "PassAutoscalingServiceRole",
+            ("iam:PassRole",),
+            (_arn("iam", _AUTOSCALING_ROLE, region=False),),
+            "The scalable targets name Application Auto Scaling's service-linked role for "
+            "SageMaker variants (the ScalableTarget handler passes it).",
+        ),
+        Grant(
             "AutoscalingServiceRole",
             ("iam:CreateServiceLinkedRole",),
-            (
-                _arn(
-                    "iam",
-                    "role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
-                    "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
-                    region=False,
-                ),
-            ),
+            (_arn("iam", _AUTOSCALING_ROLE, region=False),),
             "Registering the first SageMaker variant in an account creates Application Auto "
             "Scaling's service-linked role.",
             {

@@ -62,6 +62,8 @@ class TwinIam:
     account: str = EMULATOR_ACCOUNT
     # Roles other than the grants' own rendering (tests judge calls by a synthesized template).
     identities: Mapping[specs.Function, Identity] | None = None
+    ops_key: str | None = None  # the serving stack's key (the alerts topic's), if known
+    cloudformation_role_arn: str | None = None
     # Every decision made while enforcing, in order (tests read it).
     decisions: list[tuple[specs.Function, str, Decision]] = field(default_factory=list)
 
@@ -74,7 +76,7 @@ class TwinIam:
 
     @property
     def ops_key_arn(self) -> str:
-        return self._arn("kms", "key/ops-key")
+        return self.ops_key or self._arn("kms", "key/ops-key")
 
     def refs(self, function: specs.Function | None = None) -> dict[str, str]:
         """The values of the grants' ARN fields on the embedded default."""
@@ -90,7 +92,8 @@ class TwinIam:
             "data_key_arn": self.data_key_arn,
             "ops_key_arn": self.ops_key_arn,
             "topic_arn": self.topic_arn or self._arn("sns", f"{self.config.prefix}-alerts"),
-            "cloudformation_role_arn": f"arn:aws:iam::{self.account}:role/{self.config.prefix}-cfn",
+            "cloudformation_role_arn": self.cloudformation_role_arn
+            or f"arn:aws:iam::{self.account}:role/{self.config.prefix}-cfn",
             "model_role_arn": f"arn:aws:iam::{self.account}:role/{self.config.prefix}-model",
             "dead_letters_arn": self._arn("sqs", f"{name}-dead-letters"),
             "log_group_arn": self._arn("logs", f"log-group:/aws/lambda/{name}:*"),
