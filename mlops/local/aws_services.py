@@ -338,6 +338,7 @@ def invoke_function(
     topic_arn: str | None = None,
     log_dir: Path | None = None,
     iam: TwinIam | None = None,
+    settings: FunctionSettings | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Invoke one of the platform's functions as Lambda would, on the embedded default: with
     its role's permissions enforced (mlops.local.iam.enforce)."""
@@ -349,7 +350,9 @@ def invoke_function(
             load_handler(specs.HANDLERS[function]),
             event,
             target=target,
-            env=function_settings(function, config, resources, topic_arn=topic_arn).environment(),
+            env=(
+                settings or function_settings(function, config, resources, topic_arn=topic_arn)
+            ).environment(),
             function_name=f"{config.prefix}-{function}",
             log_dir=log_dir,
         )

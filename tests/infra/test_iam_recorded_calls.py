@@ -1,0 +1,279 @@
+"""Every AWS call each platform function makes, recorded through botocore's hooks with its
+parameters while the functions run on the embedded default, is allowed by that function's role
+as the synthesized serving template states it (resolved with the twin's physical names), judged
+by the policy evaluator. And minimal: each granted action no call needs is listed with its
+reason, and dropping any statement a call needs makes a call fail."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Template
+from botocore.stub import Stubber
+
+from mlops.adapters.resources import PlatformResources
+from mlops.adapters.target import AwsTarget
+from mlops.core import names, specs
+from mlops.core.functions import DeploySettings, TrafficSettings
+from mlops.local.aws_services import create_alarms, invoke_function, scheduled_drift_check
+from mlops.local.iam.enforce import TwinIam, simulator
+from mlops.local.iam.simulator import Decision, Identity
+from mlops.local.replay import requests, send
+from tests.local.test_drift_scheduled import CONFIG, serving
+from tests.support.iam_template import (
+    Resolution,
+    exports_of,
+    resolve,
+    role_policies,
+    roles_assumed_by,
+)
+
+__all__ = ["serving"]  # the fixture: two trained, approved packages behind a local endpoint
+
+# Granted actions that no call in these runs makes, each with its reason. A new grant that no
+# call needs fails the test until its reason is written here (or the grant goes).
+NOT_CALLED = {
+    (f, a): reason
+    for f in ("traffic", "deploy", "drift")
+    for a, reason in {
+        "sqs:SendMessage": "Lambda sends an event that failed every retry to the dead-letter "
+        "queue with the function's role.",
+        "logs:CreateLogStream": "The Lambda runtime writes the function's logs.",
+        "logs:PutLogEvents": "The Lambda runtime writes the function's logs.",
+    }.items()
+}
+
+
+def role_of(template: dict[str, Any], handler: str) -> str:
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Lambda::Function" and resource["Properties"]["ImageConfig"][
+            "Command"
+        ] == [handler]:
+            return str(resource["Properties"]["Role"]["Fn::GetAtt"][0])
+    raise AssertionError(f"no function runs {handler}")
+
+
+@pytest.fixture
+def aws_roles(
+    emulator: AwsTarget,
+    serving: tuple[PlatformResources, Any],
+    storage_template: Template,
+    serving_template: Template,
+) -> tuple[TwinIam, dict[str, Identity], str]:
+    """The template's roles, resolved with the twin's buckets, key and topic."""
+    resources, _ = serving
+    storage = storage_template.to_json()
+    bucket_ids = {
+        output["Export"]["Name"].removeprefix(f"{CONFIG.prefix}-").removesuffix("-bucket-name"): (
+            output["Value"]["Ref"]
+        )
+        for output in storage["Outputs"].values()
+        if output.get("Export", {}).get("Name", "").endswith("-bucket-name")
+    }
+    key_id = next(lid for lid, r in storage["Resources"].items() if r["Type"] == "AWS::KMS::Key")
+    exports = exports_of(
+        storage,
+        Resolution(
+            names={lid: resources.bucket(role) for role, lid in bucket_ids.items()},
+            attributes={f"{key_id}.Arn": resources.key_arn or ""},
+        ),
+    )
+    template = serving_template.to_json()
+    topic_id = next(
+        lid for lid, r in template["Resources"].items() if r["Type"] == "AWS::SNS::Topic"
+    )
+    resolution = Resolution(
+        stack_name=names.serving_stack(CONFIG),
+        exports=exports,
+        names={topic_id: f"{CONFIG.prefix}-alerts"},
+    )
+    topic = emulator.client("sns").create_topic(Name=f"{CONFIG.prefix}-alerts")["TopicArn"]
+    assert topic == resolve(template, {"Ref": topic_id}, resolution)
+    roles = role_policies(template, resolution)
+    identities = {
+        function: Identity(
+            roles[role_of(template, handler)].arn, roles[role_of(template, handler)].policies
+        )
+        for function, handler in specs.HANDLERS.items()
+    }
+    (cfn_role,) = roles_assumed_by(template, "cloudformation.amazonaws.com", resolution)
+    ops_key = next(lid for lid, r in template["Resources"].items() if r["Type"] == "AWS::KMS::Key")
+    iam = TwinIam(
+        config=CONFIG,
+        region=emulator.region,
+        resources=resources,
+        topic_arn=topic,
+        identities=identities,
+        ops_key=resolve(template, {"Fn::GetAtt": [ops_key, "Arn"]}, resolution),
+        cloudformation_role_arn=roles[cfn_role].arn,
+    )
+    return iam, identities, topic
+
+
+def approval_event(arn: str) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": "approval-recorded-1",
+        "detail-type": "SageMaker Model Package State Change",
+        "source": "aws.sagemaker",
+        "account": "123456789012",
+        "time": "2026-11-30T10:00:00Z",
+        "region": "us-east-1",
+        "resources": [arn],
+        "detail": {
+            "ModelPackageGroupName": CONFIG.model_package_group_name,
+            "ModelPackageArn": arn,
+            "ModelApprovalStatus": "Approved",
+        },
+    }
+
+
+def run_every_function(
+    emulator: AwsTarget,
+    serving: tuple[PlatformResources, Any],
+    iam: TwinIam,
+    topic: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What each function does in a day of the platform: rollout steps and a shift (traffic),
+    a scheduled check that finds challenger drift and rolls back (drift, traffic), a scheduled
+    check with nothing new, and the deployment of an approved package (deploy)."""
+    resources, (server, runtime) = serving
+    common: dict[str, Any] = {
+        "target": emulator, "config": CONFIG, "resources": resources, "topic_arn": topic, "iam": iam,
+    }  # fmt: skip
+    create_alarms(emulator.client("cloudwatch"), specs.variant_alarms(CONFIG))
+    traffic = TrafficSettings.for_platform(
+        CONFIG, audit_bucket=resources.reports_bucket, topic_arn=topic
+    )
+    for event in (
+        {"action": "rollout-step", "reason": "recorded", "requested_by": "test"},
+        {"action": "shift", "challenger": 0.3, "reason": "recorded", "requested_by": "t"},
+    ):
+        outcome, _ = invoke_function(specs.TRAFFIC, {**event, "endpoint": CONFIG.endpoint_name},
+                                     settings=traffic, **common)  # fmt: skip
+        assert outcome["ok"], outcome
+
+    send(runtime, CONFIG.endpoint_name, requests(300, seed=1), target_variant="champion")
+    send(
+        runtime,
+        CONFIG.endpoint_name,
+        requests(300, seed=2, drifted=True),
+        target_variant="challenger",
+    )
+    server.endpoints.capture.flush()
+    now = datetime.now(UTC)
+    for minutes in (1, 2):
+        run = scheduled_drift_check(emulator, CONFIG, resources, now=now + timedelta(minutes=minutes),
+                                    topic_arn=topic, iam=iam)  # fmt: skip
+        assert run.result["ok"], run.result
+    assert [target for target, _ in run.actions] == []
+
+    # The deploy function against the serving stack (CloudFormation stubbed: the emulator does
+    # not run stacks); every other call goes to the emulator.
+    packages = emulator.client("sagemaker").list_model_packages(
+        ModelPackageGroupName=CONFIG.model_package_group_name
+    )["ModelPackageSummaryList"]
+    champion, challenger = sorted(p["ModelPackageArn"] for p in packages)
+    cloudformation = AwsTarget(region=emulator.region).client("cloudformation")
+    stack = {"Stacks": [{
+        "StackName": names.serving_stack(CONFIG), "StackStatus": "UPDATE_COMPLETE",
+        "CreationTime": datetime(2026, 1, 1, tzinfo=UTC),
+        "Parameters": [
+            {"ParameterKey": "ChampionModelPackageArn", "ParameterValue": champion},
+            {"ParameterKey": "ChallengerModelPackageArn", "ParameterValue": ""},
+            {"ParameterKey": "BootstrapVersion", "ParameterValue": "/cdk-bootstrap/hnb659fds/version"},
+        ],
+    }]}  # fmt: skip
+    real_client = AwsTarget.client
+    monkeypatch.setattr(
+        AwsTarget,
+        "client",
+        lambda self, name, **kw: (
+            cloudformation if name == "cloudformation" else real_client(self, name, **kw)
+        ),
+    )
+    deploy = DeploySettings.for_platform(
+        CONFIG, audit_bucket=resources.reports_bucket, topic_arn=topic,
+        cloudformation_role_arn=iam.cloudformation_role_arn,
+    )  # fmt: skip
+    with Stubber(cloudformation) as stubber:
+        stubber.add_response("describe_stacks", stack)
+        stubber.add_response("describe_stacks", stack)
+        stubber.add_response("update_stack", {"StackId": "id"})
+        outcome, _ = invoke_function(
+            specs.DEPLOY, approval_event(challenger), settings=deploy, **common
+        )
+        stubber.assert_no_pending_responses()
+    assert outcome["ok"], outcome
+
+
+def test_every_call_is_allowed_by_the_template_and_every_grant_is_needed(
+    emulator: AwsTarget,
+    serving: tuple[PlatformResources, Any],
+    aws_roles: tuple[TwinIam, dict[str, Identity], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    iam, identities, topic = aws_roles
+    run_every_function(emulator, serving, iam, topic, monkeypatch)
+
+    denied = [f"{f} {op}: {d}" for f, op, d in iam.decisions if not d.allowed]
+    assert not denied, "\n".join(denied)
+    made = {f: {d.request for g, _, d in iam.decisions if g == f} for f in identities}
+    assert all(made.values()), {f: len(r) for f, r in made.items()}
+    # The implied requests are judged too: KMS through S3 and SNS, CloudFormation's PassRole
+    # and its read of the SSM-typed bootstrap parameter with the caller's credentials.
+    deploy_actions = {r.action for r in made["deploy"]}
+    assert {"iam:PassRole", "ssm:GetParameters", "kms:GenerateDataKey",
+            "sagemaker:DescribeModelPackage", "cloudformation:UpdateStack"} <= deploy_actions  # fmt: skip
+
+    # Minimal: what is granted and never asked for is explained, and nothing else is.
+    unexplained = {}
+    for function, identity in identities.items():
+        granted = {
+            action
+            for document in identity.named_policies()
+            for statement in document["policy"]["Statement"]
+            for action in _as_list(statement["Action"])
+        }
+        for action in granted - {r.action for r in made[function]}:
+            unexplained[(function, action)] = NOT_CALLED.get((function, action))
+    assert {k for k, why in unexplained.items() if why is None} == set()
+    assert set(unexplained) == set(NOT_CALLED), set(NOT_CALLED) - set(unexplained)
+
+    # And every statement a call needs is load-bearing: without it, a call is refused.
+    for function, identity in identities.items():
+        for name, statement, without in _each_statement_removed(identity):
+            needed = set(_as_list(statement["Action"])) & {r.action for r in made[function]}
+            if not needed:
+                continue
+            decisions = simulator().evaluate_many(
+                sorted(made[function], key=str), without, resource_policies=iam.key_policies()
+            )
+            refused: list[Decision] = [d for d in decisions if not d.allowed]
+            assert refused, f"{function}: nothing needs {name} {statement.get('Sid')}"
+
+
+def _each_statement_removed(identity: Identity) -> Iterator[tuple[str, dict[str, Any], Identity]]:
+    documents = {d["name"]: d["policy"] for d in identity.named_policies()}
+    for name, document in documents.items():
+        statements = document["Statement"]
+        for i, statement in enumerate(statements):
+            reduced = {**document, "Statement": statements[:i] + statements[i + 1 :]}
+            yield name, statement, Identity(identity.role_arn, {**documents, name: reduced})
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_recorded_calls_are_json(aws_roles: tuple[TwinIam, dict[str, Identity], str]) -> None:
+    """The identities handed to the evaluator are plain JSON (no tokens left)."""
+    _, identities, _ = aws_roles
+    text = json.dumps([i.named_policies() for i in identities.values()])
+    assert "Fn::" not in text
+    assert '"Ref"' not in text
