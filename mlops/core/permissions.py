@@ -432,7 +432,7 @@ def cloudformation(config: PlatformConfig) -> list[Grant]:
         ),
         Grant(
             "ReadWeights",
-            ("ssm:GetParameters", "ssm:GetParameter"),
+            ("ssm:GetParameters",),
             (*_weight_parameters(config), bootstrap_parameter()),
             "The endpoint config reads the weights in force through dynamic references; the "
             "stack's BootstrapVersion parameter is resolved on every update.",

@@ -383,3 +383,32 @@ def normal(value: Any) -> Any:
     if isinstance(value, list):
         return sorted(json.dumps(normal(v), sort_keys=True) for v in value)
     return value
+
+
+# Granted to CloudFormation's role although no create/update/delete handler lists it, and why.
+CLOUDFORMATION_EXTRAS = {
+    "sagemaker:DescribeModel": "the Model type's read handler (drift detection, rollback checks)",
+    "sagemaker:DescribeEndpointConfig": "the EndpointConfig type's read handler",
+    "sagemaker:DescribeModelPackage": "CreateModel from a ModelPackageName reads the package "
+    "(AWS's cross-account deploy guide grants it with CreateModel)",
+    "kms:CreateGrant": "SageMaker's API permissions reference: CreateEndpointConfig with a "
+    "KmsKeyId needs it (the grant is for SageMaker, kms:GrantIsForAWSResource)",
+}
+
+
+def test_the_cloudformation_role_grants_nothing_unexplained(
+    aws: tuple[dict[str, Any], Resolution],
+) -> None:
+    template, resolution = aws
+    identity = role(template, resolution, "cloudformation.amazonaws.com")
+    documents = identity.policies.values() if isinstance(identity.policies, dict) else []
+    granted = {
+        action
+        for document in documents
+        for statement in document["Statement"]
+        for action in (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+    }
+    needed = {r.action for r in handler_requests(template, resolution) + ssm_reads(template)}
+    assert granted - needed == set(CLOUDFORMATION_EXTRAS)
