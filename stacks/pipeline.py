@@ -3,14 +3,20 @@
 The definition comes from stacks/pipeline_definition.py (SageMaker SDK v3, built offline);
 deploy-time values reach it through Fn::Sub. The step code ships as two CDK file assets
 built deterministically from pipeline_steps/ (mlops/adapters/code_bundle.py).
+
+The jobs run network-isolated unless they need the network (pipeline_definition.needs_network),
+in the stage's VPC when ``vpc_subnet_ids``/``vpc_security_group_ids`` are set, and write to
+the job log groups this stack creates (``create_job_log_groups``, see JobLogGroups).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Aws, CfnOutput, Environment, Fn, Stack
+from aws_cdk import Aws, CfnOutput, Duration, Environment, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
@@ -21,6 +27,99 @@ from mlops.core.config import PlatformConfig
 from .compliance import acknowledge
 from .pipeline_definition import PipelineSpec, build_definition
 from .storage import StorageImports, export_name
+
+# The log groups every SageMaker processing and training job of the account and region
+# writes to (SageMaker names them; there is no per-job or per-pipeline setting).
+JOB_LOG_GROUPS = {
+    "ProcessingJobs": "/aws/sagemaker/ProcessingJobs",
+    "TrainingJobs": "/aws/sagemaker/TrainingJobs",
+}
+VPC_DESCRIBE_ACTIONS = (
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeDhcpOptions",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+)
+VPC_INTERFACE_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:CreateNetworkInterfacePermission",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DeleteNetworkInterfacePermission",
+)
+
+
+def log_group_arn(name: str) -> str:
+    return f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:{name}"
+
+
+class JobLogGroups(Construct):
+    """The two job log groups, KMS-encrypted with their own key, with the configured retention.
+
+    Without them SageMaker creates both on a job's first log line, unencrypted and kept
+    forever. Their names are per account and region, so exactly one stage there creates them:
+    every other stage in the same account and region sets ``create_job_log_groups`` to false
+    (CloudFormation fails its deploy on the existing names otherwise) and writes into these.
+
+    Everything here is RETAIN: logs outlive ``cdk destroy``, and so does the key, which the
+    retained groups still need. Redeploying after a destroy therefore needs
+    ``-c create_job_log_groups=false`` (keeping the retained groups as they are), adopting them
+    with ``cdk import``, or deleting both groups first. The same holds where a job ran before
+    the first deploy: SageMaker already created the groups.
+
+    The key is the pipeline stack's own, not the storage stack's data key: only CloudWatch Logs
+    needs it, for exactly these two groups, and the data key's policy stays as it is.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: PlatformConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.key = kms.Key(
+            self,
+            "Key",
+            description=f"{config.prefix}: encrypts the SageMaker job log groups",
+            enable_key_rotation=True,
+            pending_window=Duration.days(30),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # CloudWatch Logs encrypts and decrypts with the key on behalf of the log groups (and
+        # of whoever reads them, with logs:* permissions only); the encryption context names
+        # the log group, so the key serves these two and no other.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "kms:Encrypt*",
+                    "kms:Decrypt*",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:Describe*",
+                ],
+                principals=[iam.ServicePrincipal(f"logs.{Aws.REGION}.amazonaws.com")],
+                resources=["*"],
+                conditions={
+                    "ArnEquals": {
+                        "kms:EncryptionContext:aws:logs:arn": [
+                            log_group_arn(name) for name in JOB_LOG_GROUPS.values()
+                        ]
+                    }
+                },
+            )
+        )
+        self.groups: list[logs.LogGroup] = []
+        for construct_name, name in JOB_LOG_GROUPS.items():
+            group = logs.LogGroup(
+                self,
+                construct_name,
+                log_group_name=name,
+                encryption_key=self.key,
+                removal_policy=RemovalPolicy.RETAIN,
+            )
+            # Config validated the number against CloudWatch's allowed values; the L2's enum
+            # has no lookup by days, so it is set on the resource.
+            resource = group.node.default_child
+            if not isinstance(resource, logs.CfnLogGroup):
+                raise TypeError("LogGroup without its CfnLogGroup")
+            resource.retention_in_days = config.log_retention_days
+            self.groups.append(group)
 
 
 class TrainingPipeline(Construct):
@@ -103,6 +202,8 @@ class TrainingPipeline(Construct):
                 metric_threshold=config.model_metric_threshold,
                 mlflow_tracking_server_arn=mlflow_tracking_server_arn,
                 mlflow_experiment_name=name,
+                subnets=tuple(config.vpc_subnet_ids),
+                security_group_ids=tuple(config.vpc_security_group_ids),
             )
         )
         self.pipeline = sagemaker.CfnPipeline(
@@ -130,6 +231,12 @@ class TrainingPipeline(Construct):
         )
         # The role alone is not enough: the jobs need the policy attached before they start.
         self.pipeline.node.add_dependency(policy)
+        self.log_groups: JobLogGroups | None = None
+        if config.create_job_log_groups:
+            self.log_groups = JobLogGroups(self, "JobLogs", config=config)
+            # No execution can start before the groups exist: SageMaker would create them
+            # itself, unencrypted, and this stack's deploy would then fail on their names.
+            self.pipeline.node.add_dependency(self.log_groups)
 
     @staticmethod
     def _statements(
@@ -196,14 +303,22 @@ class TrainingPipeline(Construct):
                 resources=["*"],
                 conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
             ),
+            # The job log groups only. Where this stack creates them (create_job_log_groups),
+            # the jobs only add streams; where another stage or SageMaker owns them, the first
+            # job may have to create them.
             iam.PolicyStatement(
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[
-                    f"arn:{partition}:logs:{stack_region}:{account}:log-group:/aws/sagemaker/ProcessingJobs:*",
-                    f"arn:{partition}:logs:{stack_region}:{account}:log-group:/aws/sagemaker/TrainingJobs:*",
+                actions=[
+                    *([] if config.create_job_log_groups else ["logs:CreateLogGroup"]),
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    # Listed by SageMaker's guide for job execution roles; read-only.
+                    "logs:DescribeLogStreams",
                 ],
+                resources=[f"{log_group_arn(group)}:*" for group in JOB_LOG_GROUPS.values()],
             ),
         ]
+        if config.uses_vpc:
+            statements += TrainingPipeline._vpc_statements(config)
         if mlflow_arn:
             statements.append(
                 iam.PolicyStatement(
@@ -212,6 +327,34 @@ class TrainingPipeline(Construct):
                 )
             )
         return statements
+
+    @staticmethod
+    def _vpc_statements(config: PlatformConfig) -> list[iam.PolicyStatement]:
+        """What SageMaker needs, with the execution role, to attach the jobs to the VPC.
+
+        The actions are those the SageMaker guide lists for jobs in a private VPC (execution
+        role permissions for CreateProcessingJob/CreateTrainingJob), each scoped as far as EC2
+        allows: the network interfaces only in the configured subnets (with the configured
+        security groups); the Describe actions support no resource scoping at all.
+        """
+        ec2 = f"arn:{Aws.PARTITION}:ec2:{Aws.REGION}:{Aws.ACCOUNT_ID}"
+        subnets = [f"{ec2}:subnet/{subnet}" for subnet in config.vpc_subnet_ids]
+        groups = [f"{ec2}:security-group/{group}" for group in config.vpc_security_group_ids]
+        return [
+            iam.PolicyStatement(actions=list(VPC_DESCRIBE_ACTIONS), resources=["*"]),
+            # CreateNetworkInterface is authorized on the subnet and security groups it uses
+            # as well as on the new interface: only these subnets and groups.
+            iam.PolicyStatement(
+                actions=["ec2:CreateNetworkInterface"], resources=[*subnets, *groups]
+            ),
+            # The interfaces themselves (created, shared with SageMaker's account, removed):
+            # interface IDs exist only at run time, so by condition on their subnet.
+            iam.PolicyStatement(
+                actions=list(VPC_INTERFACE_ACTIONS),
+                resources=[f"{ec2}:network-interface/*"],
+                conditions={"ArnEquals": {"ec2:Subnet": subnets}},
+            ),
+        ]
 
     @staticmethod
     def _acknowledge_wildcards(config: PlatformConfig, policy: iam.ManagedPolicy) -> None:
@@ -253,6 +396,17 @@ class TrainingPipeline(Construct):
             "cloudwatch:PutMetricData supports no resource ARN; the statement is limited to "
             "SageMaker's /aws/sagemaker/* namespaces by condition."
         )
+        if config.uses_vpc:
+            reasons["*"] += (
+                " The EC2 Describe actions SageMaker needs for jobs in a VPC (network "
+                "interfaces, VPCs, DHCP options, subnets, security groups) support no "
+                "resource ARN either; they are read-only."
+            )
+            reasons[arn.format(service="ec2", resource="network-interface/*")] = (
+                "SageMaker creates, shares and deletes the jobs' network interfaces at run "
+                "time, so their IDs are unknown; the statement is limited by condition to "
+                "interfaces in the configured subnets."
+            )
         for resource, reason in reasons.items():
             acknowledge(policy, f"AwsSolutions-IAM5[Resource::{resource}]", reason)
         if config.enable_mlflow_server:
@@ -265,7 +419,15 @@ class TrainingPipeline(Construct):
 
 
 class PipelineStack(Stack):
-    """The training pipeline of one stage."""
+    """The training pipeline of one stage, and (``create_job_log_groups``) the job log groups.
+
+    The job log groups are per account and region, not per stage: in an account and region
+    with more than one stage (e.g. stage=prod next to stage=dev), exactly one stage creates
+    them and every other one is deployed with ``-c create_job_log_groups=false``; its jobs
+    then write into the same two groups. Both groups and their key are retained on destroy:
+    a redeploy after a destroy also needs ``-c create_job_log_groups=false`` (or ``cdk
+    import``, or deleting the groups first). See JobLogGroups.
+    """
 
     def __init__(
         self,

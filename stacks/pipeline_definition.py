@@ -7,6 +7,10 @@ The SDK cannot take CDK tokens, so the definition is built with ``${Name}`` plac
 it makes no AWS call and no DNS lookup (see ../shared notes and tests/infra/test_pipeline_definition.py):
 role validation is off, the role is a literal ARN placeholder, every S3 path is explicit,
 telemetry is off and ModelBuilder runs without dependency auto-detection.
+
+Network: every job runs with network isolation unless its container needs the network (see
+``needs_network``), encrypts traffic between its instances, and runs in the stage's VPC when
+one is configured.
 """
 
 from __future__ import annotations
@@ -49,6 +53,11 @@ PRIMARY_METRIC_PATH = f"binary_classification_metrics.{PRIMARY_METRIC}.value"
 
 SPLITS = ("train", "validation", "test", "reference", "manifest")
 STEP_NAMES = ("Preprocess", "Train", "Evaluate", "CheckMetric", "Register", "MetricBelowThreshold")
+JOB_STEPS = ("Preprocess", "Train", "Evaluate")
+# Where the training job finds its script-mode archive: SageMaker downloads the "code" channel
+# there before the container starts (the container itself needs no S3 access for it).
+CODE_CHANNEL = "code"
+SOURCE_ARCHIVE_IN_CONTAINER = f"/opt/ml/input/data/{CODE_CHANNEL}/${{SourceArchiveKey}}"
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,30 @@ class PipelineSpec:
     metric_threshold: float
     mlflow_tracking_server_arn: str | None = None
     mlflow_experiment_name: str | None = None
+    # The stage's VPC: both set, or both empty (the jobs then run in SageMaker's own network).
+    subnets: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
+
+
+def needs_network(step: str, spec: PipelineSpec) -> bool:
+    """Whether the container of a job step needs the network; all others run isolated.
+
+    A network-isolated container has no outbound network and no AWS credentials; SageMaker
+    still downloads its inputs and uploads its outputs (through the VPC, when configured).
+    Decided from what each step's code does (pipeline_steps/):
+
+    - Preprocess reads its input folder and writes its output folders: no network.
+    - Evaluate reads the model, test and manifest folders and writes evaluation.json. Its
+      MLflow call (evaluate._track) runs only with MLFLOW_TRACKING_URI set, which this job is
+      not given, and with mlflow installed, which the processing image lacks: no network.
+    - Train, untracked, reads its channels (the script archive included, see CODE_CHANNEL) and
+      writes the model folder: no network. Tracked (enable_mlflow_server), the container first
+      installs requirements.txt from PyPI and then logs the run to the managed MLflow server,
+      signing with the execution role's credentials: it needs the network, and credentials.
+    """
+    if step not in JOB_STEPS:
+        raise ValueError(f"{step!r} is not a job step ({', '.join(JOB_STEPS)})")
+    return step == "Train" and spec.mlflow_tracking_server_arn is not None
 
 
 def _offline_environment() -> None:
@@ -94,7 +127,10 @@ def build_definition(spec: PipelineSpec) -> str:
 
 def _build(spec: PipelineSpec) -> str:
     # Deferred: the SDK is imported only once build_definition has set up the offline
-    # environment (see _sagemaker_sdk).
+    # environment (see _sagemaker_sdk); its two network settings classes likewise.
+    from sagemaker.core.network import NetworkConfig  # noqa: PLC0415
+    from sagemaker.train.configs import Networking  # noqa: PLC0415
+
     from . import _sagemaker_sdk as sdk  # noqa: PLC0415
 
     boto_session = sdk.boto3.Session(
@@ -133,7 +169,11 @@ def _build(spec: PipelineSpec) -> str:
         on="/", values=["s3://${ArtifactsBucket}", "pipelines", spec.pipeline_name]
     )
 
-    def processor(job: str) -> Any:
+    vpc = bool(spec.subnets)
+    if vpc != bool(spec.security_group_ids):
+        raise ValueError("give subnets and security_group_ids together, or neither")
+
+    def processor(job: str, step: str) -> Any:
         return sdk.ScriptProcessor(
             role=ROLE_ARN,
             image_uri=image,
@@ -145,6 +185,14 @@ def _build(spec: PipelineSpec) -> str:
             base_job_name=f"{spec.pipeline_name}-{job}",
             sagemaker_session=session,
             env={"CODE_VERSION": spec.code_version},
+            network_config=NetworkConfig(
+                enable_network_isolation=not needs_network(step, spec),
+                # Encrypts traffic between the instances of a job: none with one instance,
+                # and an instance_count above 1 must not silently leave it in the clear.
+                encrypt_inter_container_traffic=True,
+                subnets=list(spec.subnets) if vpc else None,
+                security_group_ids=list(spec.security_group_ids) if vpc else None,
+            ),
         )
 
     def output(name: str, local: str) -> Any:
@@ -172,7 +220,7 @@ def _build(spec: PipelineSpec) -> str:
 
     preprocess = sdk.ProcessingStep(
         name="Preprocess",
-        step_args=processor("preprocess").run(
+        step_args=processor("preprocess", "Preprocess").run(
             code=steps_archive,
             arguments=[
                 "preprocess",
@@ -194,7 +242,10 @@ def _build(spec: PipelineSpec) -> str:
 
     environment: dict[str, Any] = {"CODE_VERSION": spec.code_version}
     if spec.mlflow_tracking_server_arn:
-        # sagemaker-mlflow resolves a tracking-server ARN used as the tracking URI.
+        # sagemaker-mlflow resolves a tracking-server ARN used as the tracking URI. In a VPC,
+        # the training job reaches the server, PyPI (requirements.txt) and S3 through that
+        # VPC: a NAT gateway, or an interface endpoint for SageMaker MLflow, a PyPI mirror and
+        # an S3 gateway endpoint. The stack builds none of these; the VPC must provide them.
         environment["MLFLOW_TRACKING_URI"] = spec.mlflow_tracking_server_arn
         environment["MLFLOW_EXPERIMENT_NAME"] = spec.mlflow_experiment_name or spec.pipeline_name
     trainer = sdk.ModelTrainer(
@@ -217,14 +268,24 @@ def _build(spec: PipelineSpec) -> str:
         ),
         # Script mode without SourceCode: the SDK would upload driver files under a
         # timestamped prefix (a new definition every synth). The framework image's toolkit
-        # reads these two hyperparameters instead and runs train.py from our archive.
+        # reads these two hyperparameters instead and runs train.py from our archive. The
+        # archive comes in as a channel, not as an s3:// URI the toolkit would download
+        # itself: an isolated container has no credentials and no route to S3.
         hyperparameters={
             "sagemaker_program": "train.py",
-            "sagemaker_submit_directory": source_archive,
+            "sagemaker_submit_directory": SOURCE_ARCHIVE_IN_CONTAINER,
             "algorithm": algorithm,
             "seed": seed,
         },
         environment=environment,
+        networking=Networking(
+            enable_network_isolation=not needs_network("Train", spec),
+            # Encrypts traffic between training instances: none with one instance, and an
+            # instance_count above 1 must not silently leave it in the clear.
+            enable_inter_container_traffic_encryption=True,
+            subnets=list(spec.subnets) if vpc else None,
+            security_group_ids=list(spec.security_group_ids) if vpc else None,
+        ),
     )
     train = sdk.TrainingStep(
         name="Train",
@@ -243,6 +304,7 @@ def _build(spec: PipelineSpec) -> str:
                     data_source=split_uri("manifest"),
                     content_type="application/json",
                 ),
+                sdk.InputData(channel_name=CODE_CHANNEL, data_source=source_archive),
             ]
         ),
     )
@@ -253,7 +315,7 @@ def _build(spec: PipelineSpec) -> str:
     )
     evaluate = sdk.ProcessingStep(
         name="Evaluate",
-        step_args=processor("evaluate").run(
+        step_args=processor("evaluate", "Evaluate").run(
             code=steps_archive,
             arguments=[
                 "evaluate",

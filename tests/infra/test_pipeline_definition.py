@@ -108,8 +108,14 @@ def test_steps_are_wired_through_their_outputs(definition: dict[str, Any]) -> No
         c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in train["InputDataConfig"]
     }
     assert channels == {
-        name: {"Get": f"Steps.Preprocess.ProcessingOutputConfig.Outputs['{name}'].S3Output.S3Uri"}
-        for name in ("train", "validation", "manifest")
+        **{
+            name: {
+                "Get": f"Steps.Preprocess.ProcessingOutputConfig.Outputs['{name}'].S3Output.S3Uri"
+            }
+            for name in ("train", "validation", "manifest")
+        },
+        # The script-mode archive, downloaded by SageMaker (see test_pipeline_isolation.py).
+        "code": "s3://${CodeBucket}/${SourceArchiveKey}",
     }
     evaluate_inputs = {
         i["InputName"]: i["S3Input"]["S3Uri"]
@@ -213,7 +219,7 @@ def test_every_job_encrypts_with_the_platform_key(definition: dict[str, Any]) ->
     assert train["HyperParameters"]["sagemaker_program"] == "train.py"
     assert (
         train["HyperParameters"]["sagemaker_submit_directory"]
-        == "s3://${CodeBucket}/${SourceArchiveKey}"
+        == "/opt/ml/input/data/code/${SourceArchiveKey}"
     )
 
 
