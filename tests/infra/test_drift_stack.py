@@ -54,7 +54,6 @@ def test_drift_function_is_an_image_with_explicit_limits(serving_template: Templ
     assert properties["PackageType"] == "Image"
     assert properties["MemorySize"] == 3008
     assert properties["Timeout"] == 900
-    assert properties["ReservedConcurrentExecutions"] == 1
     assert "TargetArn" in properties["DeadLetterConfig"]
     environment = properties["Environment"]["Variables"]
     assert environment["ENDPOINT_NAME"] == "mlops-dev-visits"

@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import cfnlint
+import cfnlint  # type: ignore[import-untyped]
 import pytest
 from aws_cdk.assertions import Template
 
@@ -93,7 +93,7 @@ def aws(
         stack_name=names.serving_stack(CONFIG),
         exports=exports_of(storage_template.to_json()),
     )
-    return serving_template.to_json(), resolution
+    return dict(serving_template.to_json()), resolution
 
 
 @pytest.fixture(scope="module")
@@ -351,7 +351,7 @@ def test_every_grant_is_rendered_into_the_template(
         if r["Type"] == "AWS::Lambda::Function"
     }
     for function, grants in (
-        *((f, permissions.for_function(f, CONFIG)) for f in functions),  # type: ignore[arg-type]
+        *((f, permissions.for_function(f, CONFIG)) for f in functions),
         ("cloudformation", permissions.cloudformation(CONFIG)),
     ):
         if function == "cloudformation":

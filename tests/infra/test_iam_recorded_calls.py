@@ -7,7 +7,7 @@ reason, and dropping any statement a call needs makes a call fail."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,7 +48,7 @@ NOT_CALLED = {
 }
 
 
-def role_of(template: dict[str, Any], handler: str) -> str:
+def role_of(template: Mapping[str, Any], handler: str) -> str:
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::Lambda::Function" and resource["Properties"]["ImageConfig"][
             "Command"
@@ -94,7 +94,7 @@ def aws_roles(
     topic = emulator.client("sns").create_topic(Name=f"{CONFIG.prefix}-alerts")["TopicArn"]
     assert topic == resolve(template, {"Ref": topic_id}, resolution)
     roles = role_policies(template, resolution)
-    identities = {
+    identities: dict[str, Identity] = {
         function: Identity(
             roles[role_of(template, handler)].arn, roles[role_of(template, handler)].policies
         )
@@ -107,7 +107,7 @@ def aws_roles(
         region=emulator.region,
         resources=resources,
         topic_arn=topic,
-        identities=identities,
+        identities=identities,  # type: ignore[arg-type]  # keyed by the handlers' names
         ops_key=resolve(template, {"Fn::GetAtt": [ops_key, "Arn"]}, resolution),
         cloudformation_role_arn=roles[cfn_role].arn,
     )
