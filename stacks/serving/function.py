@@ -177,15 +177,16 @@ class PlatformFunction(Construct):
         if not isinstance(function_resource, lambda_.CfnFunction):
             raise TypeError("DockerImageFunction without its CfnFunction")
         function_resource.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
-        # CDK's own grants land in the role's default (inline) policy: pulling the image from
-        # the asset repository and sending to the dead-letter queue.
+        # CDK's own grant lands in the role's default (inline) policy: sending to the
+        # dead-letter queue (Lambda pulls the image with its service principal).
         default_policy = self.role.node.try_find_child("DefaultPolicy")
         if default_policy is not None:
             acknowledge(
                 default_policy,
                 "NIST.800.53.R5-IAMNoInlinePolicy",
-                "CDK generates this policy for the function's image pull (ECR) and its "
-                "dead-letter queue; the function's own permissions are in a managed policy.",
+                "CDK generates this policy with one statement: sqs:SendMessage to this "
+                "function's dead-letter queue. The function's own permissions are in a managed "
+                "policy.",
             )
         if not reserved_concurrency:
             acknowledge(
