@@ -35,11 +35,12 @@ from mlops.adapters.target import EMULATOR_ACCOUNT, AwsTarget
 from mlops.core.approval import PackageScope
 from mlops.core.config import PlatformConfig
 from mlops.core.names import CHALLENGER, CHAMPION
-from mlops.core.specs import TRAFFIC
+from mlops.core.specs import HANDLERS, TRAFFIC
 from mlops.local.aws_services import invoke_function, scheduled_drift_check
 from mlops.local.deployment import EmulatorDeployment
 from mlops.local.emulator import Home, bootstrap, start_emulator, stop_emulator
 from mlops.local.endpoint import LocalEndpoints, LocalEndpointServer
+from mlops.local.iam.enforce import CHECKED
 from mlops.local.pipeline import LocalPipelineRunner, RunOptions
 from mlops.local.replay import requests, send
 from mlops.usecases.approve import ServingRequest, change_serving
@@ -78,6 +79,8 @@ class DemoSummary:
     audit_uri: str | None = None
     mlflow_tracking_uri: str = ""
     mlflow_runs: int = 0
+    # AWS calls the functions made, each judged against its role's grants (none refused).
+    iam_checked_calls: dict[str, int] = field(default_factory=dict)
     stages: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -258,6 +261,7 @@ class Demo:
     ) -> None:
         config, summary = self.config, self.summary
         endpoint = config.endpoint_name
+        checked_before = {f: CHECKED[f] for f in HANDLERS}
         with self.stage("Gated rollout: two steps through the traffic Lambda's handler"):
             for _ in range(2):
                 outcome, _ = invoke_function(
@@ -329,6 +333,12 @@ class Demo:
             summary.audit_uri = outcome["audit_uri"]
             summary.audit_record = str(self._download(target, outcome["audit_uri"]))
             self.say(f"audit record {summary.audit_record}")
+            summary.iam_checked_calls = {f: CHECKED[f] - n for f, n in checked_before.items()}
+            self.say(
+                "IAM: "
+                + ", ".join(f"{f} {n} calls" for f, n in summary.iam_checked_calls.items() if n)
+                + " judged against their roles' grants (mlops.core.permissions): none refused"
+            )
 
         client = mlflow.MlflowClient(tracking_uri=self.home.mlflow_tracking_uri)
         experiments = client.search_experiments()

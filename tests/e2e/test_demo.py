@@ -90,6 +90,9 @@ def test_every_stage_ends_as_the_lifecycle_needs(
     assert audit["action"] == "rollback"
     assert audit["requested_by"] == "cloudwatch-alarm:mlops-dev-visits-challenger-drift"
     assert s["mlflow_runs"] == 2
+    # Every call the functions made was judged against their roles' grants (a refusal fails).
+    assert s["iam_checked_calls"]["traffic"] > 0
+    assert s["iam_checked_calls"]["drift"] > 0
     assert (folder / "mlflow" / "mlflow.db").is_file()
     assert json.loads((folder / "summary.json").read_text())["alarm"] == s["alarm"]
     assert (folder / "logs" / "mlops-dev-drift.log").is_file()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import threading
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,8 @@ from mlops.local.iam.simulator import Decision, Identity, PolicySimulator, acces
 
 _SIMULATOR: PolicySimulator | None = None
 _LOCK = threading.Lock()
+# Calls judged per function in this process (the demo reports them).
+CHECKED: Counter[str] = Counter()
 
 
 def simulator() -> PolicySimulator:
@@ -151,6 +154,8 @@ class TwinIam:
         identity = self.identity(function)
 
         def judge(service: str, operation: str, params: Mapping[str, Any]) -> None:
+            with _LOCK:
+                CHECKED[function] += 1
             for decision in self.check(function, service, operation, params):
                 if not decision.allowed:
                     raise access_denied(decision, caller=identity.session_arn, operation=operation)
