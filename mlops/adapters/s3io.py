@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 if TYPE_CHECKING:
+    from boto3.s3.transfer import TransferConfig
     from mypy_boto3_s3 import S3Client
 
 
@@ -35,12 +36,15 @@ def list_keys(s3: S3Client, bucket: str, prefix: str) -> list[str]:
     return sorted(keys)
 
 
-def download_prefix(s3: S3Client, uri: str, into: Path) -> list[Path]:
+def download_prefix(
+    s3: S3Client, uri: str, into: Path, *, transfer: TransferConfig | None = None
+) -> list[Path]:
     """Download one object (``uri`` names it exactly) or every object under the folder ``uri``.
 
     A URI that is not an object is a folder: ``s3://b/raw`` reads ``raw/...``, never
     ``raw-old/...``. Folder markers (keys ending in "/") are skipped, and no key may write
-    outside ``into``.
+    outside ``into``. ``transfer`` is boto3's transfer config for each object (e.g.
+    ``use_threads=False``: every call on this thread, where ``observe_calls`` sees it).
     """
     bucket, key = split_uri(uri)
     if key and not key.endswith("/") and list_keys(s3, bucket, key)[:1] == [key]:
@@ -57,25 +61,31 @@ def download_prefix(s3: S3Client, uri: str, into: Path) -> list[Path]:
         if not target.is_relative_to(root):
             raise ValueError(f"refusing s3://{bucket}/{name}: it would be written outside {into}")
         target.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(bucket, name, str(target))
+        s3.download_file(bucket, name, str(target), Config=transfer)
         files.append(target)
     return files
 
 
-def upload_tree(s3: S3Client, folder: Path, uri: str, **extra: Any) -> list[str]:
-    """Upload every file under ``folder`` below ``uri``; return the object URIs."""
+def upload_tree(
+    s3: S3Client, folder: Path, uri: str, transfer: TransferConfig | None = None, /, **extra: Any
+) -> list[str]:
+    """Upload every file under ``folder`` below ``uri``; return the object URIs. ``extra`` are
+    the objects' ExtraArgs; ``transfer`` (positional: ``extra`` takes any name) as for
+    ``download_prefix``."""
     bucket, prefix = split_uri(uri)
     uploaded = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         key = "/".join(
             part for part in (prefix.rstrip("/"), path.relative_to(folder).as_posix()) if part
         )
-        s3.upload_file(str(path), bucket, key, ExtraArgs=extra or None)
+        s3.upload_file(str(path), bucket, key, ExtraArgs=extra or None, Config=transfer)
         uploaded.append(f"s3://{bucket}/{key}")
     return uploaded
 
 
-def upload_file(s3: S3Client, path: Path, uri: str, **extra: Any) -> str:
+def upload_file(
+    s3: S3Client, path: Path, uri: str, transfer: TransferConfig | None = None, /, **extra: Any
+) -> str:
     bucket, key = split_uri(uri)
-    s3.upload_file(str(path), bucket, key, ExtraArgs=extra or None)
+    s3.upload_file(str(path), bucket, key, ExtraArgs=extra or None, Config=transfer)
     return uri

@@ -11,6 +11,10 @@
 - the response carries ``x-Amzn-Invoked-Production-Variant``;
 - inputs and outputs are captured in SageMaker's JSON Lines layout and S3 key scheme, per
   the endpoint config's DataCaptureConfig (sampling, content types, KMS key).
+
+What SageMaker hosting does with the model's execution role (reading the model package, its
+model artifacts, writing data capture) runs inside the optional ``model_role`` hook; reading the
+endpoint, its config and its models is SageMaker's own.
 """
 
 from __future__ import annotations
@@ -24,14 +28,15 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from mlops.adapters import s3io
@@ -45,6 +50,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mlops.local.endpoint")
 INVOKED_VARIANT = "x-Amzn-Invoked-Production-Variant"
+# Entered around what SageMaker does with the model role, named: "package", "model", "capture".
+RoleScope = Callable[[str], AbstractContextManager[object]]
+
+
+def _in_role(scope: RoleScope | None, what: str) -> AbstractContextManager[object]:
+    return scope(what) if scope else nullcontext()
 
 
 class EndpointNotServable(RuntimeError):
@@ -84,9 +95,15 @@ class CaptureWriter:
     """Buffers captured records per variant and writes them as new S3 objects."""
 
     def __init__(
-        self, s3: S3Client, *, max_records: int = 200, max_age_seconds: float = 5.0
+        self,
+        s3: S3Client,
+        *,
+        max_records: int = 200,
+        max_age_seconds: float = 5.0,
+        model_role: RoleScope | None = None,
     ) -> None:
         self.s3 = s3
+        self.model_role = model_role
         self.max_records = max_records
         self.max_age_seconds = max_age_seconds
         self._buffers: dict[tuple[str, str, str, str | None], _Buffer] = {}
@@ -129,7 +146,8 @@ class CaptureWriter:
         if kms_key:
             request["ServerSideEncryption"] = "aws:kms"
             request["SSEKMSKeyId"] = kms_key
-        self.s3.put_object(**request)
+        with _in_role(self.model_role, "capture"):
+            self.s3.put_object(**request)
         self.files_written.append(f"s3://{bucket}/{object_key}")
 
 
@@ -144,14 +162,16 @@ class LocalEndpoints:
         refresh_seconds: float = 0.5,
         seed: int | None = None,
         capture_writer: CaptureWriter | None = None,
+        model_role: RoleScope | None = None,
     ) -> None:
         self.sagemaker = target.client("sagemaker")
         self.s3 = target.client("s3")
+        self.model_role = model_role
         self.cache_dir = cache_dir
         cache_dir.mkdir(parents=True, exist_ok=True)
         self.refresh_seconds = refresh_seconds
         self.random = random.Random(seed)  # noqa: S311 - traffic routing, not security
-        self.capture = capture_writer or CaptureWriter(self.s3)
+        self.capture = capture_writer or CaptureWriter(self.s3, model_role=model_role)
         self._routes: dict[str, EndpointRoute] = {}
         self._models: dict[str, inference.LoadedModel] = {}
         self._lock = threading.Lock()
@@ -201,9 +221,10 @@ class LocalEndpoints:
         model = self.sagemaker.describe_model(ModelName=model_name)
         container = (model.get("Containers") or [model.get("PrimaryContainer", {})])[0]
         if container.get("ModelPackageName"):
-            package = self.sagemaker.describe_model_package(
-                ModelPackageName=container["ModelPackageName"]
-            )
+            with _in_role(self.model_role, "package"):
+                package = self.sagemaker.describe_model_package(
+                    ModelPackageName=container["ModelPackageName"]
+                )
             return str(package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"])
         return str(container["ModelDataUrl"])
 
@@ -212,8 +233,13 @@ class LocalEndpoints:
             if model_data_url in self._models:
                 return self._models[model_data_url]
         folder = Path(tempfile.mkdtemp(prefix="model-", dir=self.cache_dir))
-        s3io.download_prefix(self.s3, model_data_url, folder / "archive")
-        with tarfile.open(folder / "archive" / "model.tar.gz") as archive:
+        # The archive ModelDataUrl names, fetched as SageMaker fetches it (no listing: the
+        # model role may read the object, not list the bucket). With a hook, on this thread.
+        bucket, key = s3io.split_uri(model_data_url)
+        transfer = TransferConfig(use_threads=False) if self.model_role else None
+        with _in_role(self.model_role, "model"):
+            self.s3.download_file(bucket, key, str(folder / "model.tar.gz"), Config=transfer)
+        with tarfile.open(folder / "model.tar.gz") as archive:
             archive.extractall(folder / "model", filter="data")
         loaded = inference.model_fn(str(folder / "model"))
         with self._lock:

@@ -6,6 +6,10 @@ preprocess -> train -> evaluate -> check the metric -> register (or stop, saying
 Each step reads its inputs from S3 and writes its outputs back, as a SageMaker job would:
   s3://<artifacts>/pipelines/<pipeline>/<execution id>/{train,validation,test,reference,
                                                          manifest,model,evaluation}/...
+
+What SageMaker does there with the pipeline's execution role (staging each job's inputs and
+outputs, reading the evaluation for the condition, registering) runs inside the optional
+``execution_role`` hook; uploading the input dataset and MLflow's registry are the operator's.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from boto3.s3.transfer import TransferConfig
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -57,6 +63,8 @@ if TYPE_CHECKING:
 PRIMARY_METRIC = "auc"
 DEFAULT_INPUT_PREFIX = "raw/"
 Progress = Callable[[str, str, str], None]  # step, status, detail
+# Entered, with the step's name, around the work SageMaker does with the execution role.
+RoleScope = Callable[[str], AbstractContextManager[object]]
 
 
 @dataclass(frozen=True)
@@ -162,6 +170,7 @@ class LocalPipelineRunner:
         mlflow_tracking_uri: str | None,
         mlflow_artifact_root: str | None = None,
         progress: Progress | None = None,
+        execution_role: RoleScope | None = None,
     ) -> None:
         self.target = target
         self.resources = resources
@@ -169,6 +178,10 @@ class LocalPipelineRunner:
         self.mlflow_tracking_uri = mlflow_tracking_uri
         self.mlflow_artifact_root = mlflow_artifact_root
         self.progress = progress or (lambda step, status, detail: None)
+        self.execution_role = execution_role
+        # With a hook, S3 transfers stay on the calling thread (its context), where an
+        # observer installed by the hook sees them; the calls made are the same.
+        self._transfer = TransferConfig(use_threads=False) if execution_role else None
         self.s3 = target.client("s3")
         self.sagemaker = target.client("sagemaker")
 
@@ -179,6 +192,15 @@ class LocalPipelineRunner:
         if self.resources.key_arn:
             return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.resources.key_arn}
         return {}
+
+    def _as_role(self, step: str) -> AbstractContextManager[object]:
+        return self.execution_role(step) if self.execution_role else nullcontext()
+
+    def _download(self, uri: str, into: Path) -> None:
+        s3io.download_prefix(self.s3, uri, into, transfer=self._transfer)
+
+    def _upload(self, folder: Path, uri: str) -> None:
+        s3io.upload_tree(self.s3, folder, uri, self._transfer, **self._put_kwargs())
 
     def _step(self, result: LocalRunResult, name: str, action: Callable[[], str]) -> None:
         self.progress(name, "Executing", "")
@@ -270,21 +292,9 @@ class LocalPipelineRunner:
 
     def _preprocess(self, run: _Run) -> str:
         result = run.result
-        result.input_uri = self._ensure_input(run.options)
-        raw = run.work / "input"
-        try:
-            s3io.download_prefix(self.s3, result.input_uri, raw)
-        except FileNotFoundError as exc:
-            raise StepFailed(str(exc)) from None
-        out = run.work / "preprocess"
-        try:
-            manifest = preprocess.run(
-                raw, out, seed=run.options.seed, code_version=result.code_version or "unknown"
-            )
-        except DataValidationError as exc:
-            raise StepFailed(f"invalid input data: {exc}") from None
-        for name in (*preprocess.SPLIT_NAMES, "reference", "manifest"):
-            s3io.upload_tree(self.s3, out / name, s3io.join(run.prefix, name), **self._put_kwargs())
+        result.input_uri = self._ensure_input(run.options)  # the operator's, not the role's
+        with self._as_role("Preprocess"):
+            manifest = self._preprocess_job(run)
         result.dataset_sha256 = str(manifest["dataset_sha256"])
         result.reference_uri = s3io.join(run.prefix, "reference") + "/"
         rows: dict[str, int] = manifest["rows"]  # type: ignore[assignment]
@@ -293,34 +303,54 @@ class LocalPipelineRunner:
             f"validation {rows['validation']}, test {rows['test']}"
         )
 
+    def _preprocess_job(self, run: _Run) -> dict[str, object]:
+        raw = run.work / "input"
+        try:
+            self._download(run.result.input_uri, raw)
+        except FileNotFoundError as exc:
+            raise StepFailed(str(exc)) from None
+        out = run.work / "preprocess"
+        try:
+            manifest = preprocess.run(
+                raw, out, seed=run.options.seed, code_version=run.result.code_version or "unknown"
+            )
+        except DataValidationError as exc:
+            raise StepFailed(f"invalid input data: {exc}") from None
+        for name in (*preprocess.SPLIT_NAMES, "reference", "manifest"):
+            self._upload(out / name, s3io.join(run.prefix, name))
+        return manifest
+
     def _train(self, run: _Run) -> str:
         result = run.result
-        channels = run.work / "channels"
-        for name in ("train", "validation", "manifest"):
-            s3io.download_prefix(self.s3, s3io.join(run.prefix, name) + "/", channels / name)
-        model_dir = run.work / "model"
-        environment = {
-            "MLFLOW_TRACKING_URI": self.mlflow_tracking_uri,
-            "MLFLOW_EXPERIMENT_NAME": self.resources.pipeline_name,
-        }
-        with patched_environ(environment):
-            card = train.run(
-                train_dir=channels / "train",
-                validation_dir=channels / "validation",
-                manifest_dir=channels / "manifest",
-                model_dir=model_dir,
-                params=run.params,
-                code_version=result.code_version or "unknown",
+        with self._as_role("Train"):
+            channels = run.work / "channels"
+            for name in ("train", "validation", "manifest"):
+                self._download(s3io.join(run.prefix, name) + "/", channels / name)
+            model_dir = run.work / "model"
+            environment = {
+                "MLFLOW_TRACKING_URI": self.mlflow_tracking_uri,
+                "MLFLOW_EXPERIMENT_NAME": self.resources.pipeline_name,
+            }
+            with patched_environ(environment):
+                card = train.run(
+                    train_dir=channels / "train",
+                    validation_dir=channels / "validation",
+                    manifest_dir=channels / "manifest",
+                    model_dir=model_dir,
+                    params=run.params,
+                    code_version=result.code_version or "unknown",
+                )
+            archive = pack_model(model_dir, run.work / "model.tar.gz")
+            # Where a SageMaker training job puts it:
+            # <output path>/<job name>/output/model.tar.gz.
+            job = f"{result.execution_id}-train"
+            result.model_data_uri = s3io.upload_file(
+                self.s3,
+                archive,
+                s3io.join(run.prefix, "model", job, "output", "model.tar.gz"),
+                self._transfer,
+                **self._put_kwargs(),
             )
-        archive = pack_model(model_dir, run.work / "model.tar.gz")
-        # Where a SageMaker training job puts it: <output path>/<job name>/output/model.tar.gz.
-        job = f"{result.execution_id}-train"
-        result.model_data_uri = s3io.upload_file(
-            self.s3,
-            archive,
-            s3io.join(run.prefix, "model", job, "output", "model.tar.gz"),
-            **self._put_kwargs(),
-        )
         result.model_sha256 = card.model_sha256
         result.mlflow_run_id = card.mlflow_run_id
         result.mlflow_model_uri = card.mlflow_model_uri
@@ -331,19 +361,20 @@ class LocalPipelineRunner:
 
     def _evaluate(self, run: _Run) -> str:
         result = run.result
-        inputs = run.work / "evaluate-in"
-        s3io.download_prefix(self.s3, _required(result.model_data_uri), inputs / "model")
-        for name in ("test", "manifest"):
-            s3io.download_prefix(self.s3, s3io.join(run.prefix, name) + "/", inputs / name)
-        out = run.work / "evaluation"
-        with patched_environ({"MLFLOW_TRACKING_URI": self.mlflow_tracking_uri}):
-            evaluate.run(
-                model_source=inputs / "model",
-                test_dir=inputs / "test",
-                manifest_dir=inputs / "manifest",
-                output=out,
-            )
-        s3io.upload_tree(self.s3, out, s3io.join(run.prefix, "evaluation"), **self._put_kwargs())
+        with self._as_role("Evaluate"):
+            inputs = run.work / "evaluate-in"
+            self._download(_required(result.model_data_uri), inputs / "model")
+            for name in ("test", "manifest"):
+                self._download(s3io.join(run.prefix, name) + "/", inputs / name)
+            out = run.work / "evaluation"
+            with patched_environ({"MLFLOW_TRACKING_URI": self.mlflow_tracking_uri}):
+                evaluate.run(
+                    model_source=inputs / "model",
+                    test_dir=inputs / "test",
+                    manifest_dir=inputs / "manifest",
+                    output=out,
+                )
+            self._upload(out, s3io.join(run.prefix, "evaluation"))
         result.evaluation_uri = s3io.join(run.prefix, "evaluation", evaluate.EVALUATION)
         return f"{evaluate.EVALUATION} written"
 
@@ -351,7 +382,8 @@ class LocalPipelineRunner:
         # Read back from S3, as the pipeline reads its property file.
         result = run.result
         bucket, key = s3io.split_uri(_required(result.evaluation_uri))
-        report = json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        with self._as_role("CheckMetric"):
+            report = json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
         section = report["binary_classification_metrics"]
         result.metrics = {k: float(v["value"]) for k, v in section.items() if "value" in v}
         value = result.metrics[PRIMARY_METRIC]
@@ -365,7 +397,9 @@ class LocalPipelineRunner:
 
     def _register_step(self, run: _Run) -> str:
         result = run.result
-        result.model_package_arn = self._register(run.options, result, result.code_version or "")
+        with self._as_role("Register"):
+            code_version = result.code_version or ""
+            result.model_package_arn = self._register(run.options, result, code_version)
         result.registered = True
         if self.mlflow_tracking_uri and result.mlflow_model_uri:
             result.mlflow_model_version = self._register_in_mlflow(result)
