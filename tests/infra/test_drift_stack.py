@@ -184,7 +184,7 @@ def test_challenger_drift_holds_the_rollout(serving_template: Template) -> None:
     # arn:<partition>:cloudwatch:<region>:<account>:alarm:<name>, by name (names are fixed).
     names = {json.dumps(r).split(":alarm:")[1].split('"')[0] for r in describe["Resource"]}
     existing = {
-        a["Properties"]["AlarmName"]
+        a["Properties"].get("AlarmName")
         for a in serving_template.find_resources("AWS::CloudWatch::Alarm").values()
     }
     assert names <= existing
