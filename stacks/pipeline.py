@@ -270,8 +270,11 @@ class TrainingPipeline(Construct):
                     "sagemaker:DescribeModelPackageGroup",
                     "sagemaker:AddTags",
                 ],
+                # Which of these CreateModelPackage is authorized on for a new version is not
+                # documented: the group, the version to be, or the group's name as a package.
                 resources=[
                     f"{sagemaker_arn}:model-package-group/{config.model_package_group_name}",
+                    f"{sagemaker_arn}:model-package/{config.model_package_group_name}",
                     f"{sagemaker_arn}:model-package/{config.model_package_group_name}/*",
                 ],
             ),
