@@ -134,6 +134,15 @@ def handler_requests(template: dict[str, Any], resolution: Resolution) -> list[I
     model_role = role(template, resolution, "sagemaker.amazonaws.com").role_arn
     data_key = resolution.exports[f"{CONFIG.prefix}-data-key-arn"]
     found: list[IamRequest] = []
+    (config_id,) = [
+        lid for lid, kind in managed_by_deploys(template).items()
+        if kind == "AWS::SageMaker::EndpointConfig"
+    ]  # fmt: skip
+    config_arn = f"{arn}:endpoint-config/{config_id.lower()}-x1y2z3a4b5c6"
+    config_tags: dict[str, str | list[str]] = {
+        f"aws:ResourceTag/{t['Key']}": t["Value"]
+        for t in template["Resources"][config_id]["Properties"].get("Tags", [])
+    }
     for lid, kind in managed_by_deploys(template).items():
         properties = template["Resources"][lid].get("Properties", {})
         tags = {t["Key"]: t["Value"] for t in properties.get("Tags", [])}
@@ -149,7 +158,21 @@ def handler_requests(template: dict[str, Any], resolution: Resolution) -> list[I
                     continue
                 target, context = _request(action, op, kind, resource, tags, model_role)
                 found.append(IamRequest(action, target.replace("{data_key}", data_key), context))
+                # Creating or updating an endpoint is also authorized on the config it names
+                # (AWS's reference, as cfn-lint's Policies.json holds it).
+                if action in ("sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint"):
+                    assert "endpoint-config" in resource_types(action)
+                    found.append(IamRequest(action, config_arn, config_tags))
     return found
+
+
+@cache
+def resource_types(action: str) -> tuple[str, ...]:
+    """The resource types IAM authorizes ``action`` on (cfn-lint's copy of AWS's reference)."""
+    service, name = action.split(":")
+    policies = json.loads((SCHEMAS.parent / "AdditionalSpecs" / "Policies.json").read_text())
+    found = policies.get(service, {}).get("Actions", {}).get(name.lower(), {})
+    return tuple(found.get("Resources", []))
 
 
 SLR = (
@@ -412,3 +435,33 @@ def test_the_cloudformation_role_grants_nothing_unexplained(
     }
     needed = {r.action for r in handler_requests(template, resolution) + ssm_reads(template)}
     assert granted - needed == set(CLOUDFORMATION_EXTRAS)
+
+
+def test_every_statement_of_the_cloudformation_role_is_load_bearing(
+    aws: tuple[dict[str, Any], Resolution], key_policies: dict[str, Any]
+) -> None:
+    """Removing any one statement denies some handler permission (or explained read)."""
+    template, resolution = aws
+    identity = role(template, resolution, "cloudformation.amazonaws.com")
+    requests = handler_requests(template, resolution) + ssm_reads(template)
+    documents = dict(identity.policies) if isinstance(identity.policies, dict) else {}
+    idle = []
+    with PolicySimulator() as simulator:
+        for name, document in documents.items():
+            for i, statement in enumerate(document["Statement"]):
+                actions = statement["Action"]
+                if set(actions if isinstance(actions, list) else [actions]) <= set(
+                    CLOUDFORMATION_EXTRAS
+                ):
+                    continue  # reads no handler lists (explained above)
+                reduced = {
+                    **document,
+                    "Statement": document["Statement"][:i] + document["Statement"][i + 1 :],
+                }
+                without = Identity(identity.role_arn, {**documents, name: reduced})
+                decisions = simulator.evaluate_many(
+                    requests, without, resource_policies=key_policies
+                )
+                if all(d.allowed for d in decisions):
+                    idle.append(statement.get("Sid"))
+    assert idle == []
