@@ -12,6 +12,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mlops.adapters.resources import PlatformResources
 from mlops.adapters.target import AwsTarget
@@ -22,9 +23,21 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
 
+def _named(value: str | None) -> str | None:
+    # An unset shell variable ($ENDPOINT) must not quietly mean the default endpoint.
+    if value is not None and not value.strip():
+        raise typer.BadParameter("is empty: name the endpoint, or leave the option out")
+    return value
+
+
 EndpointOption = Annotated[
     str | None,
-    typer.Option("--endpoint", "-e", help="endpoint name (default: <prefix>-<model_family>)"),
+    typer.Option(
+        "--endpoint",
+        "-e",
+        help="endpoint name (default: <prefix>-<model_family>)",
+        callback=_named,
+    ),
 ]
 ReasonOption = Annotated[str, typer.Option("--reason", "-r", help="why: kept in the audit record")]
 
@@ -66,7 +79,8 @@ class State:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    errors.print(f"[bold red]error:[/bold red] {message}")
+    # The message is text, not markup: "[...]" in it (a list, an ARN pattern) is printed as is.
+    errors.print(f"[bold red]error:[/bold red] {escape(message)}")
     raise typer.Exit(code)
 
 
