@@ -10,7 +10,8 @@ Triggers:
   training pipeline, once per episode, at most once per cooldown (only when enabled).
 - a direct invocation {"action": "check"} (console test event, ``mlops drift scheduled``).
 
-Runs with reserved concurrency 1: two checks never race on the same window state.
+No concurrency is reserved by default (`function_reserved_concurrency`): a scheduled check and
+an overlapping one can race on a window's state (each report is still written once).
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ Triggers:
   {"action": "rollout-step", "reason": "scheduled", "requested_by": "schedule"}
   ("endpoint" may be given; it must be the function's own).
 
-Runs with reserved concurrency 1: two decisions never race on one endpoint.
+No concurrency is reserved by default (a new account has none to spare:
+`function_reserved_concurrency`); decisions on one endpoint are not yet serialized across
+callers (open issue: a lease per endpoint).
 """
 
 from __future__ import annotations
