@@ -3,6 +3,12 @@
 Weights are SageMaker variant weights: non-negative, finite, not all zero; a variant's share
 of traffic is its weight over the sum. The platform keeps the sum at 1 so that a weight *is*
 a share, which is what an on-call engineer reads on the console.
+
+A requested weight is at most ``MAX_WEIGHT``: weights are relative, so a larger one says
+nothing a smaller one cannot, and 1.7e308 twice overflows the sum to infinity (every share
+0/inf = 0 while the endpoint keeps the huge weights). Weights read from an endpoint are not
+bounded (someone may have set any finite value in the console), so shares are computed by
+dividing by the largest weight before summing, which cannot overflow.
 """
 
 from __future__ import annotations
@@ -16,6 +22,10 @@ from enum import StrEnum
 from mlops.core.names import CHALLENGER, CHAMPION
 
 _EPSILON = 1e-9
+# The largest weight a request may give. Relative weights need no more range than this (a
+# share of 1e-6 is below the 6 decimals shares are kept to), and with SageMaker's at most 10
+# variants the sum stays far inside the float range.
+MAX_WEIGHT = 1e6
 
 
 class TrafficError(ValueError):
@@ -46,13 +56,20 @@ def validate_weights(weights: Mapping[str, object], variants: Sequence[str]) -> 
             value = float(raw)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             raise TrafficError(f"weight of {name} must be a number, got {raw!r}") from None
+        except OverflowError:  # an integer beyond the float range
+            raise TrafficError(f"weight of {name} must be finite, got {raw!r}") from None
         if math.isnan(value) or math.isinf(value):
             raise TrafficError(f"weight of {name} must be finite, got {raw!r}")
         if value < 0:
             raise TrafficError(f"weight of {name} must be >= 0, got {value:g}")
+        if value > MAX_WEIGHT:
+            raise TrafficError(
+                f"weight of {name} must be at most {MAX_WEIGHT:g} (weights are relative: "
+                f"0.25 and 0.75 say the same as 25 and 75), got {value:g}"
+            )
         checked[name] = value
     merged = {name: checked.get(name, 0.0) for name in variants}
-    if sum(merged.values()) <= 0:
+    if max(merged.values()) <= 0:
         raise TrafficError(
             "at least one variant needs a weight above 0: all-zero weights route nothing"
         )
@@ -60,10 +77,22 @@ def validate_weights(weights: Mapping[str, object], variants: Sequence[str]) -> 
 
 
 def normalized(weights: Mapping[str, float]) -> dict[str, float]:
-    total = sum(weights.values())
-    if total <= 0:
+    """Each weight's share of the sum (6 decimals). Divided by the largest weight first, so
+    that any finite weights, 1.7e308 included, sum without overflow."""
+    bad = {name: value for name, value in weights.items() if not math.isfinite(value)}
+    if bad:
+        raise TrafficError(
+            "weights must be finite numbers, got "
+            + ", ".join(f"{name} {value!r}" for name, value in sorted(bad.items()))
+        )
+    if any(value < 0 for value in weights.values()):
+        raise TrafficError(f"weights must be >= 0, got {dict(weights)}")
+    largest = max(weights.values(), default=0.0)
+    if largest <= 0:
         raise TrafficError("at least one variant needs a weight above 0")
-    return {name: round(value / total, 6) for name, value in weights.items()}
+    scaled = {name: value / largest for name, value in weights.items()}
+    total = sum(scaled.values())
+    return {name: round(value / total, 6) for name, value in scaled.items()}
 
 
 def same(a: Mapping[str, float], b: Mapping[str, float]) -> bool:

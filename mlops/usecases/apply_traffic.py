@@ -101,7 +101,8 @@ class TrafficOutcome:
     audit_uri: str | None = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
+        # allow_nan=False: the audit record and the notice are JSON, never NaN/Infinity.
+        return json.dumps(asdict(self), indent=2, sort_keys=True, allow_nan=False)
 
 
 class TrafficController:

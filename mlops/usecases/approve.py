@@ -67,7 +67,9 @@ def audit(s3: S3Client, bucket: str, endpoint: str, entry: DeploymentRecord) -> 
     """Write the record under its request id, never over another; False if it exists."""
     key = f"{names.SERVING_AUDIT_PREFIX}/{endpoint}/{entry.request_id}.json"
     entry.audit_uri = f"s3://{bucket}/{key}"
-    return write_once(s3, bucket, key, json.dumps(asdict(entry), indent=2, sort_keys=True))
+    return write_once(
+        s3, bucket, key, json.dumps(asdict(entry), indent=2, sort_keys=True, allow_nan=False)
+    )
 
 
 def verify_package(sagemaker: SageMakerClient, arn: str, scope: PackageScope) -> None:

@@ -99,10 +99,11 @@ def retrain_on_drift(
             Bucket=bucket,
             Key=f"{AUDIT_PREFIX}/{endpoint}/latest.json",
             Body=json.dumps(
-                {"started_at": now.isoformat(), "execution_arn": decision.execution_arn}
+                {"started_at": now.isoformat(), "execution_arn": decision.execution_arn},
+                allow_nan=False,
             ).encode(),
             ContentType="application/json",
         )
     audit_uri = f"s3://{bucket}/{key}"
-    write_once(s3, bucket, key, json.dumps(asdict(decision), indent=2) + "\n")
+    write_once(s3, bucket, key, json.dumps(asdict(decision), indent=2, allow_nan=False) + "\n")
     return RetrainDecision(**{**asdict(decision), "audit_uri": audit_uri})
