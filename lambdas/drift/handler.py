@@ -16,12 +16,15 @@ an overlapping one can race on a window's state (each report is still written on
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.events import (
@@ -48,31 +51,50 @@ def _aws() -> AwsTarget:
     return AwsTarget.lambda_runtime()
 
 
+class MetricNotFinite(ValueError):
+    """A metric value is NaN or infinite: CloudWatch would refuse it, so it is not sent."""
+
+
 def emit_metrics(outcome: VariantOutcome) -> None:
-    """One EMF record per variant, stamped with the window's end (what the alarms read)."""
+    """One EMF record per variant, stamped with the window's end (what the alarms read).
+
+    Every value is checked to be finite before anything is printed, and the record is
+    serialized with ``allow_nan=False``: CloudWatch drops an EMF line carrying NaN (it is not
+    JSON) and PutMetricData refuses NaN and infinity, both after this function returned. A
+    non-finite value fails here instead, before the variant's window is marked as checked."""
     report = outcome.report
     metrics = EphemeralMetrics(namespace=DRIFT_NAMESPACE, service="")
     metrics.set_timestamp(outcome.window_end)
     metrics.add_dimension(name="EndpointName", value=outcome.endpoint)
     metrics.add_dimension(name="VariantName", value=outcome.variant)
-    metrics.add_metric(name="RowsChecked", unit=MetricUnit.Count, value=report.rows)
-    metrics.add_metric(name="MalformedRecords", unit=MetricUnit.Count, value=report.malformed)
-    metrics.add_metric(name="VariantWeight", unit=MetricUnit.NoUnit, value=outcome.weight)
+
+    def add(name: str, unit: MetricUnit, value: float) -> None:
+        if not math.isfinite(value):
+            raise MetricNotFinite(
+                f"metric {name} of {outcome.endpoint}/{outcome.variant} is {value!r}, "
+                "not a finite number: no metrics sent"
+            )
+        metrics.add_metric(name=name, unit=unit, value=value)
+
+    add("RowsChecked", MetricUnit.Count, report.rows)
+    add("MalformedRecords", MetricUnit.Count, report.malformed)
+    if outcome.weight is not None:
+        add("VariantWeight", MetricUnit.NoUnit, outcome.weight)
     if report.data is not None:
         # Only a window that was checked says anything about drift: "not enough data" emits
         # no drift datapoint, and the alarm treats the gap as not breaching.
-        metrics.add_metric(name="DriftShare", unit=MetricUnit.NoUnit, value=report.data.drift_share)
-        metrics.add_metric(
-            name="DriftedFeatures", unit=MetricUnit.Count, value=report.data.drifted_columns
-        )
-        metrics.add_metric(name="DriftDetected", unit=MetricUnit.Count, value=int(outcome.drifted))
+        add("DriftShare", MetricUnit.NoUnit, report.data.drift_share)
+        add("DriftedFeatures", MetricUnit.Count, report.data.drifted_columns)
+        add("DriftDetected", MetricUnit.Count, int(outcome.drifted))
     if report.prediction is not None:
-        metrics.add_metric(
-            name="PredictionDriftScore", unit=MetricUnit.NoUnit, value=report.prediction.score
-        )
+        add("PredictionDriftScore", MetricUnit.NoUnit, report.prediction.score)
     if report.quality is not None and report.quality.value is not None:
-        metrics.add_metric(name="ModelAUC", unit=MetricUnit.NoUnit, value=report.quality.value)
-    metrics.flush_metrics()
+        add("ModelAUC", MetricUnit.NoUnit, report.quality.value)
+    if is_metrics_disabled():
+        return
+    # What Powertools' flush_metrics does, with allow_nan=False: a regression raises here.
+    print(json.dumps(metrics.serialize_metric_set(), separators=(",", ":"), allow_nan=False))
+    metrics.clear_metrics()
 
 
 def drift_message(outcomes: list[VariantOutcome]) -> tuple[str, str]:
@@ -82,7 +104,8 @@ def drift_message(outcomes: list[VariantOutcome]) -> tuple[str, str]:
     lines = [f"The scheduled drift check found drift on endpoint {endpoint}.", ""]
     for o in drifted:
         report = o.report
-        lines.append(f"{o.variant} (weight {o.weight:g}, model {o.package_arn}):")
+        weight = "unknown" if o.weight is None else f"{o.weight:g}"
+        lines.append(f"{o.variant} (weight {weight}, model {o.package_arn}):")
         lines.append(
             f"  window {o.window_start:%Y-%m-%d %H:%M} - {o.window_end:%H:%M} UTC, {report.rows} rows"
         )

@@ -15,11 +15,17 @@ test chosen for a column, its threshold and the verdict follow Evidently's defau
 - the dataset drifts when the share of drifted columns reaches 0.5.
 
 The distinct-value counts are taken over reference and current together, as Evidently does.
-Missing values are dropped before testing.
+Missing values (NaN, None) are dropped before testing. An infinite value is not a missing one:
+it is refused (ValueError naming the column), since it would turn a distance into NaN and a NaN
+compares as "no drift". Callers drop or refuse such rows first (variant_check counts them as
+malformed records). Every score returned is finite: a distance beyond the float range (finite
+values of extreme magnitude) is reported as the largest float, and drifts.
 """
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -59,13 +65,22 @@ class DriftResult:
         return asdict(self)
 
 
-def _clean(values: Any) -> np.ndarray:
+def _clean(values: Any, column: str, side: str) -> np.ndarray:
     array = np.asarray(values)
     if array.dtype.kind in "fc":
         array = array[~np.isnan(array)]
+        infinite = int(np.count_nonzero(np.isinf(array)))
     elif array.dtype.kind == "O":
         array = np.asarray(
             [v for v in array if v is not None and not (isinstance(v, float) and np.isnan(v))]
+        )
+        infinite = sum(1 for v in array.flat if isinstance(v, float) and math.isinf(v))
+    else:
+        infinite = 0
+    if infinite:
+        raise ValueError(
+            f"column {column!r}: {infinite} infinite value(s) in the {side} data; "
+            "only finite values can be compared"
         )
     return array
 
@@ -122,7 +137,7 @@ def column_drift(
     distance_threshold: float = DISTANCE_THRESHOLD,
     p_value_threshold: float = P_VALUE_THRESHOLD,
 ) -> ColumnDrift:
-    ref, cur = _clean(reference), _clean(current)
+    ref, cur = _clean(reference, column, "reference"), _clean(current, column, "current")
     if len(ref) == 0 or len(cur) == 0:
         raise ValueError(
             f"column {column!r}: no values to compare (reference {len(ref)}, current {len(cur)})"
@@ -141,6 +156,12 @@ def column_drift(
         score = float(stats.chisquare(cur_counts, expected).pvalue)
     else:
         score = _z_test(ref, cur)
+    if math.isnan(score):
+        raise ValueError(f"column {column!r}: the {test} test gave no number (NaN)")
+    if math.isinf(score):
+        # Finite values so far apart that the distance leaves the float range: drift, with the
+        # largest score a float holds (a metric or a JSON result cannot carry infinity).
+        score = math.copysign(sys.float_info.max, score)
     if test in ("wasserstein", "jensenshannon"):
         statistic, threshold, drifted = "distance", distance_threshold, score >= distance_threshold
     else:

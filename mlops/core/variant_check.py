@@ -14,6 +14,7 @@ at evaluation.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -48,12 +49,31 @@ class CaptureTable:
     errors: list[str] = field(default_factory=list)
 
 
+def _finite(value: Any, where: str) -> float:
+    """``value`` as a finite float; ValueError naming it otherwise. ``float`` alone takes "nan",
+    "inf", "Infinity" and 1e999 (and JSON's NaN and Infinity): a score of that kind is a
+    malformed record, never a number averaged into a distance (one inf makes it NaN, and a
+    NaN distance reads as "no drift")."""
+    if isinstance(value, bool):
+        raise ValueError(f"{where} is not a number: {value!r}")
+    try:
+        number = float(value)
+    except OverflowError:  # a JSON integer beyond the float range
+        raise ValueError(f"{where} is not a finite number: {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{where} is not a finite number: {value!r}")
+    return number
+
+
 def _scores(output: str, content_type: str) -> list[float]:
     kind = content_type.split(";", maxsplit=1)[0].strip().lower()
     if kind == "text/csv":
-        return [float(line) for line in output.split() if line.strip()]
+        return [
+            _finite(line, f"score {i}")
+            for i, line in enumerate(v for v in output.split() if v.strip())
+        ]
     document = json.loads(output)
-    return [float(p["score"]) for p in document["predictions"]]
+    return [_finite(p["score"], f"score {i}") for i, p in enumerate(document["predictions"])]
 
 
 # The common case, parsed in bulk: a CSV request of one row of plain numbers, answered with one
@@ -103,8 +123,10 @@ def table_from_records(records: Sequence[CaptureRecord], *, keep_errors: int = 2
         ",".join(r.input.data for r in bulk_records).split(",") if bulk_records else [],
         dtype=float,
     ).reshape(len(bulk_records), width)
-    finite = np.isfinite(bulk).all(axis=1)
-    if not finite.all():  # 1e999 parses as inf: let the handlers' parser name the problem
+    finite = np.isfinite(bulk).all(axis=1) & np.isfinite(
+        np.asarray(bulk_scores, dtype=float).reshape(len(bulk_scores))
+    )
+    if not finite.all():  # 1e999 parses as inf: let the record-by-record parser name it
         others.extend(
             (i, r) for i, r, ok in zip(bulk_positions, bulk_records, finite, strict=True) if not ok
         )
@@ -128,7 +150,8 @@ def table_from_records(records: Sequence[CaptureRecord], *, keep_errors: int = 2
             predicted = _scores(record.output.data, record.output.content_type)
             if len(predicted) != len(matrix):
                 raise ValueError(f"{len(matrix)} input rows but {len(predicted)} predictions")
-        except (ValueError, KeyError, TypeError) as exc:  # InvalidRequest is a ValueError
+        # InvalidRequest is a ValueError; OverflowError: a JSON integer beyond the float range.
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:
             malformed += 1
             if len(errors) < keep_errors:
                 errors.append(f"event {record.event_id}: {exc}")

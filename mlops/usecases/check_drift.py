@@ -17,6 +17,7 @@ The same class runs in the drift Lambda, in ``mlops drift check`` and on the emb
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -38,6 +39,7 @@ from mlops.adapters.evidently_report import evidently_html, sample
 from mlops.adapters.registry import PackageLineage, model_package_of
 from mlops.core import names
 from mlops.core.capture import GroundTruth, parse_ground_truth, parse_lines
+from mlops.core.finite import dumps, finite_or_none, non_finite_cells
 from mlops.core.functions import DriftSettings, DriftThresholds
 from mlops.core.variant_check import (
     DRIFT,
@@ -87,7 +89,7 @@ class VariantOutcome:
     endpoint: str
     variant: str
     package_arn: str
-    weight: float
+    weight: float | None  # None: no endpoint weight (capture files), or not a finite number
     window_start: datetime
     window_end: datetime
     report: VariantDriftReport
@@ -137,6 +139,10 @@ def read_columns(text: str, required: tuple[str, ...], *, source: str) -> dict[s
     except (ValueError, IndexError) as exc:
         raise ReferenceDataError(f"{source}: not numeric: {exc}") from None
     matrix = np.asarray(rows, dtype=float).reshape(len(rows), len(required))
+    # "nan", "inf", 1e999 are floats. The reference is the pipeline's schema-checked output: a
+    # non-finite value is a damaged file, refused (dropping it would quietly move the baseline).
+    if bad := non_finite_cells(matrix, required):
+        raise ReferenceDataError(f"{source}: {bad}")
     return {name: matrix[:, i] for i, name in enumerate(required)}
 
 
@@ -220,7 +226,9 @@ class DriftMonitor:
             if evaluation is not None:
                 metrics = json.loads(evaluation).get("binary_classification_metrics", {})
                 auc = metrics.get("auc", {}).get("value")
-                reference.baseline_auc = float(auc) if auc is not None else None
+                reference.baseline_auc = finite_or_none(auc)
+                if auc is not None and reference.baseline_auc is None:
+                    reference.notes.append(f"AUC {auc!r} is not a finite number: no concept drift")
             scores_uri = lineage.evaluation_uri.rsplit("/", 1)[0] + "/" + SCORES_FILE
             scores = self._text(scores_uri)
             if scores is not None:
@@ -253,7 +261,7 @@ class DriftMonitor:
         self.s3.put_object(
             Bucket=self.settings.reports_bucket,
             Key=self._state_key(variant),
-            Body=json.dumps(state).encode(),
+            Body=dumps(state).encode(),
             ContentType="application/json",
         )
 
@@ -296,14 +304,19 @@ class DriftMonitor:
             outcome.notes.append(f"already checked up to {_iso(start)}: nothing new to check")
             outcome.already_checked = True
             return outcome
-        outcome = self.check_window(
-            variant, package_arn, weight, start=start, end=end, run_id=run_id, sink=self.sink()
-        )
-        # The caller acts on the outcome (metrics, notice) before the window is marked as
-        # checked: a run that fails in between is retried over the same window, and acts again
-        # (at least once) rather than never.
-        if on_outcome is not None:
-            on_outcome(outcome)
+        try:
+            outcome = self.check_window(
+                variant, package_arn, weight, start=start, end=end, run_id=run_id, sink=self.sink()
+            )
+            # The caller acts (metrics, notice) before the window is marked as checked: a run
+            # that fails in between leaves the window to the next run, which acts again.
+            if on_outcome is not None:
+                on_outcome(outcome)
+        except Exception:
+            # Anchored at its start: a first window (no state yet) must not slide on, losing rows.
+            with contextlib.suppress(Exception):
+                self._save_state(variant, package_arn, start)
+            raise
         # Too little data: keep the start, so the next window gathers these rows too.
         checked = outcome.report.status != NOT_ENOUGH_DATA
         self._save_state(variant, package_arn, end if checked else start)
@@ -419,7 +432,7 @@ def evaluate(
     labels: GroundTruth,
     *,
     variant: str,
-    weight: float,
+    weight: float | None,
     start: datetime,
     end: datetime,
     run_id: str,
@@ -445,7 +458,7 @@ def evaluate(
         endpoint=endpoint,
         variant=variant,
         package_arn=reference.package_arn,
-        weight=weight,
+        weight=finite_or_none(weight),
         window_start=start,
         window_end=end,
         report=report,
@@ -456,11 +469,13 @@ def evaluate(
         notes=list(reference.notes)
         + ([f"{labels.malformed} malformed label line(s)"] if labels.malformed else []),
     )
+    if weight is not None and outcome.weight is None:
+        outcome.notes.append(f"the variant's weight {weight!r} is not a finite number")
     if report.status != NOT_ENOUGH_DATA and render_html is not None:
         html = _html(endpoint, thresholds, render_html, reference, table, report)
         outcome.html_uri = sink.write_once(f"{base}.html", html, "text/html")
         outcome.duplicate = outcome.html_uri is None
-    body = json.dumps(outcome.as_dict(), indent=2, default=_iso) + "\n"
+    body = dumps(outcome.as_dict(), indent=2, default=_iso) + "\n"
     written = sink.write_once(f"{base}.json", body, "application/json")
     outcome.json_uri = written or f"{base}.json (exists: this run was recorded before)"
     outcome.duplicate = outcome.duplicate or written is None

@@ -150,7 +150,7 @@ class OnDemandCheck:
             captured,
             GroundTruth(),
             variant=variant,
-            weight=float("nan"),
+            weight=None,  # capture files: no endpoint, no weight (null in the result)
             start=start,
             end=end,
             run_id=self.run_id,
