@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import time
+import signal
+import threading
 from typing import Annotated
 
 import typer
@@ -70,7 +71,7 @@ def local_serve(
     ctx: typer.Context,
     port: Annotated[int, typer.Option(help="port on 127.0.0.1 (0: a free one)")] = 8080,
 ) -> None:
-    """Serve the emulator's endpoints over the SageMaker runtime protocol, until Ctrl-C."""
+    """Serve the emulator's endpoints over the SageMaker runtime protocol, until Ctrl-C or SIGTERM."""
     # Deferred: the local endpoint loads models with pandas and scikit-learn.
     from mlops.local.endpoint import LocalEndpoints, LocalEndpointServer  # noqa: PLC0415
 
@@ -80,21 +81,35 @@ def local_serve(
         fail("local serve serves the embedded default's endpoints; use --target local", code=2)
     cache = state.home.root / "models"
     cache.mkdir(parents=True, exist_ok=True)
-    server = LocalEndpointServer(LocalEndpoints(target, cache_dir=cache), port=port).start()
-    console.print(
-        f"serving [bold]{state.config.endpoint_name}[/bold] at {server.url} (Ctrl-C stops)"
-    )
-    console.print(
-        f'  boto3.client("sagemaker-runtime", endpoint_url="{server.url}").invoke_endpoint('
-        f'EndpointName="{state.config.endpoint_name}", ContentType="text/csv", Body="4.6,1,6.9,0,0,13.7,1,0,0")'
-    )
+    stopping = threading.Event()
+
+    def stop_on_signal(signum: int, frame: object) -> None:
+        if stopping.is_set():  # a second signal: stop without waiting for the capture
+            raise KeyboardInterrupt
+        stopping.set()
+
+    # SIGTERM (a process manager, `kill`) and SIGINT (Ctrl-C) both stop cleanly: requests in
+    # flight finish and the buffered capture is written (a `kill -9` loses what is buffered).
+    previous = {sig: signal.signal(sig, stop_on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+        server = LocalEndpointServer(LocalEndpoints(target, cache_dir=cache), port=port).start()
         console.print(
-            f"stopped; capture written: {len(server.endpoints.capture.files_written)} file(s)"
+            f"serving [bold]{state.config.endpoint_name}[/bold] at {server.url} "
+            "(Ctrl-C or SIGTERM stops)"
         )
+        console.print(
+            f'  boto3.client("sagemaker-runtime", endpoint_url="{server.url}").invoke_endpoint('
+            f'EndpointName="{state.config.endpoint_name}", ContentType="text/csv", Body="4.6,1,6.9,0,0,13.7,1,0,0")'
+        )
+        try:
+            while not stopping.wait(1):
+                pass
+        finally:
+            server.stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    capture = server.endpoints.capture
+    console.print(f"stopped; capture written: {len(capture.files_written)} file(s)")
+    if capture.pending_records:
+        fail(f"{capture.pending_records} captured record(s) could not be written to S3")

@@ -15,6 +15,20 @@
 What SageMaker hosting does with the model's execution role (reading the model package, its
 model artifacts, writing data capture) runs inside the optional ``model_role`` hook; reading the
 endpoint, its config and its models is SageMaker's own.
+
+Capture durability. Captured records are buffered per variant and written as one new S3 object
+per batch: at once when a batch reaches ``max_records`` (200), otherwise by a background timer
+within ``max_age_seconds`` (5 s) of the batch's first record, with or without further requests
+(SageMaker's own delay is minutes). ``LocalEndpointServer.stop()`` - which ``mlops local serve``
+runs on SIGTERM and SIGINT - refuses new requests (503), lets those in flight finish, and writes
+what is buffered: after a clean stop every answered request is captured exactly once. One writer
+at a time takes each batch, so a timer flush and a stop flush never write a record twice; a
+failed write keeps its batch, with its object key and body fixed at the first attempt, for the
+next flush (the timer retries it after ``max_age_seconds``), so a write that failed after S3
+stored it is overwritten by the same object, never duplicated. A ``kill -9`` (or a crash, or a
+lost machine) loses the records buffered since the last write: at most the last
+``max_age_seconds`` (5 s) of captured requests and the batch being written, plus any batch whose
+write was failing (S3 unreachable, say); everything older is in S3.
 """
 
 from __future__ import annotations
@@ -85,14 +99,35 @@ class EndpointRoute:
     read_at: float
 
 
+_Destination = tuple[str, str, str, str | None]  # capture URI, endpoint, variant, KMS key
+
+
 @dataclass
 class _Buffer:
     lines: list[str] = field(default_factory=list)
     started: float = 0.0
 
 
+@dataclass(eq=False)
+class _Batch:
+    """Records sealed for one S3 object. Its key and body are fixed at the first attempt, so a
+    retry writes the same object again: a PUT that failed after S3 stored it is not duplicated."""
+
+    destination: _Destination
+    lines: list[str]
+    object_key: str | None = None
+    body: bytes = b""
+
+
+class CaptureWriteError(RuntimeError):
+    """Some captured records could not be written; they are kept for the next flush."""
+
+
 class CaptureWriter:
-    """Buffers captured records per variant and writes them as new S3 objects."""
+    """Buffers captured records per variant and writes them as new S3 objects: when a buffer
+    holds ``max_records``, and by a background timer within ``max_age_seconds`` of a buffer's
+    first record (the timer thread starts with the first record). ``close()`` stops the timer
+    and writes everything; a record added after ``close()`` is written at once."""
 
     def __init__(
         self,
@@ -106,8 +141,14 @@ class CaptureWriter:
         self.model_role = model_role
         self.max_records = max_records
         self.max_age_seconds = max_age_seconds
-        self._buffers: dict[tuple[str, str, str, str | None], _Buffer] = {}
-        self._lock = threading.Lock()
+        self._buffers: dict[_Destination, _Buffer] = {}
+        self._sealed: list[_Batch] = []  # to write, in order; a failed write stays here
+        self._lock = threading.Lock()  # buffers and batches only, never held during a write
+        self._writing = threading.Lock()  # one writer at a time: each batch is written once
+        self._wake = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self._closed = False
+        self._retry_at = 0.0  # after a failed write, the timer retries no sooner than this
         self.files_written: list[str] = []
 
     def add(self, route: EndpointRoute, variant: str, line: str) -> None:
@@ -115,32 +156,110 @@ class CaptureWriter:
             return
         key = (route.capture_uri, route.name, variant, route.capture_kms_key)
         with self._lock:
-            buffer = self._buffers.setdefault(key, _Buffer(started=time.monotonic()))
+            buffer = self._buffers.get(key)
+            wake = buffer is None  # the timer learns of the new buffer's deadline
+            if buffer is None:
+                buffer = self._buffers[key] = _Buffer(started=time.monotonic())
             buffer.lines.append(line)
-            if (
-                len(buffer.lines) >= self.max_records
-                or time.monotonic() - buffer.started >= self.max_age_seconds
-            ):
-                self._flush(key)
+            if len(buffer.lines) >= self.max_records:
+                self._sealed.append(_Batch(key, self._buffers.pop(key).lines))
+                wake = True
+            closed = self._closed
+            if not closed and self._flusher is None:
+                self._flusher = threading.Thread(
+                    target=self._run, name="capture-flusher", daemon=True
+                )
+                self._flusher.start()
+        if closed:
+            self.flush()
+        elif wake:
+            self._wake.set()
+
+    @property
+    def pending_records(self) -> int:
+        """Records captured and not written yet (buffered, or in a batch whose write failed)."""
+        with self._lock:
+            return sum(len(b.lines) for b in self._buffers.values()) + sum(
+                len(b.lines) for b in self._sealed
+            )
 
     def flush(self) -> list[str]:
-        with self._lock:
-            before = len(self.files_written)
-            for key in list(self._buffers):
-                self._flush(key)
-            return self.files_written[before:]
+        """Write every captured record now; the files written by this call. Raises
+        ``CaptureWriteError`` when a write failed (its records are kept for the next flush)."""
+        return self._write(due_only=False)
 
-    def _flush(self, key: tuple[str, str, str, str | None]) -> None:
-        buffer = self._buffers.pop(key, None)
-        if not buffer or not buffer.lines:
-            return
-        uri, endpoint, variant, kms_key = key
+    def close(self) -> list[str]:
+        """Stop the timer and write everything (``flush``'s result and errors)."""
+        with self._lock:
+            self._closed = True
+            flusher = self._flusher
+        self._wake.set()
+        if flusher is not None and flusher is not threading.current_thread():
+            flusher.join()
+        return self.flush()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.clear()  # before reading the deadlines: a later add() wakes us again
+            with self._lock:
+                if self._closed:
+                    return
+                due = [b.started + self.max_age_seconds for b in self._buffers.values()]
+                if self._sealed:
+                    due.append(self._retry_at)
+            delay = min(due) - time.monotonic() if due else None
+            if delay is None or delay > 0:
+                self._wake.wait(delay)
+                continue
+            try:
+                self._write(due_only=True)
+            except CaptureWriteError as exc:
+                log.warning("%s; retrying in %.1f s", exc, self.max_age_seconds)
+            except Exception:  # the timer must outlive any surprise
+                log.exception("data capture flush failed")
+                with self._lock:
+                    self._retry_at = time.monotonic() + self.max_age_seconds
+
+    def _write(self, *, due_only: bool) -> list[str]:
+        with self._writing:
+            now = time.monotonic()
+            with self._lock:
+                for key, buffer in list(self._buffers.items()):
+                    if not due_only or buffer.started + self.max_age_seconds <= now:
+                        self._sealed.append(_Batch(key, self._buffers.pop(key).lines))
+                batches = list(self._sealed)
+            written: list[str] = []
+            failures: list[tuple[_Batch, Exception]] = []
+            for batch in batches:
+                try:
+                    uri = self._put(batch)
+                except Exception as exc:  # kept, and retried by the next flush
+                    failures.append((batch, exc))
+                    continue
+                with self._lock:
+                    self._sealed.remove(batch)
+                    self.files_written.append(uri)
+                written.append(uri)
+            with self._lock:
+                self._retry_at = time.monotonic() + self.max_age_seconds if failures else 0.0
+        if failures:
+            records = sum(len(batch.lines) for batch, _ in failures)
+            raise CaptureWriteError(
+                f"data capture: {len(failures)} file(s) with {records} record(s) not written "
+                f"(kept for the next flush): {failures[0][1]}"
+            ) from failures[0][1]
+        return written
+
+    def _put(self, batch: _Batch) -> str:
+        uri, endpoint, variant, kms_key = batch.destination
         bucket, prefix = s3io.split_uri(uri)
-        object_key = capture.object_key(prefix, endpoint, variant, datetime.now(UTC))
+        if batch.object_key is None:
+            batch.object_key = capture.object_key(prefix, endpoint, variant, datetime.now(UTC))
+            batch.body = ("\n".join(batch.lines) + "\n").encode()
         request: PutObjectRequestTypeDef = {
             "Bucket": bucket,
-            "Key": object_key,
-            "Body": ("\n".join(buffer.lines) + "\n").encode(),
+            "Key": batch.object_key,
+            "Body": batch.body,
             "ContentType": "application/jsonl",
         }
         if kms_key:
@@ -148,7 +267,7 @@ class CaptureWriter:
             request["SSEKMSKeyId"] = kms_key
         with _in_role(self.model_role, "capture"):
             self.s3.put_object(**request)
-        self.files_written.append(f"s3://{bucket}/{object_key}")
+        return f"s3://{bucket}/{batch.object_key}"
 
 
 class LocalEndpoints:
@@ -300,7 +419,34 @@ class LocalEndpoints:
         return payload, response_type, variant.name
 
 
-def _handler(endpoints: LocalEndpoints) -> type[BaseHTTPRequestHandler]:
+class _Requests:
+    """Requests in flight, and whether new ones are still taken (not once the server stops)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._in_flight = 0
+        self._open = True
+
+    def enter(self) -> bool:
+        with self._changed:
+            if self._open:
+                self._in_flight += 1
+            return self._open
+
+    def leave(self) -> None:
+        with self._changed:
+            self._in_flight -= 1
+            self._changed.notify_all()
+
+    def close(self, timeout: float) -> int:
+        """Take no new request, wait for those in flight; how many are still running."""
+        with self._changed:
+            self._open = False
+            self._changed.wait_for(lambda: self._in_flight == 0, timeout=timeout)
+            return self._in_flight
+
+
+def _handler(endpoints: LocalEndpoints, requests: _Requests) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -328,7 +474,16 @@ def _handler(endpoints: LocalEndpoints) -> type[BaseHTTPRequestHandler]:
             if len(parts) != 3 or parts[0] != "endpoints" or parts[2] != "invocations":
                 self._error(404, "UnknownOperationException", f"no route for {self.path}")
                 return
-            endpoint = urllib.parse.unquote(parts[1])
+            if not requests.enter():  # stopping: the buffered capture is being written
+                self.close_connection = True
+                self._error(503, "ServiceUnavailable", "the local endpoint is stopping")
+                return
+            try:
+                self._invoke(urllib.parse.unquote(parts[1]), body)
+            finally:
+                requests.leave()
+
+        def _invoke(self, endpoint: str, body: bytes) -> None:
             try:
                 payload, content_type, variant = endpoints.invoke(
                     endpoint,
@@ -376,7 +531,8 @@ class LocalEndpointServer:
 
     def __init__(self, endpoints: LocalEndpoints, port: int = 0) -> None:
         self.endpoints = endpoints
-        self.server = _Server(("127.0.0.1", port), _handler(endpoints))
+        self._requests = _Requests()
+        self.server = _Server(("127.0.0.1", port), _handler(endpoints, self._requests))
         self._thread = threading.Thread(
             target=self.server.serve_forever, name="local-endpoint", daemon=True
         )
@@ -390,10 +546,20 @@ class LocalEndpointServer:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
-        self.server.shutdown()
+    def stop(self, drain_seconds: float = 10.0) -> None:
+        """Refuse new requests, let those in flight finish (up to ``drain_seconds``), stop
+        listening and write all buffered capture. A failed write is logged, and its records
+        counted in ``endpoints.capture.pending_records``."""
+        running = self._requests.close(drain_seconds)
+        if running:
+            log.warning("%d request(s) still running at stop: each writes its capture", running)
+        if self._thread.is_alive():
+            self.server.shutdown()
         self.server.server_close()
-        self.endpoints.capture.flush()
+        try:
+            self.endpoints.capture.close()
+        except CaptureWriteError as exc:
+            log.error("%s", exc)  # one line: the cause is in the message
 
 
 @contextmanager
