@@ -23,6 +23,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 console = Console(highlight=False)
 errors = Console(stderr=True, highlight=False)
 
+
 def _named(value: str | None) -> str | None:
     # An unset shell variable ($ENDPOINT) must not quietly mean the default endpoint.
     if value is not None and not value.strip():
