@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -20,8 +21,19 @@ from mlops.core.config import ConfigError, PlatformConfig, read_cdk_json_context
 from mlops.local.emulator import Home, bootstrap, running_emulator, start_emulator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False)
+
+
+def _console(*, stderr: bool = False) -> Console:
+    """A console that wraps for a terminal, and never off one: piped into a file, CI or
+    `| tee`, paths, ARNs and URIs stay whole on one line, tables at their natural width."""
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=100_000)
+
+
+console = _console()
+errors = _console(stderr=True)
 
 
 def _named(value: str | None) -> str | None:
