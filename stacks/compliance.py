@@ -15,12 +15,15 @@ from aws_cdk import (
     Acknowledgment,
     App,
     Aspects,
+    Aws,
     CfnResource,
     IAspect,
     Stack,
     Stage,
     Validations,
 )
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 from constructs import IConstruct
 
@@ -89,3 +92,22 @@ def add_compliance_checks(app: App) -> None:
     Validations.of(app).add_plugins(AwsSolutionsChecks(app), NIST80053R5Checks(app))
     for rule_id, reason in NIST_NOT_ADOPTED.items():
         acknowledge(app, rule_id, reason)
+
+
+def logs_may_use(key: kms.Key, condition: dict[str, Any]) -> None:
+    """Let CloudWatch Logs encrypt log groups with ``key``: only those its encryption context
+    ``condition`` names (``kms:EncryptionContext:aws:logs:arn``)."""
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            actions=[
+                "kms:Encrypt*",
+                "kms:Decrypt*",
+                "kms:ReEncrypt*",
+                "kms:GenerateDataKey*",
+                "kms:Describe*",
+            ],
+            principals=[iam.ServicePrincipal(f"logs.{Aws.REGION}.amazonaws.com")],
+            resources=["*"],
+            conditions=condition,
+        )
+    )

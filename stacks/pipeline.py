@@ -24,7 +24,7 @@ from constructs import Construct
 from mlops.adapters import code_bundle
 from mlops.core.config import PlatformConfig
 
-from .compliance import acknowledge
+from .compliance import acknowledge, logs_may_use
 from .pipeline_definition import PipelineSpec, build_definition
 from .storage import StorageImports, export_name
 
@@ -84,25 +84,15 @@ class JobLogGroups(Construct):
         # CloudWatch Logs encrypts and decrypts with the key on behalf of the log groups (and
         # of whoever reads them, with logs:* permissions only); the encryption context names
         # the log group, so the key serves these two and no other.
-        self.key.add_to_resource_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "kms:Encrypt*",
-                    "kms:Decrypt*",
-                    "kms:ReEncrypt*",
-                    "kms:GenerateDataKey*",
-                    "kms:Describe*",
-                ],
-                principals=[iam.ServicePrincipal(f"logs.{Aws.REGION}.amazonaws.com")],
-                resources=["*"],
-                conditions={
-                    "ArnEquals": {
-                        "kms:EncryptionContext:aws:logs:arn": [
-                            log_group_arn(name) for name in JOB_LOG_GROUPS.values()
-                        ]
-                    }
-                },
-            )
+        logs_may_use(
+            self.key,
+            {
+                "ArnEquals": {
+                    "kms:EncryptionContext:aws:logs:arn": [
+                        log_group_arn(name) for name in JOB_LOG_GROUPS.values()
+                    ]
+                }
+            },
         )
         self.groups: list[logs.LogGroup] = []
         for construct_name, name in JOB_LOG_GROUPS.items():

@@ -23,7 +23,7 @@ from constructs import Construct
 from mlops.core import permissions
 from mlops.core.config import PlatformConfig
 from mlops.core.specs import RuleSpec
-from stacks.compliance import acknowledge
+from stacks.compliance import acknowledge, logs_may_use
 
 # The images' build context: the repository (the Dockerfiles copy lambdas/ and mlops/).
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -52,23 +52,13 @@ class OpsKey(Construct):
                     conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
                 )
             )
-        self.key.add_to_resource_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "kms:Encrypt*",
-                    "kms:Decrypt*",
-                    "kms:ReEncrypt*",
-                    "kms:GenerateDataKey*",
-                    "kms:Describe*",
-                ],
-                principals=[iam.ServicePrincipal(f"logs.{Aws.REGION}.amazonaws.com")],
-                resources=["*"],
-                conditions={
-                    "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn": f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:*"
-                    }
-                },
-            )
+        logs_may_use(
+            self.key,
+            {
+                "ArnLike": {
+                    "kms:EncryptionContext:aws:logs:arn": f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:*"
+                }
+            },
         )
 
 
