@@ -22,19 +22,19 @@ ENDPOINT = "mlops-dev"
 REGION = "us-east-1"
 
 
-def make_endpoint(sagemaker: Any, weights: dict[str, float]) -> None:
+def make_endpoint(sagemaker: Any, weights: dict[str, float], name: str = ENDPOINT) -> None:
     for variant in weights:
         sagemaker.create_model(
-            ModelName=f"{ENDPOINT}-{variant}",
+            ModelName=f"{name}-{variant}",
             ExecutionRoleArn="arn:aws:iam::123456789012:role/serving",
             PrimaryContainer={"Image": "image", "ModelDataUrl": f"s3://b/{variant}.tar.gz"},
         )
     sagemaker.create_endpoint_config(
-        EndpointConfigName=f"{ENDPOINT}-config",
+        EndpointConfigName=f"{name}-config",
         ProductionVariants=[
             {
                 "VariantName": variant,
-                "ModelName": f"{ENDPOINT}-{variant}",
+                "ModelName": f"{name}-{variant}",
                 "InitialInstanceCount": 1,
                 "InstanceType": "ml.m5.large",
                 "InitialVariantWeight": weight,
@@ -42,7 +42,7 @@ def make_endpoint(sagemaker: Any, weights: dict[str, float]) -> None:
             for variant, weight in weights.items()
         ],
     )
-    sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=f"{ENDPOINT}-config")
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
 
 
 @dataclass

@@ -12,32 +12,16 @@ from mlops.core import permissions, specs
 from mlops.core.config import PlatformConfig
 from mlops.local.aws_services import invoke_function
 from mlops.local.emulator import bootstrap
+from tests.local.test_traffic_control import make_endpoint
 
 CONFIG = PlatformConfig()
 
 
-def make_endpoint(sagemaker: Any, weights: dict[str, float]) -> None:
-    name = CONFIG.endpoint_name
-    for variant in weights:
-        sagemaker.create_model(
-            ModelName=f"{name}-{variant}",
-            ExecutionRoleArn="arn:aws:iam::123456789012:role/serving",
-            PrimaryContainer={"Image": "image", "ModelDataUrl": f"s3://b/{variant}.tar.gz"},
-        )
-    sagemaker.create_endpoint_config(
-        EndpointConfigName=f"{name}-config",
-        ProductionVariants=[
-            {"VariantName": v, "ModelName": f"{name}-{v}", "InitialInstanceCount": 1,
-             "InstanceType": "ml.m5.large", "InitialVariantWeight": w}
-            for v, w in weights.items()
-        ],
-    )  # fmt: skip
-    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
-
-
 def rollout_step(emulator: AwsTarget) -> Any:
     resources = bootstrap(emulator, CONFIG)
-    make_endpoint(emulator.client("sagemaker"), {"champion": 0.9, "challenger": 0.1})
+    make_endpoint(
+        emulator.client("sagemaker"), {"champion": 0.9, "challenger": 0.1}, CONFIG.endpoint_name
+    )
     event = {"action": "rollout-step", "endpoint": CONFIG.endpoint_name, "reason": "twin iam",
              "requested_by": "test"}  # fmt: skip
     try:
