@@ -38,7 +38,8 @@ from mlops.core.capture import GroundTruth, encode_record, object_key
 from mlops.core.config import PlatformConfig
 from mlops.core.functions import DriftThresholds
 from mlops.local.replay import requests
-from mlops.usecases.check_drift import LocalSink, evaluate, load_capture, load_reference
+from mlops.usecases.check_drift import LocalSink, evaluate
+from mlops.usecases.drift_inputs import load_capture, load_reference
 from pipeline_steps.schema import FEATURE_NAMES
 
 os.environ.setdefault("DO_NOT_TRACK", "1")

@@ -18,11 +18,9 @@ The same class runs in the drift Lambda, in ``mlops drift check`` and on the emb
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,8 +36,8 @@ from mlops.adapters.endpoints import EndpointNotFound
 from mlops.adapters.evidently_report import evidently_html, sample
 from mlops.adapters.registry import PackageLineage, model_package_of
 from mlops.core import names
-from mlops.core.capture import GroundTruth, parse_ground_truth, parse_lines
-from mlops.core.finite import dumps, finite_or_none, non_finite_cells
+from mlops.core.capture import GroundTruth, parse_ground_truth
+from mlops.core.finite import dumps, finite_or_none
 from mlops.core.functions import DriftSettings, DriftThresholds
 from mlops.core.variant_check import (
     DRIFT,
@@ -48,6 +46,13 @@ from mlops.core.variant_check import (
     CaptureTable,
     VariantDriftReport,
     check_table,
+)
+from mlops.usecases.drift_inputs import (
+    REFERENCE_FILE,
+    SCORES_FILE,
+    Reference,
+    ReferenceDataError,
+    read_columns,
 )
 from pipeline_steps.schema import FEATURE_NAMES
 
@@ -58,12 +63,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REPORT_PREFIX = names.DRIFT_REPORTS_PREFIX
-SCORES_FILE = "scores.csv"  # next to evaluation.json (pipeline_steps/evaluate.py)
-REFERENCE_FILE = "reference.csv"  # under the package's reference_data_uri
-
-
-class ReferenceDataError(RuntimeError):
-    """The model's reference data cannot be found or read; the message says where."""
 
 
 class DriftCheckFailed(RuntimeError):
@@ -72,16 +71,6 @@ class DriftCheckFailed(RuntimeError):
     def __init__(self, message: str, outcomes: list[VariantOutcome]) -> None:
         super().__init__(message)
         self.outcomes = outcomes
-
-
-@dataclass
-class Reference:
-    package_arn: str
-    uri: str
-    features: dict[str, np.ndarray]
-    scores: np.ndarray | None
-    baseline_auc: float | None
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -122,28 +111,6 @@ class VariantOutcome:
 
 def _iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def read_columns(text: str, required: tuple[str, ...], *, source: str) -> dict[str, np.ndarray]:
-    """Numeric columns of a CSV with a header, by name; ReferenceDataError names what is wrong."""
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if not header:
-        raise ReferenceDataError(f"{source} is empty")
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise ReferenceDataError(f"{source} lacks column(s) {', '.join(missing)}")
-    index = [header.index(c) for c in required]
-    try:
-        rows = [[float(row[i]) for i in index] for row in reader if row]
-    except (ValueError, IndexError) as exc:
-        raise ReferenceDataError(f"{source}: not numeric: {exc}") from None
-    matrix = np.asarray(rows, dtype=float).reshape(len(rows), len(required))
-    # "nan", "inf", 1e999 are floats. The reference is the pipeline's schema-checked output: a
-    # non-finite value is a damaged file, refused (dropping it would quietly move the baseline).
-    if bad := non_finite_cells(matrix, required):
-        raise ReferenceDataError(f"{source}: {bad}")
-    return {name: matrix[:, i] for i, name in enumerate(required)}
 
 
 class DriftMonitor:
@@ -516,84 +483,3 @@ def _html(
         share_threshold=thresholds.share_threshold,
         distance_threshold=thresholds.distance_threshold,
     )
-
-
-# -- inputs given by location (the CLI: a local folder or an S3 prefix) ---------------------------
-def _files(location: str, s3: S3Client | None, suffix: str) -> Iterator[tuple[str, bytes]]:
-    """(name, bytes) of the file ``location``, or of every ``*suffix`` file under it, one at a
-    time (a large window is never all in memory as bytes)."""
-    if location.startswith("s3://"):
-        if s3 is None:
-            raise ValueError(f"{location} is in S3: an S3 client is needed")
-        bucket, key = s3io.split_uri(location)
-        keys = s3io.list_keys(s3, bucket, key)
-        chosen = [key] if key in keys else [k for k in keys if k.endswith(suffix)]
-        if not key.endswith("/") and key not in keys:
-            chosen = [k for k in chosen if k.startswith(key.rstrip("/") + "/")]
-        for k in chosen:
-            yield f"s3://{bucket}/{k}", s3.get_object(Bucket=bucket, Key=k)["Body"].read()
-        return
-    path = Path(location)
-    if path.is_file():
-        yield str(path), path.read_bytes()
-        return
-    if not path.is_dir():
-        raise FileNotFoundError(f"{location} does not exist")
-    for p in sorted(path.rglob(f"*{suffix}")):
-        if p.is_file():
-            yield str(p), p.read_bytes()
-
-
-def load_reference(
-    location: str, s3: S3Client | None = None, *, scores_location: str | None = None
-) -> Reference:
-    """A reference from a reference.csv (or the folder / S3 prefix holding it), and optionally
-    the model's test-set scores (scores.csv) for prediction drift."""
-    found = [
-        (name, body)
-        for name, body in _files(location, s3, ".csv")
-        if name == location or name.endswith("/" + REFERENCE_FILE)
-    ]
-    if len(found) != 1:
-        raise ReferenceDataError(
-            f"expected one {REFERENCE_FILE} at {location}, found {len(found)}"
-            + (f": {', '.join(n for n, _ in found[:3])}" if found else "")
-        )
-    name, body = found[0]
-    reference = Reference(
-        "(given)", name, read_columns(body.decode(), FEATURE_NAMES, source=name), None, None
-    )
-    if scores_location:
-        files = list(_files(scores_location, s3, SCORES_FILE))
-        if not files:
-            raise ReferenceDataError(f"no {SCORES_FILE} at {scores_location}")
-        scores_name, scores = files[0]
-        reference.scores = read_columns(scores.decode(), (SCORE,), source=scores_name)[SCORE]
-    else:
-        reference.notes.append("no reference scores given: prediction drift not checked")
-    return reference
-
-
-def load_capture(
-    location: str,
-    s3: S3Client | None = None,
-    *,
-    start: datetime | None = None,
-    end: datetime | None = None,
-) -> CaptureWindow:
-    """Every capture record in the .jsonl files at ``location`` (optionally within a window)."""
-    window = CaptureWindow()
-    for name, body in _files(location, s3, ".jsonl"):
-        parsed = parse_lines(
-            body.decode("utf-8", errors="replace").splitlines(), source=name, keep_errors=20
-        )
-        inside = [
-            r
-            for r in parsed.records
-            if (start is None or r.inference_time >= start)
-            and (end is None or r.inference_time < end)
-        ]
-        window.add(parsed, inside, keep_errors=20)
-    if window.files == 0:
-        raise FileNotFoundError(f"no capture files (*.jsonl) at {location}")
-    return window

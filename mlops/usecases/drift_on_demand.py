@@ -27,14 +27,12 @@ from mlops.core.functions import DriftSettings, DriftThresholds
 from mlops.usecases.check_drift import (
     DriftMonitor,
     LocalSink,
-    ReferenceDataError,
     ReportSink,
     S3Sink,
     VariantOutcome,
     evaluate,
-    load_capture,
-    load_reference,
 )
+from mlops.usecases.drift_inputs import ReferenceDataError, load_capture, load_reference
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -33,11 +33,9 @@ from mlops.usecases.check_drift import (
     DriftCheckFailed,
     DriftMonitor,
     LocalSink,
-    ReferenceDataError,
     S3Sink,
-    load_capture,
-    load_reference,
 )
+from mlops.usecases.drift_inputs import ReferenceDataError, load_capture, load_reference
 from pipeline_steps.schema import FEATURE_NAMES
 
 REGION = "us-east-1"
@@ -483,11 +481,6 @@ def test_the_same_run_again_is_a_duplicate_and_overwrites_nothing(world: World) 
 
 
 def test_a_redelivered_schedule_event_is_a_duplicate(world: World) -> None:
-    # BUG, left failing on purpose (mlops/usecases/check_drift.py:244-245 window(), :274 and :281
-    # check()): after a checked window the state says checked_until == now, so the same event
-    # redelivered (same time, same run id: lambdas/drift/handler.py:149-153) gets a window with
-    # start == end, and read_window (mlops/adapters/capture_store.py:49) raises ValueError("empty
-    # window ...") before the write-once sink can report outcome.duplicate True.
     arn = world.packages["champion"]
     world.put_capture("champion", requests(300, seed=2), at=NOW - timedelta(minutes=30))
     monitor = world.monitor()

@@ -35,12 +35,10 @@ from mlops.core.traffic import (
 from mlops.core.variant_check import DRIFT, check_table, table_from_records
 from mlops.usecases.check_drift import (
     LocalSink,
-    Reference,
-    ReferenceDataError,
     VariantOutcome,
     evaluate,
-    read_columns,
 )
+from mlops.usecases.drift_inputs import Reference, ReferenceDataError, read_columns
 from pipeline_steps.data import synthetic_dataset
 from pipeline_steps.schema import FEATURE_NAMES
 
