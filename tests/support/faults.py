@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import boto3.session
 from botocore.awsrequest import AWSResponse
 
 # Error code -> HTTP status, as AWS answers them.
@@ -104,8 +105,6 @@ class Faults:
 @contextmanager
 def faulty_clients(faults: Faults) -> Iterator[Faults]:
     """Attach ``faults`` to every boto3 client created inside the block (any session)."""
-    import boto3.session
-
     original = boto3.session.Session.client
 
     def client(self: Any, *args: Any, **kwargs: Any) -> Any:
