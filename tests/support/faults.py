@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3.session
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 # Error code -> HTTP status, as AWS answers them.
 STATUS = {
@@ -94,7 +94,7 @@ class Faults:
             return None
         self.raised.append((service, model.name, code))
         status = STATUS.get(code, 500 if "Internal" in code else 400)
-        http = AWSResponse("https://fault.invalid", status, {}, None)
+        http = AWSResponse("https://fault.invalid", status, HTTPHeaders(), None)
         parsed = {
             "Error": {"Code": code, "Message": f"injected {code} on {model.name}"},
             "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}},
