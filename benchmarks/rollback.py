@@ -21,6 +21,7 @@ from moto.server import ThreadedMotoServer
 from mlops.adapters.target import AwsTarget
 from mlops.core.functions import TrafficSettings
 from mlops.core.names import CHALLENGER, CHAMPION, variant_alarms
+from mlops.local.moto_server import atomic_conditional_writes
 from mlops.usecases.apply_traffic import TrafficRequest, traffic_controller
 
 ENDPOINT = "bench-endpoint"
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
     logging.getLogger("werkzeug").disabled = True
+    atomic_conditional_writes()  # as the embedded default's emulator does
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -55,6 +55,9 @@ def emulator_url() -> Iterator[str]:
 
     from moto.server import ThreadedMotoServer  # noqa: PLC0415 - only tests that use it pay
 
+    from mlops.local.moto_server import atomic_conditional_writes  # noqa: PLC0415
+
+    atomic_conditional_writes()  # as the embedded default's emulator does
     logging.getLogger("werkzeug").disabled = True
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -23,6 +23,11 @@ DRIFT_REPORTS_PREFIX = "drift"  # drift/<endpoint>/<variant>/yyyy/mm/dd/<time>-<
 TRAFFIC_AUDIT_PREFIX = "audit/traffic"
 SERVING_AUDIT_PREFIX = "audit/serving"
 RETRAINING_AUDIT_PREFIX = "audit/retraining"
+# leases/<endpoint>.json: the ledger every weight change holds (mlops.core.lease).
+LEASE_PREFIX = "leases"
+# claims/<kind>/<endpoint>/<request id>.json: a request's decision, written before it acts.
+TRAFFIC_CLAIMS_PREFIX = "claims/traffic"
+SERVING_CLAIMS_PREFIX = "claims/serving"
 
 
 def storage_stack(config: PlatformConfig) -> str:

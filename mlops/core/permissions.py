@@ -131,19 +131,34 @@ def function_runtime() -> list[Grant]:
     ]
 
 
-def _audit(sid: str, prefix: str, config: PlatformConfig) -> list[Grant]:
+def _audit(sid: str, prefix: str, claims: str, config: PlatformConfig) -> list[Grant]:
+    endpoint = config.endpoint_name
     return [
         Grant(
             sid,
-            ("s3:PutObject",),
-            (_objects("reports", f"{prefix}/{config.endpoint_name}/"),),
-            "One audit record per request, named by its request id, written once.",
+            ("s3:PutObject", "s3:GetObject"),
+            (
+                _objects("reports", f"{prefix}/{endpoint}/"),
+                _objects("reports", f"{claims}/{endpoint}/"),
+            ),
+            "One audit record per request, named by its request id, written once; the "
+            "request's claim is written before it acts and read by a redelivery, which returns "
+            "the recorded outcome instead of acting again.",
+        ),
+        Grant(
+            f"{sid}Lease",
+            ("s3:GetObject", "s3:PutObject"),
+            (f"{{reports_bucket_arn}}/{names.LEASE_PREFIX}/{endpoint}.json",),
+            "The endpoint's lease: every weight change (traffic, deploy, CLI) reads it and "
+            "writes it with a condition on its version, so decisions on the endpoint are one "
+            "at a time.",
         ),
         Grant(
             f"{sid}Key",
-            ("kms:GenerateDataKey",),
+            ("kms:GenerateDataKey", "kms:Decrypt"),
             ("{data_key_arn}",),
-            "The reports bucket encrypts each object with the platform's data key.",
+            "The reports bucket encrypts each object with the platform's data key; reading "
+            "the lease and a claim decrypts it.",
         ),
     ]
 
@@ -185,7 +200,7 @@ def traffic(config: PlatformConfig) -> list[Grant]:
             tuple(_arn("cloudwatch", f"alarm:{name}") for name in watched),
             "A rollout step goes ahead only while none of the challenger's gate alarms fires.",
         ),
-        *_audit("TrafficAudit", names.TRAFFIC_AUDIT_PREFIX, config),
+        *_audit("TrafficAudit", names.TRAFFIC_AUDIT_PREFIX, names.TRAFFIC_CLAIMS_PREFIX, config),
         _notify(),
         _write_weights(config),
     ]
@@ -236,7 +251,7 @@ def deploy(config: PlatformConfig) -> list[Grant]:
             "A package is deployed only once the registry says it is Approved, in this "
             "family's group and account (the event alone is not trusted).",
         ),
-        *_audit("ServingAudit", names.SERVING_AUDIT_PREFIX, config),
+        *_audit("ServingAudit", names.SERVING_AUDIT_PREFIX, names.SERVING_CLAIMS_PREFIX, config),
         _notify(),
     ]
 

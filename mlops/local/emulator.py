@@ -130,9 +130,10 @@ def _is_emulator(pid: int) -> bool:
     if not cmdline.exists():  # no /proc (macOS): trust the state file
         return True
     try:
-        return b"moto.server" in cmdline.read_bytes()
+        command = cmdline.read_bytes()
     except OSError:
         return False
+    return b"mlops.local.moto_server" in command or b"moto.server" in command
 
 
 def start_emulator(home: Home, port: int | None = None) -> EmulatorState:
@@ -144,7 +145,7 @@ def start_emulator(home: Home, port: int | None = None) -> EmulatorState:
     endpoint_url = f"http://127.0.0.1:{port}"
     with (home.root / LOG_FILE).open("ab") as log:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, "-m", "mlops.local.moto_server", "-H", "127.0.0.1", "-p", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

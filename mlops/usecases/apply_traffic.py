@@ -10,6 +10,7 @@ after.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -23,10 +24,12 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mlops.adapters import endpoints
-from mlops.adapters.audit import write_once
+from mlops.adapters.audit import create, read, write_once
+from mlops.adapters.lease import EndpointLease, Held, LeaseLost, now_iso
 from mlops.adapters.target import AwsTarget
 from mlops.core import names
 from mlops.core.functions import TrafficSettings
+from mlops.core.lease import Claim, Decision, Holder, Ledger, refusal
 from mlops.core.names import CHALLENGER
 from mlops.core.traffic import (
     Action,
@@ -47,6 +50,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
 
 AUDIT_PREFIX = names.TRAFFIC_AUDIT_PREFIX
+CLAIMS_PREFIX = names.TRAFFIC_CLAIMS_PREFIX
 log = logging.getLogger("mlops.usecases.apply_traffic")
 
 
@@ -97,8 +101,9 @@ class TrafficOutcome:
     decision: str
     seconds_to_request: float | None = None
     api_calls: dict[str, int] = field(default_factory=dict)
-    duplicate: bool = False
+    duplicate: bool = False  # a redelivery of a recorded request: its outcome, nothing changed
     audit_uri: str | None = None
+    sequence: int | None = None  # this decision's place in the endpoint's ledger
 
     def to_json(self) -> str:
         # allow_nan=False: the audit record and the notice are JSON, never NaN/Infinity.
@@ -122,6 +127,8 @@ class TrafficController:
         send_instance_counts: bool = False,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        lease_wait_s: float = 240.0,
+        settle_timeout_s: float = 60.0,
     ) -> None:
         self.sagemaker = sagemaker
         self.s3 = s3
@@ -136,6 +143,8 @@ class TrafficController:
         self.send_instance_counts = send_instance_counts
         self.sleep = sleep
         self.clock = clock
+        self.lease_wait_s = lease_wait_s
+        self.settle_timeout_s = settle_timeout_s
 
     # -- idempotency and audit -------------------------------------------------------------
 
@@ -223,9 +232,43 @@ class TrafficController:
         )
 
     def apply(self, request: TrafficRequest) -> TrafficOutcome:
+        """Decide and apply ``request`` holding the endpoint's lease; notify after letting go."""
         started = self.clock()
         calls = endpoints.CallLog()
-        state = endpoints.describe(self.sagemaker, request.endpoint, calls)
+        lease = EndpointLease(
+            self.s3,
+            self.audit_bucket,
+            request.endpoint,
+            wait_s=self.lease_wait_s,
+            sleep=self.sleep,
+            clock=self.clock,
+        )
+        held = lease.acquire(
+            Holder(request.request_id, str(request.action), request.requested_by, now_iso())
+        )
+        calls.record("GetObject")
+        calls.record("PutObject")
+        try:
+            outcome, ledger = self._decide(request, held, calls, started)
+        except BaseException:
+            # Nothing completed: let go at once (a failed release waits out the TTL instead).
+            with contextlib.suppress(Exception):
+                lease.release(held, held.ledger.released())
+            raise
+        lease.release(held, ledger)
+        if not outcome.duplicate:
+            self._notify(outcome)
+        return outcome
+
+    def _decide(
+        self,
+        request: TrafficRequest,
+        held: Held,
+        calls: endpoints.CallLog,
+        started: float,
+    ) -> tuple[TrafficOutcome, Ledger]:
+        ledger = held.ledger
+        state = self._settled(request.endpoint, calls)
         outcome = TrafficOutcome(
             request_id=request.request_id,
             action=str(request.action),
@@ -237,9 +280,40 @@ class TrafficController:
             weights_after=normalized(state.weights),
             changed=False,
             decision="",
+            sequence=ledger.sequence + 1,
         )
-        target, outcome.decision = self._target(request, state, calls)
-        # Idempotent by construction: weights already at the target are not requested again.
+        refused = refusal(ledger, action=str(request.action), seen_sequence=held.seen_sequence)
+        target, outcome.decision = (
+            (None, refused) if refused else self._target(request, state, calls)
+        )
+        claim = Claim(
+            request_id=request.request_id,
+            action=str(request.action),
+            sequence=ledger.sequence,
+            before=outcome.weights_before,
+            target=None if target is None else normalized({**state.weights, **target}),
+            decision=outcome.decision,
+            payload=request.model_dump(mode="json"),
+        )
+        # Claimed before anything changes; a claim that exists says this is a redelivery.
+        calls.record("PutObject")
+        claim_etag = create(self.s3, self.audit_bucket, self._claim_key(request), claim.to_json())
+        if claim_etag is None:
+            calls.record("GetObject")
+            text, claim_etag = read(self.s3, self.audit_bucket, self._claim_key(request))
+            claim = Claim.from_json(text)
+            if claim.outcome is not None:
+                return self._recorded(claim.outcome), ledger.released()
+            target = claim.target
+            outcome.weights_before = claim.before
+            outcome.decision = f"{claim.decision} (completed on redelivery)"
+            if claim.sequence != ledger.sequence:
+                # Interrupted, and other decisions completed since: it is not the same world.
+                target = None
+                outcome.decision = (
+                    f"interrupted earlier, and {ledger.sequence - claim.sequence} decision(s) "
+                    "completed since; not applied again"
+                )
         if target is not None and not same(target, state.weights):
             endpoints.update_weights(
                 self.sagemaker,
@@ -257,22 +331,72 @@ class TrafficController:
             )
         # Measured here: the new weights are requested; what follows is bookkeeping.
         outcome.seconds_to_request = round(self.clock() - started, 4)
-        if target is not None and not same(target, state.weights):
-            outcome.changed = True
+        if target is not None:
             outcome.weights_after = normalized({**state.weights, **target})
+            outcome.changed = not same(outcome.weights_after, outcome.weights_before)
         # Every run (changed or not) leaves SSM holding the weights now in force, so a failed
         # write in an earlier run is repaired by the next one.
         self._record_weights(outcome.weights_after, calls)
         calls.record("PutObject")  # the audit record, next
         outcome.api_calls = dict(calls.calls)
         if not self._audit(outcome):
-            outcome.duplicate = True
-            outcome.decision = (
-                f"request {request.request_id} was handled before; {outcome.decision}"
+            # Audited by an interrupted earlier delivery that could not complete its claim.
+            text, _ = read(self.s3, self.audit_bucket, self._audit_key(request))
+            return self._recorded(json.loads(text)), ledger.released()
+        claim.outcome = asdict(outcome)
+        if (
+            create(
+                self.s3,
+                self.audit_bucket,
+                self._claim_key(request),
+                claim.to_json(),
+                if_match=claim_etag,
             )
-            return outcome
-        self._notify(outcome)
-        return outcome
+            is None
+        ):
+            raise LeaseLost(f"the claim of {request.request_id} changed while we held the lease")
+        decision = Decision(
+            request_id=request.request_id,
+            action=str(request.action),
+            requested_by=request.requested_by,
+            sequence=ledger.sequence + 1,
+            at=now_iso(),
+            weights=outcome.weights_after,
+            reason=request.reason[:200],
+        )
+        return outcome, ledger.completed(decision, changed=outcome.changed)
+
+    # -- what a redelivery finds ---------------------------------------------------------------
+
+    def _claim_key(self, request: TrafficRequest) -> str:
+        return f"{CLAIMS_PREFIX}/{request.endpoint}/{request.request_id}.json"
+
+    def _audit_key(self, request: TrafficRequest) -> str:
+        return f"{AUDIT_PREFIX}/{request.endpoint}/{request.request_id}.json"
+
+    @staticmethod
+    def _recorded(fields: Mapping[str, Any]) -> TrafficOutcome:
+        """A completed request's outcome, returned to its redelivery: nothing changed now."""
+        recorded = TrafficOutcome(**fields)
+        recorded.duplicate = True
+        recorded.changed = False
+        recorded.decision = f"request {recorded.request_id} was handled before; {recorded.decision}"
+        return recorded
+
+    def _settled(self, endpoint: str, calls: endpoints.CallLog) -> endpoints.EndpointState:
+        """The endpoint's weights once no update is in flight: a decision is computed from the
+        weights it will replace, not from ones an update (a deployment's) is about to change."""
+        state = endpoints.describe(self.sagemaker, endpoint, calls)
+        if state.status in ("Updating", "Creating", "SystemUpdating", "UpdateRollbackFailed"):
+            state = endpoints.wait_until_in_service(
+                self.sagemaker,
+                endpoint,
+                calls=calls,
+                timeout=self.settle_timeout_s,
+                sleep=self.sleep,
+                clock=self.clock,
+            )
+        return state
 
 
 def traffic_controller(

@@ -9,13 +9,17 @@ the embedded default.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import uuid
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from botocore.exceptions import ClientError
 
-from mlops.adapters.audit import write_once
+from mlops.adapters.audit import create, read, write_once
+from mlops.adapters.lease import EndpointLease, Held, LeaseLost, now_iso
 from mlops.core import names
 from mlops.core.approval import (
     DeploymentRecord,
@@ -29,6 +33,8 @@ from mlops.core.approval import (
     package_refusal,
     record,
 )
+from mlops.core.lease import Decision, Holder, Ledger, refusal
+from mlops.core.traffic import TrafficError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -36,6 +42,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
 
 ServingAction = Literal["deploy", "promote"]
+log = logging.getLogger(__name__)
 
 
 class Deployment(Protocol):
@@ -65,7 +72,7 @@ class ServingOutcome:
 
 def audit(s3: S3Client, bucket: str, endpoint: str, entry: DeploymentRecord) -> bool:
     """Write the record under its request id, never over another; False if it exists."""
-    key = f"{names.SERVING_AUDIT_PREFIX}/{endpoint}/{entry.request_id}.json"
+    key = _audit_key(endpoint, entry.request_id)
     entry.audit_uri = f"s3://{bucket}/{key}"
     return write_once(
         s3, bucket, key, json.dumps(asdict(entry), indent=2, sort_keys=True, allow_nan=False)
@@ -84,14 +91,14 @@ def verify_package(sagemaker: SageMakerClient, arn: str, scope: PackageScope) ->
                 f"{arn}: {exc.response['Error'].get('Message', 'not found')}"
             ) from None
         raise
-    refusal = package_refusal(
+    refused = package_refusal(
         str(described.get("ModelPackageArn", arn)),
         described.get("ModelApprovalStatus"),
         described.get("ModelPackageGroupName"),
         scope,
     )
-    if refusal:
-        raise PackageRefused(refusal)
+    if refused:
+        raise PackageRefused(refused)
 
 
 def change_serving(
@@ -106,14 +113,78 @@ def change_serving(
     audit_bucket: str,
     sns: SNSClient | None = None,
     topic_arn: str | None = None,
+    lease_wait_s: float = 240.0,
 ) -> ServingOutcome:
     """Decide, deploy, record and notify one serving change.
 
-    ``TrafficError`` (nothing to promote, a package that may not serve, ...) and the
+    Made while holding the endpoint's lease (mlops.core.lease), like every weight change: a
+    redelivered request returns its record and deploys nothing. ``TrafficError`` (nothing to
+    promote, a package that may not serve, a promotion a rollback superseded, ...) and the
     deployment's own errors propagate before anything is recorded.
     """
     if request.package_arn:
         verify_package(registry, request.package_arn, scope)
+    request_id = request.request_id or str(uuid.uuid4())
+    lease = EndpointLease(s3, audit_bucket, endpoint, wait_s=lease_wait_s)
+    held = lease.acquire(Holder(request_id, request.action, request.requested_by, now_iso()))
+    try:
+        outcome, ledger = _deploy_held(
+            request,
+            request_id,
+            held,
+            deployment,
+            endpoint,
+            initial_challenger_weight,
+            s3,
+            audit_bucket,
+        )
+    except BaseException:
+        with contextlib.suppress(Exception):
+            lease.release(held, held.ledger.released())
+        raise
+    lease.release(held, ledger)
+    if not outcome.duplicate and sns is not None and topic_arn:
+        try:
+            sns.publish(
+                TopicArn=topic_arn,
+                Subject=f"{request.action} on {endpoint}"[:100],
+                Message=outcome.record.summary,
+            )
+        except ClientError as exc:
+            # Deployed and audited: a lost notice must not make the caller deploy again.
+            log.warning("notification failed: %s", exc)
+    return outcome
+
+
+def _deploy_held(
+    request: ServingRequest,
+    request_id: str,
+    held: Held,
+    deployment: Deployment,
+    endpoint: str,
+    initial_challenger_weight: float,
+    s3: S3Client,
+    audit_bucket: str,
+) -> tuple[ServingOutcome, Ledger]:
+    """The change, made while holding the endpoint's lease."""
+    if refused := refusal(held.ledger, action=request.action, seen_sequence=held.seen_sequence):
+        raise TrafficError(refused)
+    # Claimed before anything changes; a claim that exists says this is a redelivery.
+    claim_key = f"{names.SERVING_CLAIMS_PREFIX}/{endpoint}/{request_id}.json"
+    claim: dict[str, Any] = {
+        **asdict(request),
+        "request_id": request_id,
+        "sequence": held.ledger.sequence,
+        "record": None,
+    }
+    claim_etag = create(s3, audit_bucket, claim_key, json.dumps(claim))
+    if claim_etag is None:
+        text, claim_etag = read(s3, audit_bucket, claim_key)
+        claim = json.loads(text)
+        if claim.get("record"):
+            return _duplicate(claim["record"]), held.ledger.released()
+        # Interrupted earlier: the change is decided again from what serves now, which makes
+        # finishing it idempotent.
     before = deployment.current()
     if request.action == "promote":
         change = on_promote(before)
@@ -129,15 +200,36 @@ def change_serving(
         reason=request.reason,
         before=before,
         change=change,
-        request_id=request.request_id,
+        request_id=request_id,
     )
     entry.stack_status = deployment.deploy(change) if change.changed else "UNCHANGED"
     if not audit(s3, audit_bucket, endpoint, entry):
-        return ServingOutcome(entry, duplicate=True)
-    if sns is not None and topic_arn:
-        sns.publish(
-            TopicArn=topic_arn,
-            Subject=f"{request.action} on {endpoint}"[:100],
-            Message=entry.summary,
-        )
-    return ServingOutcome(entry, duplicate=False)
+        # Audited by an interrupted earlier delivery that could not complete its claim.
+        text, _ = read(s3, audit_bucket, _audit_key(endpoint, request_id))
+        return _duplicate(json.loads(text)), held.ledger.released()
+    claim["record"] = asdict(entry)
+    if create(s3, audit_bucket, claim_key, json.dumps(claim), if_match=claim_etag) is None:
+        raise LeaseLost(f"the claim of {request_id} changed while we held the lease")
+    decision = Decision(
+        request_id=request_id,
+        action=request.action,
+        requested_by=request.requested_by,
+        sequence=held.ledger.sequence + 1,
+        at=now_iso(),
+        weights=dict(change.weights) if change.changed else None,
+        reason=request.reason[:200],
+    )
+    return ServingOutcome(entry, duplicate=False), held.ledger.completed(
+        decision, changed=change.changed
+    )
+
+
+def _audit_key(endpoint: str, request_id: str) -> str:
+    return f"{names.SERVING_AUDIT_PREFIX}/{endpoint}/{request_id}.json"
+
+
+def _duplicate(fields: dict[str, Any]) -> ServingOutcome:
+    """A completed request's record, returned to its redelivery: nothing deployed now."""
+    entry = DeploymentRecord(**fields)
+    entry.changed = False
+    return ServingOutcome(entry, duplicate=True)
