@@ -137,6 +137,7 @@ class Claim:
     decision: str
     payload: dict[str, Any] = field(default_factory=dict)
     outcome: dict[str, Any] | None = None  # set when completed
+    notified: bool = False  # the notice went out (a redelivery sends one that did not)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, allow_nan=False, default=str)

@@ -104,6 +104,8 @@ class TrafficOutcome:
     duplicate: bool = False  # a redelivery of a recorded request: its outcome, nothing changed
     audit_uri: str | None = None
     sequence: int | None = None  # this decision's place in the endpoint's ledger
+    seen_sequence: int | None = None  # the ledger's sequence when this request first looked
+    notice_error: str | None = None  # the decision stands; a retry of the request sends it
 
     def to_json(self) -> str:
         # allow_nan=False: the audit record and the notice are JSON, never NaN/Infinity.
@@ -171,9 +173,10 @@ class TrafficController:
             )
             calls.record("PutParameter")
 
-    def _notify(self, outcome: TrafficOutcome) -> None:
+    def _notify(self, outcome: TrafficOutcome) -> str | None:
+        """Announce the decision; the error if the notice could not be sent."""
         if not (self.sns and self.topic_arn):
-            return
+            return None
         after = ", ".join(f"{k} {v:g}" for k, v in sorted(outcome.weights_after.items()))
         subject = f"{outcome.action} on {outcome.endpoint}: {after}"
         if not outcome.changed:
@@ -183,9 +186,22 @@ class TrafficController:
                 TopicArn=self.topic_arn, Subject=subject[:100], Message=outcome.to_json()
             )
         except ClientError as exc:
-            # The decision is applied and audited; a lost notice must not make the caller
-            # retry it (a retried rollout step would move the challenger again).
             log.warning("notification failed: %s", exc)
+            return f"the notice was not sent ({exc.response['Error']['Code']})"
+        return None
+
+    def _announce(self, outcome: TrafficOutcome, claim: Claim, etag: str, key: str) -> None:
+        """Send the notice once the lease is let go, and mark the claim as announced. A notice
+        that fails is not lost: the claim says so, and a redelivery of the request (a retry)
+        sends it without acting again."""
+        if claim.notified:
+            return
+        recorded = TrafficOutcome(**claim.outcome) if claim.outcome else outcome
+        outcome.notice_error = self._notify(recorded)
+        if outcome.notice_error is None:
+            claim.notified = True
+            if create(self.s3, self.audit_bucket, key, claim.to_json(), if_match=etag) is None:
+                log.warning("claim %s changed before it was marked as announced", key)
 
     # -- decisions ---------------------------------------------------------------------------
 
@@ -249,15 +265,14 @@ class TrafficController:
         calls.record("GetObject")
         calls.record("PutObject")
         try:
-            outcome, ledger = self._decide(request, held, calls, started)
+            outcome, ledger, claim, etag = self._decide(request, held, calls, started)
         except BaseException:
             # Nothing completed: let go at once (a failed release waits out the TTL instead).
             with contextlib.suppress(Exception):
                 lease.release(held, held.ledger.released())
             raise
         lease.release(held, ledger)
-        if not outcome.duplicate:
-            self._notify(outcome)
+        self._announce(outcome, claim, etag, self._claim_key(request))
         return outcome
 
     def _decide(
@@ -266,7 +281,7 @@ class TrafficController:
         held: Held,
         calls: endpoints.CallLog,
         started: float,
-    ) -> tuple[TrafficOutcome, Ledger]:
+    ) -> tuple[TrafficOutcome, Ledger, Claim, str]:
         ledger = held.ledger
         state = self._settled(request.endpoint, calls)
         outcome = TrafficOutcome(
@@ -281,6 +296,7 @@ class TrafficController:
             changed=False,
             decision="",
             sequence=ledger.sequence + 1,
+            seen_sequence=held.seen_sequence,
         )
         refused = refusal(ledger, action=str(request.action), seen_sequence=held.seen_sequence)
         target, outcome.decision = (
@@ -303,7 +319,7 @@ class TrafficController:
             text, claim_etag = read(self.s3, self.audit_bucket, self._claim_key(request))
             claim = Claim.from_json(text)
             if claim.outcome is not None:
-                return self._recorded(claim.outcome), ledger.released()
+                return self._recorded(claim.outcome), ledger.released(), claim, claim_etag
             target = claim.target
             outcome.weights_before = claim.before
             outcome.decision = f"{claim.decision} (completed on redelivery)"
@@ -342,19 +358,21 @@ class TrafficController:
         if not self._audit(outcome):
             # Audited by an interrupted earlier delivery that could not complete its claim.
             text, _ = read(self.s3, self.audit_bucket, self._audit_key(request))
-            return self._recorded(json.loads(text)), ledger.released()
+            claim.outcome = json.loads(text)
+            return self._recorded(claim.outcome), ledger.released(), claim, claim_etag
         claim.outcome = asdict(outcome)
-        if (
-            create(
-                self.s3,
-                self.audit_bucket,
-                self._claim_key(request),
-                claim.to_json(),
-                if_match=claim_etag,
-            )
-            is None
-        ):
+        # Nothing to announce without a topic.
+        claim.notified = self.sns is None or not self.topic_arn
+        completed = create(
+            self.s3,
+            self.audit_bucket,
+            self._claim_key(request),
+            claim.to_json(),
+            if_match=claim_etag,
+        )
+        if completed is None:
             raise LeaseLost(f"the claim of {request.request_id} changed while we held the lease")
+        claim_etag = completed
         decision = Decision(
             request_id=request.request_id,
             action=str(request.action),
@@ -364,7 +382,7 @@ class TrafficController:
             weights=outcome.weights_after,
             reason=request.reason[:200],
         )
-        return outcome, ledger.completed(decision, changed=outcome.changed)
+        return outcome, ledger.completed(decision, changed=outcome.changed), claim, claim_etag
 
     # -- what a redelivery finds ---------------------------------------------------------------
 
