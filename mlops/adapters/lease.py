@@ -109,7 +109,12 @@ class EndpointLease:
             ledger, etag, age = self.read()
             if seen_sequence is None:
                 seen_sequence = ledger.sequence
-            if ledger.holder is not None and etag is not None:
+            # The same request holding it is an earlier attempt of ours that failed before
+            # letting go (a retry comes after it ended): taken over at once, not after the TTL.
+            mine_already = (
+                ledger.holder is not None and ledger.holder.request_id == holder.request_id
+            )
+            if ledger.holder is not None and etag is not None and not mine_already:
                 # Held since at least when we first saw this version, by our clock, and since
                 # its LastModified by S3's: abandoned if either says older than the TTL.
                 local_age = self.clock() - first_seen.setdefault(etag, self.clock())

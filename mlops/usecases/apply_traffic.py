@@ -319,7 +319,12 @@ class TrafficController:
             text, claim_etag = read(self.s3, self.audit_bucket, self._claim_key(request))
             claim = Claim.from_json(text)
             if claim.outcome is not None:
-                return self._recorded(claim.outcome), ledger.released(), claim, claim_etag
+                return (
+                    self._recorded(claim.outcome),
+                    self._caught_up(ledger, claim),
+                    claim,
+                    claim_etag,
+                )
             target = claim.target
             outcome.weights_before = claim.before
             outcome.decision = f"{claim.decision} (completed on redelivery)"
@@ -359,7 +364,7 @@ class TrafficController:
             # Audited by an interrupted earlier delivery that could not complete its claim.
             text, _ = read(self.s3, self.audit_bucket, self._audit_key(request))
             claim.outcome = json.loads(text)
-            return self._recorded(claim.outcome), ledger.released(), claim, claim_etag
+            return self._recorded(claim.outcome), self._caught_up(ledger, claim), claim, claim_etag
         claim.outcome = asdict(outcome)
         # Nothing to announce without a topic.
         claim.notified = self.sns is None or not self.topic_arn
@@ -391,6 +396,24 @@ class TrafficController:
 
     def _audit_key(self, request: TrafficRequest) -> str:
         return f"{AUDIT_PREFIX}/{request.endpoint}/{request.request_id}.json"
+
+    @staticmethod
+    def _caught_up(ledger: Ledger, claim: Claim) -> Ledger:
+        """The ledger after a completed request whose attempt could not write it (the release
+        failed): its decision is entered now, so a rollback still halts the rollout."""
+        if claim.outcome is None or ledger.sequence != claim.sequence:
+            return ledger.released()
+        recorded = TrafficOutcome(**claim.outcome)
+        decision = Decision(
+            request_id=recorded.request_id,
+            action=recorded.action,
+            requested_by=recorded.requested_by,
+            sequence=claim.sequence + 1,
+            at=now_iso(),
+            weights=recorded.weights_after,
+            reason=recorded.reason[:200],
+        )
+        return ledger.completed(decision, changed=recorded.changed)
 
     @staticmethod
     def _recorded(fields: Mapping[str, Any]) -> TrafficOutcome:
