@@ -302,12 +302,16 @@ class TrafficController:
         target, outcome.decision = (
             (None, refused) if refused else self._target(request, state, calls)
         )
+        if target is not None:
+            # The endpoint gets shares (summing to 1), as SSM and the audit record do: weights
+            # of 25 and 75 are stored as 0.25 and 0.75, so all three read alike.
+            target = normalized({**state.weights, **target})
         claim = Claim(
             request_id=request.request_id,
             action=str(request.action),
             sequence=ledger.sequence,
             before=outcome.weights_before,
-            target=None if target is None else normalized({**state.weights, **target}),
+            target=target,
             decision=outcome.decision,
             payload=request.model_dump(mode="json"),
         )

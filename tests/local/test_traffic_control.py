@@ -409,3 +409,16 @@ def test_waits_while_the_endpoint_is_updating(stubbed: tuple[Any, Stubber]) -> N
     state = endpoints.wait_until_in_service(client, ENDPOINT, poll=5, sleep=polls.append)
     assert state.status == "InService"
     assert polls == [5]
+
+
+def test_the_endpoint_gets_shares_as_ssm_and_the_audit_do(world: World) -> None:
+    ssm = boto3.client("ssm", region_name=REGION)
+    name = "/mlops/dev/serving/{}-weight".format
+    controller = world.controller(ssm=ssm, weight_parameter=name)
+    outcome = controller.apply(request("shift", weights={"champion": 75, "challenger": 25}))
+    in_force = endpoints.describe(world.sagemaker, ENDPOINT).weights
+    assert in_force == {"champion": 0.75, "challenger": 0.25}  # not 75 and 25
+    assert outcome.weights_after == in_force
+    assert {v: float(ssm.get_parameter(Name=name(v))["Parameter"]["Value"]) for v in in_force} == (
+        in_force
+    )
