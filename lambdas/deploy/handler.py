@@ -6,6 +6,9 @@ Triggers:
   champion stays; with no endpoint yet, the first approved package becomes the champion;
 - a direct invocation: {"action": "promote", "reason": "...", "requested_by": "..."} makes
   the challenger the champion with all traffic.
+
+Any other event is answered {"ok": false, "error": "<one line naming the field>"} before any
+AWS call, and never raised (retrying it would only lead it into the dead-letter queue).
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.events import (
     MODEL_PACKAGE_STATE_CHANGE,
+    EventId,
     EventRefused,
     ModelPackageStateChange,
-    detail_type,
+    one_line,
     parse_event,
+    refusal,
 )
 from mlops.adapters.stack_deployment import DeploymentError, StackDeployment
 from mlops.adapters.target import AwsTarget
@@ -40,14 +45,19 @@ class PromoteRequest(BaseModel):
     action: Literal["promote"]
     reason: str = Field(default="promote the challenger", min_length=3, max_length=1000)
     requested_by: str = Field(default="unknown", min_length=1, max_length=256)
-    request_id: str | None = Field(default=None, min_length=1, max_length=128)
+    request_id: EventId | None = None  # names the audit record
 
 
 def serving_request(
     event: object, context: LambdaContext, settings: DeploySettings
 ) -> ServingRequest | dict[str, Any]:
     """The serving change an event asks for, or the answer to an event that asks for none."""
-    if detail_type(event) == MODEL_PACKAGE_STATE_CHANGE:
+    if isinstance(event, dict) and "detail-type" in event:
+        if event["detail-type"] != MODEL_PACKAGE_STATE_CHANGE:
+            raise EventRefused(
+                f"detail-type: expected {MODEL_PACKAGE_STATE_CHANGE!r}, "
+                f"got {one_line(repr(event['detail-type']))}"
+            )
         approval = parse_event(event, ModelPackageStateChange)
         detail = approval.detail
         if detail.model_approval_status != "Approved":
@@ -56,11 +66,10 @@ def serving_request(
                 "skipped": f"{detail.model_package_arn} is {detail.model_approval_status}",
             }
         if detail.model_package_group_name != settings.model_package_group:
-            return {
-                "ok": False,
-                "error": f"package of group {detail.model_package_group_name}, "
-                f"not {settings.model_package_group}",
-            }
+            return refusal(
+                f"detail.ModelPackageGroupName: package of group "
+                f"{detail.model_package_group_name}, not {settings.model_package_group}"
+            )
         return ServingRequest(
             action="deploy",
             requested_by="model-registry:approval",
@@ -68,15 +77,28 @@ def serving_request(
             package_arn=detail.model_package_arn,
             request_id=approval.id,
         )
-    if isinstance(event, dict) and event.get("action") == "promote":
-        promote = parse_event(event, PromoteRequest)
-        return ServingRequest(
-            action="promote",
-            requested_by=promote.requested_by,
-            reason=promote.reason,
-            request_id=promote.request_id or context.aws_request_id,
+    if not isinstance(event, dict):
+        raise EventRefused(
+            'expected a model package approval event or {"action": "promote"}, '
+            f"got {type(event).__name__}"
         )
-    raise EventRefused('expected a model package approval event or {"action": "promote"}')
+    if "action" not in event:
+        raise EventRefused(
+            'expected a model package approval event (a detail-type) or {"action": "promote"}: '
+            "the event has neither detail-type nor action"
+        )
+    if event["action"] != "promote":
+        raise EventRefused(
+            'action: expected a model package approval event or {"action": "promote"}, '
+            f"got {one_line(repr(event['action']))}"
+        )
+    promote = parse_event(event, PromoteRequest)
+    return ServingRequest(
+        action="promote",
+        requested_by=promote.requested_by,
+        reason=promote.reason,
+        request_id=promote.request_id or context.aws_request_id,
+    )
 
 
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
@@ -110,8 +132,9 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
             topic_arn=settings.topic_arn,
         )  # DeploymentBusy raises: retried
     except (TrafficError, DeploymentError, EventRefused) as exc:
-        logger.warning("refused", extra={"error": str(exc)})
-        return {"ok": False, "error": str(exc)}
+        refused = refusal(exc)
+        logger.warning("refused", extra={"error": refused["error"]})
+        return refused
     if outcome.duplicate:
         return {"ok": True, "duplicate": True, "request_id": outcome.record.request_id}
     logger.info("deployment", extra={"record": outcome.record.__dict__})

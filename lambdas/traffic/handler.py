@@ -9,6 +9,11 @@ Triggers:
   {"action": "rollout-step", "reason": "scheduled", "requested_by": "schedule"}
   ("endpoint" may be given; it must be the function's own).
 
+Any other event - not an object, a field missing or of the wrong type or range, a share or
+weights that no endpoint could take - is answered {"ok": false, "error": "<one line naming the
+field>"} before any AWS call, and never raised (a retry would fail the same way; raising only
+retries it into the dead-letter queue). AWS failing raises, and the invocation is retried.
+
 No concurrency is reserved by default (a new account has none to spare:
 `function_reserved_concurrency`); decisions on one endpoint are not yet serialized across
 callers (open issue: a lease per endpoint).
@@ -17,6 +22,7 @@ callers (open issue: a lease per endpoint).
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -27,47 +33,63 @@ from lambdas.events import (
     ALARM_STATE_CHANGE,
     AlarmStateChange,
     EventRefused,
-    detail_type,
+    one_line,
     parse_event,
+    refusal,
 )
 from mlops.adapters.endpoints import EndpointNotFound
 from mlops.adapters.target import AwsTarget
 from mlops.core.functions import TrafficSettings
-from mlops.core.traffic import TrafficError
+from mlops.core.traffic import Action, TrafficError, shift_to, validate_weights
 from mlops.usecases.apply_traffic import TrafficRequest, traffic_controller
 
 logger = Logger(service=TrafficSettings.service)
 metrics = Metrics(namespace="MLOps/Traffic", service=TrafficSettings.service)
 
 
+VARIANT_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")  # SageMaker's variant names
+
+
 def request_from_event(
     event: object, context: LambdaContext, settings: TrafficSettings
 ) -> TrafficRequest:
     """The traffic request an event asks for; EventRefused or TrafficError if none."""
-    if detail_type(event) == ALARM_STATE_CHANGE:
-        alarm = parse_event(event, AlarmStateChange).detail
+    if isinstance(event, dict) and "detail-type" in event:
+        if event["detail-type"] != ALARM_STATE_CHANGE:
+            raise EventRefused(
+                f"detail-type: expected {ALARM_STATE_CHANGE!r} (or a direct request such as "
+                f'{{"action": "rollback", ...}}), got {one_line(repr(event["detail-type"]))}'
+            )
+        alarm_event = parse_event(event, AlarmStateChange)
+        alarm = alarm_event.detail
         if alarm.alarm_name not in settings.gate_alarms:
             raise TrafficError(
-                f"alarm {alarm.alarm_name!r} is not one of {settings.endpoint_name}'s "
-                f"challenger alarms ({', '.join(settings.gate_alarms)})"
+                f"detail.alarmName: alarm {alarm.alarm_name!r} is not one of "
+                f"{settings.endpoint_name}'s challenger alarms ({', '.join(settings.gate_alarms)})"
             )
         if alarm.state.value != "ALARM":
             raise TrafficError(
-                f"alarm {alarm.alarm_name} is {alarm.state.value}: nothing to roll back"
+                f"detail.state.value: alarm {alarm.alarm_name} is {alarm.state.value}: "
+                "nothing to roll back"
             )
         return TrafficRequest.parse(
             {
                 "action": "rollback",
                 "endpoint": settings.endpoint_name,
                 "reason": f"alarm {alarm.alarm_name} is ALARM: {alarm.state.reason}"[:1000],
-                "requested_by": f"cloudwatch-alarm:{alarm.alarm_name}",
-                "request_id": str(event["id"]) if isinstance(event, dict) else "",
+                "requested_by": f"cloudwatch-alarm:{alarm.alarm_name}"[:256],
+                "request_id": alarm_event.id,
             }
         )
     if not isinstance(event, dict):
         raise EventRefused(
             f"expected an alarm event or a JSON object such as "
             f'{{"action": "rollback", "reason": "..."}}, got {type(event).__name__}'
+        )
+    if "action" not in event:
+        raise EventRefused(
+            "expected an alarm event (a detail-type) or a request such as "
+            '{"action": "rollback", "reason": "..."}: the event has neither detail-type nor action'
         )
     request = TrafficRequest.parse(
         {"endpoint": settings.endpoint_name, "request_id": context.aws_request_id, **event}
@@ -76,7 +98,34 @@ def request_from_event(
         raise TrafficError(
             f"this function controls endpoint {settings.endpoint_name}, not {request.endpoint}"
         )
+    refuse_early(request)
     return request
+
+
+def refuse_early(request: TrafficRequest) -> None:
+    """TrafficError for what is wrong with ``request`` whatever the endpoint holds, before
+    any AWS call (the controller checks again against the endpoint's variants)."""
+    if request.action is Action.PROMOTE:
+        raise TrafficError(
+            "action: promote changes which model serves: invoke the deploy function with "
+            '{"action": "promote"} (mlops serving promote), not the traffic function'
+        )
+    if request.action is not Action.SHIFT:
+        return
+    if request.weights is not None and request.challenger is not None:
+        raise TrafficError("weights, challenger: give either weights or a challenger share")
+    if request.weights is not None:
+        for name in request.weights:
+            if not VARIANT_NAME.fullmatch(name):
+                raise TrafficError(f"weights: {name!r} is not a variant name")
+        try:
+            validate_weights(request.weights, list(request.weights))
+        except TrafficError as exc:
+            raise TrafficError(f"weights: {exc}") from None
+    elif request.challenger is None:
+        raise TrafficError("action shift needs weights or a challenger share (0 to 1)")
+    else:
+        shift_to(request.challenger)
 
 
 @logger.inject_lambda_context(log_event=True)
@@ -89,8 +138,9 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     except (TrafficError, EventRefused, EndpointNotFound) as exc:
         # Bad input is answered, not retried: a retry would fail the same way. A busy or
         # failing endpoint raises instead, and the invocation is retried.
-        logger.warning("refused", extra={"error": str(exc)})
-        return {"ok": False, "error": str(exc)}
+        refused = refusal(exc)
+        logger.warning("refused", extra={"error": refused["error"]})
+        return refused
     logger.info("traffic decision", extra={"outcome": outcome.__dict__})
     metrics.add_dimension(name="endpoint", value=outcome.endpoint)
     metrics.add_metric(name="TrafficChanges", unit=MetricUnit.Count, value=int(outcome.changed))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -14,13 +15,30 @@ from rich.table import Table
 
 from mlops.adapters.preflight import PreflightClients, docker_status, profile_region
 from mlops.adapters.target import AwsTarget
-from mlops.cli.common import PROJECT_ROOT, State, Target, console
+from mlops.cli.common import PROJECT_ROOT, State, Target, checked, console
 from mlops.core.config import PlatformConfig, read_cdk_json_context
 from mlops.core.preflight import Check, Status, failed, removal
 from mlops.usecases.preflight import after_destroy as find_retained
 from mlops.usecases.preflight import aws_preflight, embedded_preflight
 
 app = typer.Typer(help="The AWS account a deploy goes to.", no_args_is_help=True)
+
+
+def _qualifier(value: str) -> str | None:
+    # The bootstrap template's Qualifier parameter: AllowedPattern [A-Za-z0-9_-]{1,10}
+    if re.fullmatch(r"[A-Za-z0-9_-]{1,10}", value):
+        return None
+    return f"must be 1-10 letters, digits, '_' or '-' (as cdk bootstrap takes), got {value!r}"
+
+
+def _folder_if_any(value: str) -> str | None:
+    if not value.strip():
+        return "the path is empty"
+    path = Path(value)
+    return (
+        f"{value} is a file, not a cdk.out folder" if path.exists() and not path.is_dir() else None
+    )
+
 
 STYLES = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "bold red", Status.NA: "dim"}
 
@@ -65,12 +83,17 @@ def preflight(
     qualifier: Annotated[
         str | None,
         typer.Option(
-            help="CDK bootstrap qualifier (default: cdk.out's templates', else hnb659fds)"
+            help="CDK bootstrap qualifier (default: cdk.out's templates', else hnb659fds)",
+            callback=checked(_qualifier),
         ),
     ] = None,
     cdk_out: Annotated[
-        Path, typer.Option(help="synthesized templates to read the required bootstrap version from")
-    ] = PROJECT_ROOT / "cdk.out",
+        str,
+        typer.Option(
+            help="synthesized templates to read the required bootstrap version from",
+            callback=checked(_folder_if_any),
+        ),
+    ] = str(PROJECT_ROOT / "cdk.out"),
     as_json: Annotated[
         bool, typer.Option("--json", help="print the checks as one JSON document")
     ] = False,
@@ -90,7 +113,7 @@ def preflight(
             PreflightClients.for_target(target),
             config,
             docker=docker,
-            cdk_out=cdk_out,
+            cdk_out=Path(cdk_out),
             qualifier=qualifier,
         )
         where = target.describe()

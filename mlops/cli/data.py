@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from mlops.adapters import s3io
-from mlops.cli.common import State, console, fail
+from mlops.cli.common import State, checked, console, fail, input_file
+
+
+def _key_prefix(value: str) -> str | None:
+    if value != value.strip() or "//" in value.strip("/"):
+        return f"{value!r} is not a key prefix such as raw/ (no blanks around it, no empty part)"
+    return None
+
 
 app = typer.Typer(help="Training data in the datasets bucket.", no_args_is_help=True)
 
@@ -17,9 +24,17 @@ app = typer.Typer(help="Training data in the datasets bucket.", no_args_is_help=
 def data_upload(
     ctx: typer.Context,
     path: Annotated[
-        Path | None, typer.Argument(help="a CSV file (default: the bundled randhie dataset)")
+        Path | None,
+        typer.Argument(
+            help="a CSV file (default: the bundled randhie dataset)", callback=checked(input_file)
+        ),
     ] = None,
-    prefix: Annotated[str, typer.Option(help="key prefix in the datasets bucket")] = "raw/",
+    prefix: Annotated[
+        str,
+        typer.Option(
+            help="key prefix in the datasets bucket ('': its top)", callback=checked(_key_prefix)
+        ),
+    ] = "raw/",
 ) -> None:
     """Validate a CSV against the schema and upload it where the pipeline reads by default."""
     # Deferred: the dataset and its schema are read with pandas.
@@ -35,7 +50,8 @@ def data_upload(
         fail(f"not uploaded: {exc}")
     target = state.target(start=True)
     resources = state.resources(target)
-    uri = f"s3://{resources.datasets_bucket}/{prefix.strip('/')}/{source.name}"
+    key = "/".join(part for part in (prefix.strip("/"), source.name) if part)
+    uri = f"s3://{resources.datasets_bucket}/{key}"
     extra = (
         {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": resources.key_arn}
         if resources.key_arn

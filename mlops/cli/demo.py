@@ -8,13 +8,18 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mlops.cli.common import console, errors, fail
+from mlops.cli.common import checked, console, errors, fail, output_folder, usage_error
 
 
 def demo(
-    folder: Annotated[
-        Path, typer.Option(help="everything the demo leaves goes here (cleared first)")
-    ] = Path("demo-output"),
+    folder_name: Annotated[
+        str,
+        typer.Option(
+            "--folder",
+            help="everything the demo leaves goes here (cleared first)",
+            callback=checked(output_folder),
+        ),
+    ] = "demo-output",
     normal_rows: Annotated[
         int, typer.Option(min=200, help="ordinary requests (rows), in each traffic phase")
     ] = 3000,
@@ -25,7 +30,12 @@ def demo(
     """The whole lifecycle on the embedded default, narrated: train, register, approve, deploy,
     roll out, serve, drift, alarm, roll back. No AWS account; about 75 s on 2 cores."""
     # Deferred: the demo trains and serves models (pandas, scikit-learn, MLflow).
-    from mlops.local.demo import Demo, DemoFailed, DemoOptions, Narrator  # noqa: PLC0415
+    from mlops.local.demo import MARKER, Demo, DemoFailed, DemoOptions, Narrator  # noqa: PLC0415
+
+    folder = Path(folder_name).expanduser()
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / MARKER).exists():
+        usage_error("--folder", f"{folder} is not empty and was not made by the demo (no "
+                    f"{MARKER} in it): it would be cleared; choose another folder")  # fmt: skip
 
     class RichNarrator(Narrator):
         def stage(self, number: int, total: int, title: str) -> None:

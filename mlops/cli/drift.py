@@ -10,7 +10,19 @@ import typer
 from rich.table import Table
 
 from mlops.adapters.resources import stack_outputs
-from mlops.cli.common import EndpointOption, State, console, errors, fail
+from mlops.cli.common import (
+    EndpointOption,
+    State,
+    checked,
+    console,
+    errors,
+    fail,
+    input_location,
+    output_folder,
+    output_location,
+    usage_error,
+    variant_name,
+)
 from mlops.core import names
 from mlops.local.aws_services import ScheduledRun, scheduled_drift_check
 
@@ -32,22 +44,32 @@ def drift_check(
         str | None,
         typer.Option(
             help="capture files: a folder or S3 prefix of .jsonl files "
-            "(default: the endpoint's capture location)"
+            "(default: the endpoint's capture location)",
+            callback=checked(input_location),
         ),
     ] = None,
     reference: Annotated[
         str | None,
         typer.Option(
             help="reference.csv, or the folder / S3 prefix holding it (default: the "
-            "reference of the model package each variant serves)"
+            "reference of the model package each variant serves)",
+            callback=checked(input_location),
         ),
     ] = None,
     reference_scores: Annotated[
-        str | None, typer.Option(help="the model's scores.csv, for prediction drift")
+        str | None,
+        typer.Option(
+            help="the model's scores.csv, for prediction drift", callback=checked(input_location)
+        ),
     ] = None,
     variant: Annotated[
         list[str] | None,
-        typer.Option("--variant", "-v", help="variant(s) to check (default: every variant)"),
+        typer.Option(
+            "--variant",
+            "-v",
+            help="variant(s) to check (default: every variant)",
+            callback=checked(variant_name),
+        ),
     ] = None,
     endpoint: EndpointOption = None,
     since: Annotated[str | None, typer.Option(help="window start, ISO time (UTC)")] = None,
@@ -57,7 +79,8 @@ def drift_check(
         str | None,
         typer.Option(
             help="folder or S3 prefix for the JSON results and HTML reports "
-            "(default: the reports bucket; ./drift-reports with --capture)"
+            "(default: the reports bucket; ./drift-reports with --capture)",
+            callback=checked(output_location),
         ),
     ] = None,
     html: Annotated[bool, typer.Option(help="render Evidently's HTML report")] = True,
@@ -84,6 +107,12 @@ def drift_check(
         fail("--capture needs --reference (the reference.csv to compare with)", code=2)
     if capture is not None and len(variant or []) > 1:
         fail("--capture files are one variant's: give at most one --variant", code=2)
+    if (
+        capture is not None
+        and output is None
+        and (problem := output_folder(on_demand.DEFAULT_FOLDER))
+    ):
+        usage_error("--output", f"not given, and the default folder cannot be used: {problem}")
     try:
         window = on_demand.window(since, until, last)
     except on_demand.DriftRequestError as exc:

@@ -9,7 +9,15 @@ from typing import Annotated
 import typer
 
 from mlops.adapters.target import AwsTarget
-from mlops.cli.common import State, console, fail
+from mlops.cli.common import (
+    State,
+    checked,
+    console,
+    fail,
+    port_free,
+    port_number,
+    usage_error,
+)
 from mlops.local.emulator import bootstrap, running_emulator, start_emulator, stop_emulator
 
 app = typer.Typer(help="The embedded default: AWS emulator and local MLflow.", no_args_is_help=True)
@@ -19,11 +27,17 @@ app = typer.Typer(help="The embedded default: AWS emulator and local MLflow.", n
 def local_up(
     ctx: typer.Context,
     port: Annotated[
-        int | None, typer.Option(help="port for the emulator (default: a free one)")
+        int | None,
+        typer.Option(
+            help="port for the emulator (default: a free one)", callback=checked(port_number)
+        ),
     ] = None,
 ) -> None:
     """Start the AWS emulator in the background and create the platform's resources in it."""
     state: State = ctx.obj
+    # A running emulator is reused whatever the port; a new one needs the port free.
+    if port and running_emulator(state.home) is None and (problem := port_free(port)):
+        usage_error("--port", problem)
     emulator = start_emulator(state.home, port)
     target = AwsTarget(region=state.config.region, endpoint_url=emulator.endpoint_url)
     resources = bootstrap(target, state.config)
@@ -69,7 +83,12 @@ def local_status(ctx: typer.Context) -> None:
 @app.command("serve")
 def local_serve(
     ctx: typer.Context,
-    port: Annotated[int, typer.Option(help="port on 127.0.0.1 (0: a free one)")] = 8080,
+    port: Annotated[
+        int,
+        typer.Option(
+            help="port on 127.0.0.1 (0: a free one)", callback=checked(port_number, port_free)
+        ),
+    ] = 8080,
 ) -> None:
     """Serve the emulator's endpoints over the SageMaker runtime protocol, until Ctrl-C or SIGTERM."""
     # Deferred: the local endpoint loads models with pandas and scikit-learn.
@@ -92,7 +111,11 @@ def local_serve(
     # flight finish and the buffered capture is written (a `kill -9` loses what is buffered).
     previous = {sig: signal.signal(sig, stop_on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server = LocalEndpointServer(LocalEndpoints(target, cache_dir=cache), port=port).start()
+        try:
+            server = LocalEndpointServer(LocalEndpoints(target, cache_dir=cache), port=port)
+        except OSError as exc:  # taken since the command line was checked
+            usage_error("--port", port_free(port) or f"cannot listen on port {port}: {exc}")
+        server.start()
         console.print(
             f"serving [bold]{state.config.endpoint_name}[/bold] at {server.url} "
             "(Ctrl-C or SIGTERM stops)"

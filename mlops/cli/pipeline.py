@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -11,10 +12,25 @@ import typer
 
 from mlops.adapters.executions import ExecutionError, follow_execution, start_execution
 from mlops.adapters.registry import APPROVAL_STATUSES
-from mlops.cli.common import State, console, fail, parse_pairs
-from pipeline_steps.hyperparameters import DEFAULTS
+from mlops.cli.common import State, checked, console, fail, input_file, number, parse_pairs, s3_uri
+from pipeline_steps.hyperparameters import DEFAULTS, Hyperparameters
 
 app = typer.Typer(help="The training pipeline.", no_args_is_help=True)
+
+
+def _algorithm(value: str) -> str | None:
+    try:
+        Hyperparameters(algorithm=value)  # type: ignore[arg-type]
+    except ValueError as exc:  # its own message: "algorithm must be one of ..."
+        return str(exc)
+    return None
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[str], str | None]:
+    return lambda value: (
+        None if value in choices else f"must be one of {', '.join(choices)}, got {value!r}"
+    )
+
 
 _STATUS_STYLE = {"Executing": "cyan", "Succeeded": "green", "Failed": "red", "Stopped": "yellow"}
 
@@ -29,28 +45,53 @@ def _print_step(step: str, status: str, detail: str) -> None:
 def pipeline_run_local(
     ctx: typer.Context,
     algorithm: Annotated[
-        str, typer.Option(help="logistic or gradient_boosting")
+        str,
+        typer.Option(help="logistic or gradient_boosting", callback=checked(_algorithm)),
     ] = DEFAULTS.algorithm,
-    seed: Annotated[int, typer.Option(help="seed for the split and the model")] = DEFAULTS.seed,
-    max_iter: Annotated[int, typer.Option(help="iterations (both algorithms)")] = DEFAULTS.max_iter,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="seed for the split and the model", callback=checked(number(0, 2**32 - 1))
+        ),
+    ] = DEFAULTS.seed,
+    max_iter: Annotated[
+        int, typer.Option(help="iterations (both algorithms)", callback=checked(number(1)))
+    ] = DEFAULTS.max_iter,
     learning_rate: Annotated[
-        float, typer.Option(help="gradient_boosting learning rate")
+        float,
+        typer.Option(
+            help="gradient_boosting learning rate", callback=checked(number(0, above=True))
+        ),
     ] = DEFAULTS.learning_rate,
     c: Annotated[
-        float, typer.Option("--c", help="logistic inverse regularization strength")
+        float,
+        typer.Option(
+            "--c",
+            help="logistic inverse regularization strength",
+            callback=checked(number(0, above=True)),
+        ),
     ] = DEFAULTS.c,
     threshold: Annotated[
         float | None,
-        typer.Option(help="minimum test AUC to register (default: model_metric_threshold)"),
+        typer.Option(
+            help="minimum test AUC to register (default: model_metric_threshold)",
+            callback=checked(number(0, 1)),
+        ),
     ] = None,
     data: Annotated[
-        Path | None, typer.Option(help="a local CSV to train on (uploaded first)")
+        Path | None,
+        typer.Option(help="a local CSV to train on (uploaded first)", callback=checked(input_file)),
     ] = None,
     input_uri: Annotated[
-        str | None, typer.Option(help="an S3 prefix of CSV files to train on")
+        str | None,
+        typer.Option(help="an S3 prefix of CSV files to train on", callback=checked(s3_uri)),
     ] = None,
     approval_status: Annotated[
-        str, typer.Option(help="registration status: PendingManualApproval, Approved or Rejected")
+        str,
+        typer.Option(
+            help="registration status: PendingManualApproval, Approved or Rejected",
+            callback=checked(_one_of(APPROVAL_STATUSES)),
+        ),
     ] = "PendingManualApproval",
 ) -> None:
     """Run preprocess -> train -> evaluate -> check -> register here, with the pipeline's code."""
@@ -58,8 +99,6 @@ def pipeline_run_local(
     from mlops.local.pipeline import LocalPipelineRunner, RunOptions  # noqa: PLC0415
 
     state: State = ctx.obj
-    if approval_status not in APPROVAL_STATUSES:
-        fail(f"--approval-status must be one of {', '.join(APPROVAL_STATUSES)}", code=2)
     if data is not None and input_uri is not None:
         fail("give --data or --input-uri, not both", code=2)
     options = RunOptions(
@@ -123,16 +162,20 @@ def pipeline_start(
     ] = None,
     wait: Annotated[bool, typer.Option(help="follow the execution until it ends")] = True,
     poll_seconds: Annotated[
-        float, typer.Option(min=1.0, help="seconds between status checks")
+        float,
+        typer.Option(min=1.0, help="seconds between status checks", callback=checked(number(1))),
     ] = 15.0,
     timeout_minutes: Annotated[
-        float | None, typer.Option(help="stop following after this long")
+        float | None,
+        typer.Option(
+            help="stop following after this long", callback=checked(number(0, above=True))
+        ),
     ] = None,
 ) -> None:
     """Start an execution of the deployed SageMaker Pipeline, print each step, and the package."""
     state: State = ctx.obj
+    parameters = parse_pairs(param or [], "--param")  # before the target: bad input, no work
     target = state.target()
-    parameters = parse_pairs(param or [], "--param")
     sagemaker = target.client("sagemaker")
     name = state.config.pipeline_name
     try:

@@ -8,15 +8,13 @@ import typer
 from rich.table import Table
 
 from mlops.adapters.registry import PackageLineage, evaluation_auc, list_packages, set_approval
-from mlops.cli.common import State, console
+from mlops.cli.common import State, VersionArgument, console
 from mlops.cli.serving import apply_serving, package
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 app = typer.Typer(help="The model registry (SageMaker model package group).", no_args_is_help=True)
-
-VersionArgument = Annotated[str, typer.Argument(help="version number or ARN")]
 
 
 def _auc(s3: S3Client, evaluation_uri: str | None) -> str:

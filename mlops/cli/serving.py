@@ -9,7 +9,7 @@ import typer
 from mlops.adapters.registry import package_arn
 from mlops.adapters.stack_deployment import DeploymentBusy, DeploymentError, StackDeployment
 from mlops.adapters.target import AwsTarget
-from mlops.cli.common import ReasonOption, State, console, fail
+from mlops.cli.common import ReasonOption, State, checked, console, fail, package_version
 from mlops.core import names
 from mlops.core.approval import PackageScope
 from mlops.core.traffic import TrafficError
@@ -94,7 +94,12 @@ def apply_serving(
 @app.command("deploy")
 def serving_deploy(
     ctx: typer.Context,
-    version: Annotated[str, typer.Argument(help="an approved package: version number or ARN")],
+    version: Annotated[
+        str,
+        typer.Argument(
+            help="an approved package: version number or ARN", callback=checked(package_version)
+        ),
+    ],
     reason: ReasonOption = "deploy an approved package",
 ) -> None:
     """Serve an approved package: the challenger, or the champion if there is none yet."""

@@ -8,9 +8,20 @@ import typer
 
 from mlops.adapters.endpoints import EndpointError
 from mlops.adapters.resources import alerts_topic_arn
-from mlops.cli.common import EndpointOption, ReasonOption, State, console, fail, parse_pairs
+from mlops.cli.common import (
+    EndpointOption,
+    ReasonOption,
+    State,
+    checked,
+    console,
+    fail,
+    number,
+    parse_pairs,
+    usage_error,
+    variant_name,
+)
 from mlops.core.functions import TrafficSettings
-from mlops.core.traffic import TrafficError
+from mlops.core.traffic import TrafficError, validate_weights
 from mlops.usecases.apply_traffic import TrafficRequest, traffic_controller
 
 app = typer.Typer(
@@ -64,7 +75,10 @@ def traffic_shift(
     ctx: typer.Context,
     reason: ReasonOption,
     challenger: Annotated[
-        float | None, typer.Option(help="the challenger's share of traffic, 0 to 1")
+        float | None,
+        typer.Option(
+            help="the challenger's share of traffic, 0 to 1", callback=checked(number(0, 1))
+        ),
     ] = None,
     weight: Annotated[
         list[str] | None, typer.Option("--weight", "-w", help="variant=weight (repeatable)")
@@ -73,6 +87,18 @@ def traffic_shift(
 ) -> None:
     """Set the variants' weights: --challenger 0.25, or --weight champion=3 --weight challenger=1."""
     weights = parse_pairs(weight or [], "--weight") if weight else None
+    if weights is not None and challenger is not None:
+        usage_error("--weight", "give --challenger or --weight, not both")
+    if weights is None and challenger is None:
+        usage_error("--challenger", "give --challenger 0.25, or --weight variant=weight")
+    if weights is not None:
+        for variant in weights:
+            if problem := variant_name(variant):
+                usage_error("--weight", problem)
+        try:  # the values here, before AWS; the variants against the endpoint's, later
+            validate_weights(weights, list(weights))
+        except TrafficError as exc:
+            usage_error("--weight", str(exc))
     _apply_traffic(
         ctx.obj, endpoint, action="shift", reason=reason, challenger=challenger, weights=weights
     )

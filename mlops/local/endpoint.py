@@ -10,25 +10,25 @@
   same handlers as in AWS (``pipeline_steps.inference``);
 - the response carries ``x-Amzn-Invoked-Production-Variant``;
 - inputs and outputs are captured in SageMaker's JSON Lines layout and S3 key scheme, per
-  the endpoint config's DataCaptureConfig (sampling, content types, KMS key).
+  the endpoint config's DataCaptureConfig (sampling, content types, KMS key);
+- a body not as its headers state (Content-Length not one number, over 6 MB, or more than
+  arrives within ``idle_timeout``) is answered 400, 413 or 411 (chunked) in one line of JSON.
 
 What SageMaker hosting does with the model's execution role (reading the model package, its
 model artifacts, writing data capture) runs inside the optional ``model_role`` hook; reading the
 endpoint, its config and its models is SageMaker's own.
 
 Capture durability. Captured records are buffered per variant and written as one new S3 object
-per batch: at once when a batch reaches ``max_records`` (200), otherwise by a background timer
-within ``max_age_seconds`` (5 s) of the batch's first record, with or without further requests
-(SageMaker's own delay is minutes). ``LocalEndpointServer.stop()`` - which ``mlops local serve``
-runs on SIGTERM and SIGINT - refuses new requests (503), lets those in flight finish, and writes
-what is buffered: after a clean stop every answered request is captured exactly once. One writer
-at a time takes each batch, so a timer flush and a stop flush never write a record twice; a
-failed write keeps its batch, with its object key and body fixed at the first attempt, for the
-next flush (the timer retries it after ``max_age_seconds``), so a write that failed after S3
-stored it is overwritten by the same object, never duplicated. A ``kill -9`` (or a crash, or a
-lost machine) loses the records buffered since the last write: at most the last
-``max_age_seconds`` (5 s) of captured requests and the batch being written, plus any batch whose
-write was failing (S3 unreachable, say); everything older is in S3.
+per batch: at once at ``max_records`` (200), else by a background timer within
+``max_age_seconds`` (5 s) of the batch's first record (SageMaker's own delay is minutes).
+``LocalEndpointServer.stop()`` (``mlops local serve`` on SIGTERM and SIGINT) refuses new
+requests (503), lets those in flight finish and writes what is buffered: after a clean stop
+every answered request is captured exactly once. One writer at a time takes each batch, so no
+record is written twice; a failed write keeps its batch, its object key and body fixed at the
+first attempt, for the next flush (the timer retries after ``max_age_seconds``): a write that
+failed after S3 stored it is overwritten by the same object. A ``kill -9`` (a crash, a lost
+machine) loses what was buffered since the last write - at most ``max_age_seconds`` of requests
+and the batch being written, plus any batch whose write was failing; everything older is in S3.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ log = logging.getLogger("mlops.local.endpoint")
 INVOKED_VARIANT = "x-Amzn-Invoked-Production-Variant"
 # Entered around what SageMaker does with the model role, named: "package", "model", "capture".
 RoleScope = Callable[[str], AbstractContextManager[object]]
+MAX_BODY = 6 * 1024 * 1024  # bytes: SageMaker's limit on a real-time request's payload
 
 
 def _in_role(scope: RoleScope | None, what: str) -> AbstractContextManager[object]:
@@ -446,9 +447,12 @@ class _Requests:
             return self._in_flight
 
 
-def _handler(endpoints: LocalEndpoints, requests: _Requests) -> type[BaseHTTPRequestHandler]:
+def _handler(
+    endpoints: LocalEndpoints, requests: _Requests, idle_timeout: float
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = idle_timeout  # seconds a connection may stay silent: idle, or mid-body
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug(format, *args)
@@ -467,10 +471,32 @@ def _handler(endpoints: LocalEndpoints, requests: _Requests) -> type[BaseHTTPReq
                 status, body, {"Content-Type": "application/json", "x-amzn-ErrorType": error_type}
             )
 
+        def _body(self) -> bytes | None:
+            """The request's body; None once a body not as its headers state is answered."""
+            stated = {v.strip() for v in self.headers.get_all("Content-Length") or ["0"]}
+            raw = stated.pop() if len(stated) == 1 else ""
+            status, problem = 400, f"Content-Length must be one number of bytes, got {raw!r:.40}"
+            if self.headers.get("Transfer-Encoding"):
+                status, problem = 411, "send the body with a Content-Length, not chunked"
+            elif raw.isascii() and raw.isdigit():
+                if len(raw.lstrip("0")) > 9 or int(raw) > MAX_BODY:
+                    status, problem = 413, f"a body holds at most {MAX_BODY} bytes, got {raw:.12}"
+                else:
+                    try:
+                        body = self.rfile.read(int(raw))
+                    except TimeoutError:  # (``timeout``) the body is shorter than stated
+                        body = b""
+                    if len(body) == int(raw):
+                        return body
+                    problem = f"Content-Length says {int(raw)} bytes, the body has fewer"
+            self.close_connection = True  # what follows on the connection is not a request
+            self._error(status, "ValidationError", problem)
+            return None
+
         def do_POST(self) -> None:
             parts = urllib.parse.urlparse(self.path).path.strip("/").split("/")
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length)
+            if (body := self._body()) is None:
+                return
             if len(parts) != 3 or parts[0] != "endpoints" or parts[2] != "invocations":
                 self._error(404, "UnknownOperationException", f"no route for {self.path}")
                 return
@@ -529,10 +555,12 @@ class _Server(ThreadingHTTPServer):
 class LocalEndpointServer:
     """The HTTP front of ``LocalEndpoints`` on 127.0.0.1, in a background thread."""
 
-    def __init__(self, endpoints: LocalEndpoints, port: int = 0) -> None:
+    def __init__(self, endpoints: LocalEndpoints, port: int = 0, idle_timeout: float = 60) -> None:
         self.endpoints = endpoints
         self._requests = _Requests()
-        self.server = _Server(("127.0.0.1", port), _handler(endpoints, self._requests))
+        self.server = _Server(
+            ("127.0.0.1", port), _handler(endpoints, self._requests, idle_timeout)
+        )
         self._thread = threading.Thread(
             target=self.server.serve_forever, name="local-endpoint", daemon=True
         )
