@@ -14,9 +14,11 @@ weights that no endpoint could take - is answered {"ok": false, "error": "<one l
 field>"} before any AWS call, and never raised (a retry would fail the same way; raising only
 retries it into the dead-letter queue). AWS failing raises, and the invocation is retried.
 
-No concurrency is reserved by default (a new account has none to spare:
-`function_reserved_concurrency`); decisions on one endpoint are not yet serialized across
-callers (open issue: a lease per endpoint).
+Decisions on one endpoint are one at a time across every caller (this function, the deploy
+function, the CLI): the controller holds the endpoint's lease (mlops.core.lease), so no
+reserved concurrency is needed (and none is reserved by default: a new account has none to
+spare, `function_reserved_concurrency`). A redelivered event (same event id, or the same
+Lambda request id on a retry) returns its recorded outcome and changes nothing.
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ from mlops.adapters.target import AwsTarget
 from mlops.core.functions import TrafficSettings
 from mlops.core.traffic import Action, TrafficError, shift_to, validate_weights
 from mlops.usecases.apply_traffic import TrafficRequest, traffic_controller
+
+
+class NoticeNotSent(RuntimeError):
+    """The decision stands; its notice failed, and the retried invocation sends it."""
+
 
 logger = Logger(service=TrafficSettings.service)
 metrics = Metrics(namespace="MLOps/Traffic", service=TrafficSettings.service)
@@ -142,6 +149,13 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         logger.warning("refused", extra={"error": refused["error"]})
         return refused
     logger.info("traffic decision", extra={"outcome": outcome.__dict__})
+    if outcome.notice_error:
+        # Applied and audited, but not announced: fail this invocation so that Lambda retries
+        # it; the retry finds the request completed and only sends the notice.
+        raise NoticeNotSent(
+            f"{outcome.action} on {outcome.endpoint} applied and audited ({outcome.audit_uri}); "
+            f"{outcome.notice_error}: retrying to send it"
+        )
     metrics.add_dimension(name="endpoint", value=outcome.endpoint)
     metrics.add_metric(name="TrafficChanges", unit=MetricUnit.Count, value=int(outcome.changed))
     if outcome.seconds_to_request is not None:

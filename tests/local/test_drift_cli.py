@@ -118,7 +118,7 @@ def test_too_little_capture_is_not_enough_data(reference: Path, tmp_path: Path) 
         (["--reference", "{reference}"], 2, "go with --capture"),
         (["--capture", "{capture}", "--reference", "{reference}", "-v", "a", "-v", "b"], 2,
          "at most one --variant"),
-        (["--capture", "{missing}", "--reference", "{reference}"], 1, "does not exist"),
+        (["--capture", "{missing}", "--reference", "{reference}"], 2, "does not exist"),
         (["--capture", "{empty}", "--reference", "{reference}"], 1, "no capture files"),
         (["--capture", "{capture}", "--reference", "{empty}"], 1, "expected one reference.csv"),
         (["--capture", "{capture}", "--reference", "{reference}", "--last", "soon"], 2, "--last"),

@@ -279,7 +279,7 @@ def test_cli_serving_lifecycle(emulator: AwsTarget, tmp_path: Path) -> None:
     rolled = cli(emulator, tmp_path, "traffic", "rollback", "-r", "latency")
     assert "after:  challenger 0, champion 1" in rolled.output
     bad = cli(emulator, tmp_path, "traffic", "shift", "-r", "try", "--weight", "champion=-1")
-    assert bad.exit_code == 1
+    assert bad.exit_code == 2  # a usage error, refused before the endpoint is read
     assert "weight of champion must be >= 0" in bad.output
     promoted = cli(emulator, tmp_path, "serving", "promote", "-r", "challenger wins")
     assert promoted.exit_code == 0, promoted.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from mlops.adapters import endpoints
 from mlops.core.config import PlatformConfig
 from mlops.core.functions import TrafficSettings
 from tests.local.test_traffic_control import ENDPOINT, REGION, make_endpoint
+from tests.support.faults import Faults, faulty_clients
 
 CONSOLE_TEST_EVENT = {
     "action": "rollback",
@@ -170,3 +172,31 @@ def test_challenger_drift_holds_the_rollout_when_it_rolls_back(
     held = traffic.handler(step, FakeContext(aws_request_id="step-2"))
     assert held["weights_after"] == {"champion": 1.0, "challenger": 0.0}
     assert drift in held["decision"]
+
+
+def test_a_notice_that_fails_is_sent_by_the_retry_which_changes_nothing(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topic = boto3.client("sns", region_name=REGION).create_topic(Name="alerts")["TopicArn"]
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue = sqs.create_queue(QueueName="alerts")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]
+    boto3.client("sns", region_name=REGION).subscribe(
+        TopicArn=topic, Protocol="sqs", Endpoint=arn["QueueArn"]
+    )
+    monkeypatch.setenv("TOPIC_ARN", topic)
+    assert TrafficSettings.from_environment(os.environ).topic_arn == topic
+    failing = Faults().fail("sns", "Publish", "InternalError")
+    with faulty_clients(failing), pytest.raises(traffic.NoticeNotSent, match="applied and audited"):
+        traffic.handler(alarm_event("ALARM"), FakeContext())
+    assert endpoints.describe(aws, ENDPOINT).weights == {"champion": 1.0, "challenger": 0.0}
+    assert "Messages" not in sqs.receive_message(QueueUrl=queue)
+    retried = traffic.handler(alarm_event("ALARM"), FakeContext())  # Lambda's retry
+    assert retried["ok"] is True
+    assert retried["duplicate"] is True
+    assert retried["changed"] is False
+    (notice,) = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    assert "rollback" in notice["Body"]
+    again = traffic.handler(alarm_event("ALARM"), FakeContext())  # announced: not again
+    assert again["duplicate"] is True
+    assert "Messages" not in sqs.receive_message(QueueUrl=queue)
