@@ -111,6 +111,8 @@ def input_fn(request_body: str | bytes, request_content_type: str | None = CSV) 
             payload = json.loads(body)
         except json.JSONDecodeError as exc:
             raise InvalidRequest(f"body is not valid JSON: {exc}") from None
+        except RecursionError:  # legal JSON, nested deeper than the parser goes: the caller's
+            raise InvalidRequest("body is JSON nested too deeply to read") from None
         if isinstance(payload, dict) and "instances" in payload:
             payload = payload["instances"]
         elif isinstance(payload, dict):

@@ -24,7 +24,6 @@ Lambda request id on a retry) returns its recorded outcome and changes nothing.
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -42,8 +41,8 @@ from lambdas.events import (
 from mlops.adapters.endpoints import EndpointNotFound
 from mlops.adapters.target import AwsTarget
 from mlops.core.functions import TrafficSettings
-from mlops.core.traffic import Action, TrafficError, shift_to, validate_weights
-from mlops.usecases.apply_traffic import TrafficRequest, traffic_controller
+from mlops.core.traffic import TrafficError
+from mlops.usecases.apply_traffic import TrafficRequest, refuse_early, traffic_controller
 
 
 class NoticeNotSent(RuntimeError):
@@ -52,9 +51,6 @@ class NoticeNotSent(RuntimeError):
 
 logger = Logger(service=TrafficSettings.service)
 metrics = Metrics(namespace="MLOps/Traffic", service=TrafficSettings.service)
-
-
-VARIANT_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")  # SageMaker's variant names
 
 
 def request_from_event(
@@ -105,34 +101,8 @@ def request_from_event(
         raise TrafficError(
             f"this function controls endpoint {settings.endpoint_name}, not {request.endpoint}"
         )
-    refuse_early(request)
+    refuse_early(request)  # before any AWS call
     return request
-
-
-def refuse_early(request: TrafficRequest) -> None:
-    """TrafficError for what is wrong with ``request`` whatever the endpoint holds, before
-    any AWS call (the controller checks again against the endpoint's variants)."""
-    if request.action is Action.PROMOTE:
-        raise TrafficError(
-            "action: promote changes which model serves: invoke the deploy function with "
-            '{"action": "promote"} (mlops serving promote), not the traffic function'
-        )
-    if request.action is not Action.SHIFT:
-        return
-    if request.weights is not None and request.challenger is not None:
-        raise TrafficError("weights, challenger: give either weights or a challenger share")
-    if request.weights is not None:
-        for name in request.weights:
-            if not VARIANT_NAME.fullmatch(name):
-                raise TrafficError(f"weights: {name!r} is not a variant name")
-        try:
-            validate_weights(request.weights, list(request.weights))
-        except TrafficError as exc:
-            raise TrafficError(f"weights: {exc}") from None
-    elif request.challenger is None:
-        raise TrafficError("action shift needs weights or a challenger share (0 to 1)")
-    else:
-        shift_to(request.challenger)
 
 
 @logger.inject_lambda_context(log_event=True)

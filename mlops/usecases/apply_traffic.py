@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -110,6 +111,36 @@ class TrafficOutcome:
     def to_json(self) -> str:
         # allow_nan=False: the audit record and the notice are JSON, never NaN/Infinity.
         return json.dumps(asdict(self), indent=2, sort_keys=True, allow_nan=False)
+
+
+VARIANT_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")  # SageMaker's variant names
+
+
+def refuse_early(request: TrafficRequest) -> None:
+    """TrafficError for what is wrong with ``request`` whatever the endpoint holds, before
+    any AWS call (the controller checks again against the endpoint's variants)."""
+    if request.action is Action.PROMOTE:
+        raise TrafficError(
+            "action: promote changes which model serves: run it through the serving deployment "
+            '(mlops serving promote, or the deploy function with {"action": "promote"}), not a '
+            "weight change"
+        )
+    if request.action is not Action.SHIFT:
+        return
+    if request.weights is not None and request.challenger is not None:
+        raise TrafficError("weights, challenger: give either weights or a challenger share")
+    if request.weights is not None:
+        for name in request.weights:
+            if not VARIANT_NAME.fullmatch(name):
+                raise TrafficError(f"weights: {name!r} is not a variant name")
+        try:
+            validate_weights(request.weights, list(request.weights))
+        except TrafficError as exc:
+            raise TrafficError(f"weights: {exc}") from None
+    elif request.challenger is None:
+        raise TrafficError("action shift needs weights or a challenger share (0 to 1)")
+    else:
+        shift_to(request.challenger)
 
 
 class TrafficController:
@@ -249,6 +280,7 @@ class TrafficController:
 
     def apply(self, request: TrafficRequest) -> TrafficOutcome:
         """Decide and apply ``request`` holding the endpoint's lease; notify after letting go."""
+        refuse_early(request)  # what no endpoint could take is refused before any AWS call
         started = self.clock()
         calls = endpoints.CallLog()
         lease = EndpointLease(

@@ -109,6 +109,7 @@ class Outcome:
     endpoint: str = ENDPOINT
     changed: bool = False
     seconds_to_request: float | None = None
+    notice_error: str | None = None
 
 
 @pytest.fixture
