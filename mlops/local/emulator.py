@@ -49,7 +49,9 @@ class Home:
 
     @classmethod
     def default(cls) -> Home:
-        return cls(Path(os.environ.get("MLOPS_HOME", ".mlops")).resolve())
+        # An empty MLOPS_HOME (an unset shell variable exported) means the default, never the
+        # current directory.
+        return cls(Path(os.environ.get("MLOPS_HOME") or ".mlops").resolve())
 
     @property
     def state_file(self) -> Path:
