@@ -1,7 +1,8 @@
 """Read an endpoint variant's captured records for a time window from S3 (or the emulator).
 
 Capture files sit under hour prefixes (``.../<variant>/yyyy/mm/dd/hh/``), so a window lists
-only the hours it spans; records are then kept by their own inference time.
+only the hours it spans; records are then kept by their own inference time. Files are read by
+the rules in mlops.core.capture (``.jsonl`` and ``.jsonl.gz``; others named as skipped).
 """
 
 from __future__ import annotations
@@ -11,7 +12,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from mlops.adapters import s3io
-from mlops.core.capture import CaptureRecord, ParseResult, gc_paused, parse_lines
+from mlops.core.capture import (
+    EXAMPLES_PER_KIND,
+    Malformed,
+    gc_paused,
+    is_capture_file,
+    parse_file,
+)
 from mlops.core.variant_check import CaptureTable, concat_tables, table_from_records
 
 if TYPE_CHECKING:
@@ -24,25 +31,57 @@ class CaptureWindow:
     objects at once, only as columns."""
 
     chunks: list[CaptureTable] = field(default_factory=list)
-    files: int = 0
-    malformed: int = 0  # lines that were not capture records at all
-    errors: list[str] = field(default_factory=list)
+    files: int = 0  # capture files read
+    problems: Malformed = field(default_factory=Malformed)  # lines that are not capture records
+    malformed_files: list[str] = field(default_factory=list)  # "name: reason": none of it read
+    skipped_files: list[str] = field(default_factory=list)  # files that are not capture files
     first: datetime | None = None  # the earliest and latest inference times kept
     last: datetime | None = None
+    keep_errors: int = EXAMPLES_PER_KIND  # examples kept of each kind of malformed record
 
-    def add(self, parsed: ParseResult, records: list[CaptureRecord], keep_errors: int) -> None:
+    @property
+    def malformed(self) -> int:
+        """Lines that were not capture records at all."""
+        return self.problems.count
+
+    @property
+    def malformed_by_kind(self) -> dict[str, int]:
+        return self.problems.by_kind
+
+    @property
+    def errors(self) -> list[str]:
+        return self.problems.errors
+
+    def add_file(
+        self, name: str, body: bytes, start: datetime | None = None, end: datetime | None = None
+    ) -> None:
+        """One capture file's records with start <= inference time < end (either end open)."""
+        parsed = parse_file(body, source=name, keep_errors=self.keep_errors)
+        if parsed.unreadable is not None:
+            self.malformed_files.append(f"{name}: {parsed.unreadable}")
+            return
+        records, lines = parsed.records, parsed.lines
+        if start is not None or end is not None:
+            kept = [
+                i
+                for i, r in enumerate(records)
+                if (start is None or r.inference_time >= start)
+                and (end is None or r.inference_time < end)
+            ]
+            records, lines = [records[i] for i in kept], [lines[i] for i in kept]
         if records:
             times = [r.inference_time for r in records]
             self.first = min(times) if self.first is None else min(self.first, *times)
             self.last = max(times) if self.last is None else max(self.last, *times)
         self.files += 1
-        self.malformed += parsed.malformed
-        self.errors.extend(parsed.errors[: max(0, keep_errors - len(self.errors))])
+        self.problems.update(parsed.problems)
         with gc_paused():
-            self.chunks.append(table_from_records(records, keep_errors=keep_errors))
+            self.chunks.append(
+                table_from_records(records, keep_errors=self.keep_errors, source=name, lines=lines)
+            )
 
     def table(self) -> CaptureTable:
-        return concat_tables(self.chunks)
+        return concat_tables(self.chunks, keep_errors=self.keep_errors)
 
 
 def hour_prefixes(
@@ -66,28 +105,25 @@ def read_window(
     start: datetime,
     end: datetime,
     *,
-    keep_errors: int = 20,
+    keep_errors: int = EXAMPLES_PER_KIND,
 ) -> CaptureWindow:
-    """Records with start <= inference time < end; malformed lines counted, never fatal."""
+    """Records with start <= inference time < end; malformed lines counted by kind, never
+    fatal; files under the hours that are not capture files named as skipped."""
     if end <= start:
         raise ValueError(
             f"empty window: end {end.isoformat()} is not after start {start.isoformat()}"
         )
     bucket, base = s3io.split_uri(capture_uri)
-    window = CaptureWindow()
+    window = CaptureWindow(keep_errors=keep_errors)
     # One hour folder more on each side: a file can be written (and named) a little after the
     # hour of the records in it. Records are kept by their own inference time.
     slack = timedelta(hours=1)
     for prefix in hour_prefixes(base, endpoint, variant, start - slack, end + slack):
         for key in s3io.list_keys(s3, bucket, prefix):
-            if not key.endswith(".jsonl"):
+            if key.endswith("/"):  # a "folder" made in the console: not a file
                 continue
-            body = (
-                s3.get_object(Bucket=bucket, Key=key)["Body"]
-                .read()
-                .decode("utf-8", errors="replace")
-            )
-            parsed = parse_lines(body.splitlines(), source=key, keep_errors=keep_errors)
-            inside = [r for r in parsed.records if start <= r.inference_time < end]
-            window.add(parsed, inside, keep_errors)
+            if not is_capture_file(key):
+                window.skipped_files.append(key)
+                continue
+            window.add_file(key, s3.get_object(Bucket=bucket, Key=key)["Body"].read(), start, end)
     return window

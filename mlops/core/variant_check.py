@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from mlops.core.capture import CaptureRecord
+from mlops.core.capture import EXAMPLES_PER_KIND, CaptureRecord, Malformed
 from mlops.core.config import PlatformConfig
 from mlops.core.drift_stats import ColumnDrift, DriftResult, column_drift, dataset_drift
 from mlops.core.functions import DriftThresholds
@@ -35,6 +35,14 @@ NO_DRIFT = "no-drift"
 NOT_ENOUGH_DATA = "not-enough-data"
 SCORE = "prediction_score"
 
+# The kinds of malformed record found in the payloads (the capture lines' own kinds are
+# mlops.core.capture's). A non-finite number keeps its own kind, whichever side carries it.
+NON_FINITE = "non-finite value"
+BAD_INPUT = "bad input"
+NO_OUTPUT = "no output"
+BAD_OUTPUT = "bad output"
+ROW_MISMATCH = "rows and predictions differ"
+
 
 @dataclass
 class CaptureTable:
@@ -45,8 +53,19 @@ class CaptureTable:
     event_ids: np.ndarray  # the capture event each row came from (labels join on it)
     rows: int
     records: int
-    malformed: int = 0
-    errors: list[str] = field(default_factory=list)
+    problems: Malformed = field(default_factory=Malformed)  # records whose payloads do not parse
+
+    @property
+    def malformed(self) -> int:
+        return self.problems.count
+
+    @property
+    def malformed_by_kind(self) -> dict[str, int]:
+        return self.problems.by_kind
+
+    @property
+    def errors(self) -> list[str]:
+        return self.problems.errors
 
 
 def _finite(value: Any, where: str) -> float:
@@ -104,8 +123,16 @@ def _bulk(record: CaptureRecord) -> str | None:
     return match.group(1) if match else None
 
 
-def table_from_records(records: Sequence[CaptureRecord], *, keep_errors: int = 20) -> CaptureTable:
-    """Parse every record's input (by the model's schema) and output (its scores)."""
+def table_from_records(
+    records: Sequence[CaptureRecord],
+    *,
+    keep_errors: int = EXAMPLES_PER_KIND,
+    source: str = "",
+    lines: Sequence[int] | None = None,
+) -> CaptureTable:
+    """Parse every record's input (by the model's schema) and output (its scores). A record
+    that does not parse is counted by kind, with the first ``keep_errors`` examples of each
+    kind ("source:line: event id: reason" when ``lines`` gives each record's line)."""
     bulk_records: list[CaptureRecord] = []
     bulk_scores: list[str] = []
     bulk_positions: list[int] = []
@@ -140,21 +167,26 @@ def table_from_records(records: Sequence[CaptureRecord], *, keep_errors: int = 2
     scores: list[float] = [float(v) for v in bulk_scores]
     event_ids: list[str] = [r.event_id for r in bulk_records]
     positions: list[int] = list(bulk_positions)
-    malformed = 0
-    errors: list[str] = []
+    problems = Malformed(keep=keep_errors)
     for position, record in others:
+        kind = BAD_INPUT
         try:
             matrix = inference.input_fn(record.input.data, record.input.content_type)
+            kind = NO_OUTPUT
             if record.output is None:
                 raise ValueError("no captured output")
+            kind = BAD_OUTPUT
             predicted = _scores(record.output.data, record.output.content_type)
+            kind = ROW_MISMATCH
             if len(predicted) != len(matrix):
                 raise ValueError(f"{len(matrix)} input rows but {len(predicted)} predictions")
         # InvalidRequest is a ValueError; OverflowError: a JSON integer beyond the float range.
         except (ValueError, KeyError, TypeError, OverflowError) as exc:
-            malformed += 1
-            if len(errors) < keep_errors:
-                errors.append(f"event {record.event_id}: {exc}")
+            # input_fn's and _finite's words for a NaN, an infinity or 1e999.
+            if "not a finite number" in str(exc):
+                kind = NON_FINITE
+            where = f"{source}:{lines[position]}: " if lines is not None else ""
+            problems.add(kind, f"{where}event {record.event_id}: {exc}")
             continue
         rows.append(matrix)
         scores.extend(predicted)
@@ -169,12 +201,13 @@ def table_from_records(records: Sequence[CaptureRecord], *, keep_errors: int = 2
         event_ids=np.asarray(event_ids, dtype=object)[order],
         rows=len(table),
         records=len(records),
-        malformed=malformed,
-        errors=errors,
+        problems=problems,
     )
 
 
-def concat_tables(chunks: Sequence[CaptureTable], *, keep_errors: int = 20) -> CaptureTable:
+def concat_tables(
+    chunks: Sequence[CaptureTable], *, keep_errors: int = EXAMPLES_PER_KIND
+) -> CaptureTable:
     """One table from per-file tables (rows in file order)."""
     if not chunks:
         return table_from_records([])
@@ -186,8 +219,7 @@ def concat_tables(chunks: Sequence[CaptureTable], *, keep_errors: int = 20) -> C
         event_ids=np.concatenate([c.event_ids for c in chunks]),
         rows=sum(c.rows for c in chunks),
         records=sum(c.records for c in chunks),
-        malformed=sum(c.malformed for c in chunks),
-        errors=[e for c in chunks for e in c.errors][:keep_errors],
+        problems=Malformed.merged(*(c.problems for c in chunks), keep=keep_errors),
     )
 
 
@@ -254,7 +286,10 @@ class VariantDriftReport:
     data: DriftResult | None = None
     prediction: ColumnDrift | None = None
     quality: QualityResult | None = None
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # the first examples of each kind
+    malformed_by_kind: dict[str, int] = field(default_factory=dict)
+    malformed_files: list[str] = field(default_factory=list)  # "name: reason": none read
+    skipped_files: list[str] = field(default_factory=list)  # not capture files
 
     @property
     def drift_share(self) -> float | None:
@@ -303,6 +338,7 @@ def check_table(
         malformed=table.malformed,
         min_rows=min_rows,
         errors=table.errors,
+        malformed_by_kind=dict(table.malformed_by_kind),
     )
     if table.rows < min_rows:
         return report

@@ -5,6 +5,12 @@ AWS: one SageMaker model per package, one endpoint config with the fixed variant
 ``champion`` and ``challenger``, data capture as ``mlops.core.specs.capture`` says, and the
 alarms and rules of ``mlops.core.specs`` (created once: putting an alarm again would reset
 its state). The emulator has no UpdateEndpoint: a changed config re-creates the endpoint.
+
+Nothing is left half-applied: models, the endpoint config, alarms and rules are made before
+the endpoint changes (a retry finds and reuses them); an endpoint that cannot be re-created
+with the new config is re-created with the one it had (``EndpointNotRestored`` if even that
+fails). Only SageMaker's "could not find" answer means a resource is missing: throttling or a
+server error raises, and never reads as "nothing serves".
 """
 
 from __future__ import annotations
@@ -35,6 +41,16 @@ def _package_version(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
 
 
+class EndpointNotRestored(RuntimeError):
+    """The endpoint was deleted to be re-created with a new config, and neither the new nor the
+    old config could be put back: nothing serves. Not a refusal: it fails loudly."""
+
+
+def _missing(exc: ClientError) -> bool:
+    """SageMaker's answer for a model, endpoint config or endpoint that does not exist."""
+    return exc.response["Error"].get("Code") == "ValidationException"
+
+
 class EmulatorDeployment:
     """Serving on the embedded default: SageMaker models, endpoint config, endpoint."""
 
@@ -57,8 +73,10 @@ class EmulatorDeployment:
     def current(self) -> ServingState:
         try:
             described = self.sagemaker.describe_endpoint(EndpointName=self.endpoint)
-        except ClientError:
-            return ServingState()
+        except ClientError as exc:
+            if _missing(exc):
+                return ServingState()
+            raise
         config = self.sagemaker.describe_endpoint_config(
             EndpointConfigName=described["EndpointConfigName"]
         )
@@ -73,7 +91,9 @@ class EmulatorDeployment:
         name = f"{self.endpoint}-v{_package_version(package_arn)}"
         try:
             self.sagemaker.describe_model(ModelName=name)
-        except ClientError:
+        except ClientError as exc:
+            if not _missing(exc):
+                raise
             self.sagemaker.create_model(
                 ModelName=name,
                 ExecutionRoleArn=f"arn:aws:iam::{self._account()}:role/{self.config.prefix}-serving",
@@ -127,22 +147,11 @@ class EmulatorDeployment:
         config_name = request["EndpointConfigName"]
         try:
             self.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
-        except ClientError:
+        except ClientError as exc:
+            if not _missing(exc):
+                raise
             self.sagemaker.create_endpoint_config(**request)
-        try:
-            existing = self.sagemaker.describe_endpoint(EndpointName=self.endpoint)
-        except ClientError:
-            existing = None
-        if existing is None:
-            self.sagemaker.create_endpoint(
-                EndpointName=self.endpoint, EndpointConfigName=config_name
-            )
-        elif existing["EndpointConfigName"] != config_name:
-            # The emulator has no UpdateEndpoint (AWS updates in place, keeping the endpoint).
-            self.sagemaker.delete_endpoint(EndpointName=self.endpoint)
-            self.sagemaker.create_endpoint(
-                EndpointName=self.endpoint, EndpointConfigName=config_name
-            )
+        # Before the endpoint changes: a failure here leaves it serving what it served.
         if self.cloudwatch is not None:
             create_alarms(
                 self.cloudwatch,
@@ -150,6 +159,18 @@ class EmulatorDeployment:
             )
         if self.events is not None:
             create_rules(self.events, self.config)
+        try:
+            existing = self.sagemaker.describe_endpoint(EndpointName=self.endpoint)
+        except ClientError as exc:
+            if not _missing(exc):
+                raise
+            existing = None
+        if existing is None:
+            self.sagemaker.create_endpoint(
+                EndpointName=self.endpoint, EndpointConfigName=config_name
+            )
+        elif existing["EndpointConfigName"] != config_name:
+            self._recreate(existing["EndpointConfigName"], config_name)
         current = endpoints.describe(self.sagemaker, self.endpoint)
         wanted = {v: change.weights.get(v, 0.0) for v in current.variant_names}
         if current.weights != wanted:
@@ -161,3 +182,27 @@ class EmulatorDeployment:
             )
             current = endpoints.describe(self.sagemaker, self.endpoint)
         return current.status
+
+    def _recreate(self, old_config: str, new_config: str) -> None:
+        """The endpoint with ``new_config``: the emulator has no UpdateEndpoint (AWS updates in
+        place, keeping the endpoint), so it is deleted and created again. If the creation
+        fails, the endpoint is created again with ``old_config``, and the failure raised."""
+        self.sagemaker.delete_endpoint(EndpointName=self.endpoint)
+        try:
+            self.sagemaker.create_endpoint(
+                EndpointName=self.endpoint, EndpointConfigName=new_config
+            )
+        except Exception as exc:
+            try:
+                self.sagemaker.create_endpoint(
+                    EndpointName=self.endpoint, EndpointConfigName=old_config
+                )
+            except Exception as again:
+                raise EndpointNotRestored(
+                    f"endpoint {self.endpoint} was deleted to serve {new_config}, creating it "
+                    f"failed ({type(exc).__name__}: {exc}), and creating it again with "
+                    f"{old_config}, which it served, failed too "
+                    f"({type(again).__name__}: {again}): nothing serves; create it with "
+                    f"{old_config}"
+                ) from again
+            raise

@@ -36,7 +36,7 @@ from mlops.adapters.endpoints import EndpointNotFound
 from mlops.adapters.evidently_report import evidently_html, sample
 from mlops.adapters.registry import PackageLineage, model_package_of
 from mlops.core import names
-from mlops.core.capture import GroundTruth, parse_ground_truth
+from mlops.core.capture import GroundTruth, Malformed, read_ground_truth
 from mlops.core.finite import dumps, finite_or_none
 from mlops.core.functions import DriftSettings, DriftThresholds
 from mlops.core.variant_check import (
@@ -240,9 +240,7 @@ class DriftMonitor:
         for prefix in hour_prefixes(base, self.settings.endpoint_name, "", start, end):
             for key in s3io.list_keys(self.s3, bucket, prefix):
                 body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-                parse_ground_truth(
-                    body.decode("utf-8", errors="replace").splitlines(), source=key, into=labels
-                )
+                read_ground_truth(body, source=key, into=labels)  # the capture files' rules
         return labels
 
     # -- the check -------------------------------------------------------------------------------
@@ -417,9 +415,12 @@ def evaluate(
         baseline_auc=reference.baseline_auc,
         thresholds=thresholds,
     )
-    # Lines that were not capture records at all count as malformed too.
-    report.malformed += captured.malformed
-    report.errors = (captured.errors + report.errors + labels.errors)[:20]
+    # Lines that were not capture records at all count as malformed too: by kind, with the
+    # first examples of each kind (of the lines, then of the payloads), then the labels'.
+    problems = Malformed.merged(captured.problems, table.problems)
+    report.malformed, report.malformed_by_kind = problems.count, dict(problems.by_kind)
+    report.errors = problems.errors + labels.errors
+    report.malformed_files, report.skipped_files = captured.malformed_files, captured.skipped_files
     base = f"{variant}/{end:%Y/%m/%d}/{end:%Y%m%dT%H%M%SZ}-{run_id}"
     outcome = VariantOutcome(
         endpoint=endpoint,
@@ -436,6 +437,16 @@ def evaluate(
         notes=list(reference.notes)
         + ([f"{labels.malformed} malformed label line(s)"] if labels.malformed else []),
     )
+    if captured.malformed_files:
+        outcome.notes.append(
+            f"{len(captured.malformed_files)} capture file(s) could not be read, none of their "
+            "records checked: see malformed_files"
+        )
+    if captured.skipped_files:
+        outcome.notes.append(
+            f"{len(captured.skipped_files)} file(s) skipped, not capture files (*.jsonl, "
+            "*.jsonl.gz): see skipped_files"
+        )
     if weight is not None and outcome.weight is None:
         outcome.notes.append(f"the variant's weight {weight!r} is not a finite number")
     if report.status != NOT_ENOUGH_DATA and render_html is not None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from mlops.adapters import s3io
 from mlops.adapters.capture_store import CaptureWindow
-from mlops.core.capture import parse_lines
+from mlops.core.capture import CAPTURE_SUFFIXES
 from mlops.core.finite import non_finite_cells
 from mlops.core.variant_check import SCORE
 from pipeline_steps.schema import FEATURE_NAMES
@@ -67,18 +67,28 @@ def read_columns(text: str, required: tuple[str, ...], *, source: str) -> dict[s
 
 
 # -- inputs given by location (the CLI: a local folder or an S3 prefix) ---------------------------
-def _files(location: str, s3: S3Client | None, suffix: str) -> Iterator[tuple[str, bytes]]:
+def _files(
+    location: str,
+    s3: S3Client | None,
+    suffix: str | tuple[str, ...],
+    skipped: list[str] | None = None,
+) -> Iterator[tuple[str, bytes]]:
     """(name, bytes) of the file ``location``, or of every ``*suffix`` file under it, one at a
-    time (a large window is never all in memory as bytes)."""
+    time (a large window is never all in memory as bytes). The names of the other files under
+    it go to ``skipped`` (S3 "folder" keys ending in / are not files)."""
     if location.startswith("s3://"):
         if s3 is None:
             raise ValueError(f"{location} is in S3: an S3 client is needed")
         bucket, key = s3io.split_uri(location)
         keys = s3io.list_keys(s3, bucket, key)
-        chosen = [key] if key in keys else [k for k in keys if k.endswith(suffix)]
-        if not key.endswith("/") and key not in keys:
-            chosen = [k for k in chosen if k.startswith(key.rstrip("/") + "/")]
-        for k in chosen:
+        under = [key] if key in keys else keys
+        if key and not key.endswith("/") and key not in keys:
+            under = [k for k in keys if k.startswith(key.rstrip("/") + "/")]  # not siblings
+        for k in under:
+            if k != key and not k.endswith(suffix):
+                if skipped is not None and not k.endswith("/"):
+                    skipped.append(f"s3://{bucket}/{k}")
+                continue
             yield f"s3://{bucket}/{k}", s3.get_object(Bucket=bucket, Key=k)["Body"].read()
         return
     path = Path(location)
@@ -87,9 +97,13 @@ def _files(location: str, s3: S3Client | None, suffix: str) -> Iterator[tuple[st
         return
     if not path.is_dir():
         raise FileNotFoundError(f"{location} does not exist")
-    for p in sorted(path.rglob(f"*{suffix}")):
-        if p.is_file():
+    for p in sorted(path.rglob("*")):
+        if not p.is_file():
+            continue
+        if p.name.endswith(suffix):
             yield str(p), p.read_bytes()
+        elif skipped is not None:
+            skipped.append(str(p))
 
 
 def load_reference(
@@ -129,19 +143,15 @@ def load_capture(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> CaptureWindow:
-    """Every capture record in the .jsonl files at ``location`` (optionally within a window)."""
+    """Every capture record in the capture files (.jsonl, .jsonl.gz) at ``location``, optionally
+    within a window; other files there are named as skipped, unreadable ones as malformed."""
     window = CaptureWindow()
-    for name, body in _files(location, s3, ".jsonl"):
-        parsed = parse_lines(
-            body.decode("utf-8", errors="replace").splitlines(), source=name, keep_errors=20
+    for name, body in _files(location, s3, CAPTURE_SUFFIXES, window.skipped_files):
+        window.add_file(name, body, start, end)
+    if window.files == 0 and not window.malformed_files:
+        others = window.skipped_files
+        raise FileNotFoundError(
+            f"no capture files (*.jsonl, *.jsonl.gz) at {location}"
+            + (f"; {len(others)} other file(s) there, e.g. {others[0]}" if others else "")
         )
-        inside = [
-            r
-            for r in parsed.records
-            if (start is None or r.inference_time >= start)
-            and (end is None or r.inference_time < end)
-        ]
-        window.add(parsed, inside, keep_errors=20)
-    if window.files == 0:
-        raise FileNotFoundError(f"no capture files (*.jsonl) at {location}")
     return window

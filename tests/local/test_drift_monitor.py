@@ -562,11 +562,12 @@ def test_malformed_lines_and_records_are_counted_not_fatal(world: World) -> None
     assert report.rows == 200
     assert report.malformed == 3
     assert any("not JSON" in e for e in report.errors)
-    assert any("captureData or eventMetadata missing" in e for e in report.errors)
-    assert any(e.startswith("event short:") for e in report.errors)
+    assert any("eventMetadata is missing or not an object" in e for e in report.errors)
+    assert any(re.search(r"\.jsonl:\d+: event short: CSV row 1", e) for e in report.errors)
     assert report.status == NO_DRIFT
     document = json.loads(world.text(REPORTS, outcome.json_uri.removeprefix(f"s3://{REPORTS}/")))
-    assert document["malformed"] == 3
+    kinds = {"not JSON": 1, "missing eventMetadata": 1, "bad input": 1}
+    assert (document["malformed"], document["malformed_by_kind"]) == (3, kinds)
 
 
 def test_an_empty_window_is_not_enough_data_without_html(world: World) -> None:

@@ -47,6 +47,7 @@ THROTTLE = {
     "cloudwatch": "Throttling",
     "sagemaker": "ThrottlingException",
     "cloudformation": "Throttling",
+    "events": "ThrottlingException",
 }
 SERVER_ERROR = {
     "s3": "InternalError",
@@ -55,6 +56,7 @@ SERVER_ERROR = {
     "cloudwatch": "InternalServiceError",
     "sagemaker": "InternalFailure",
     "cloudformation": "InternalFailure",
+    "events": "InternalException",
 }
 
 
@@ -73,6 +75,14 @@ class Faults:
     def fail_call(self, index: int, code: str | None = None) -> Faults:
         """Fail the ``index``-th call made through attached clients, whatever it is."""
         self.fail_at, self.fail_code = index, code
+        return self
+
+    def clear(self) -> Faults:
+        """No failure planned and no call seen: clients attached once serve the next attempt."""
+        self.plan.clear()
+        self.calls.clear()
+        self.raised.clear()
+        self.fail_at = self.fail_code = None
         return self
 
     def attach(self, client: Any) -> Any:

@@ -102,5 +102,14 @@ def test_malformed_lines_are_counted_and_described() -> None:
     assert result.errors[0].startswith("f.jsonl:2: not JSON")
     assert "f.jsonl:3: not a JSON object" in result.errors
     assert "f.jsonl:4: captureData.endpointInput missing" in result.errors
-    assert "f.jsonl:5: eventMetadata.inferenceTime 'yesterday' is not a UTC time" in result.errors
+    assert result.errors[3].startswith(
+        "f.jsonl:5: eventMetadata.inferenceTime 'yesterday' is not an RFC 3339 time"
+    )
     assert result.errors[4].startswith("f.jsonl:6: endpointInput.data is not valid base64")
+    assert result.malformed_by_kind == {
+        "not JSON": 1,
+        "not an object": 1,
+        "missing endpointInput": 1,
+        "bad time": 1,
+        "bad base64": 1,
+    }
