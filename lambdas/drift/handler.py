@@ -10,6 +10,11 @@ Triggers:
   training pipeline, once per episode, at most once per cooldown (only when enabled).
 - a direct invocation {"action": "check"} (console test event, ``mlops drift scheduled``).
 
+An event it does not accept is answered in one line, {"ok": false, "error": ...} naming the
+field, and never raises (a malformed event fails the same way on every retry). A run's id names
+its reports, so it must be a plain name; its time must not be in the future (a window checked
+ahead of its capture would skip the rows written later) nor before 2000.
+
 No concurrency is reserved by default (`function_reserved_concurrency`): a scheduled check and
 an overlapping one can race on a window's state (each report is still written once).
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,6 +42,7 @@ from lambdas.events import (
     ScheduledEvent,
     detail_type,
     parse_event,
+    refusal,
 )
 from mlops.adapters.endpoints import EndpointNotFound
 from mlops.adapters.target import AwsTarget
@@ -45,6 +52,10 @@ from mlops.usecases.check_drift import DriftMonitor, VariantOutcome
 from mlops.usecases.retrain import retrain_on_drift
 
 logger = Logger(service=DriftSettings.service)
+
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")  # EventBridge's ids, Lambda's request ids
+CLOCK_SKEW = timedelta(minutes=5)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def _aws() -> AwsTarget:
@@ -189,16 +200,15 @@ def check(settings: DriftSettings, run_id: str, now: datetime) -> dict[str, Any]
     }
 
 
-def retrain(settings: DriftSettings, event: AlarmStateChange) -> dict[str, Any]:
+def retrain(settings: DriftSettings, event: AlarmStateChange, when: datetime) -> dict[str, Any]:
     alarm = event.detail
     if alarm.alarm_name != settings.champion_drift_alarm or alarm.state.value != "ALARM":
-        return {
-            "ok": False,
-            "error": f"alarm {alarm.alarm_name} in {alarm.state.value} is not a champion "
-            f"drift alarm in ALARM ({settings.champion_drift_alarm})",
-        }
+        return refused(
+            f"alarm {alarm.alarm_name} in {alarm.state.value} is not a champion "
+            f"drift alarm in ALARM ({settings.champion_drift_alarm})"
+        )
     if not settings.retrain_on_champion_drift:
-        return {"ok": False, "error": "retraining on champion drift is off"}
+        return refused("retraining on champion drift is off")
     aws = _aws()
     decision = retrain_on_drift(
         sagemaker=aws.client("sagemaker"),
@@ -206,35 +216,71 @@ def retrain(settings: DriftSettings, event: AlarmStateChange) -> dict[str, Any]:
         bucket=settings.reports_bucket,
         pipeline=settings.pipeline_name,
         endpoint=settings.endpoint_name,
-        event_id=event.id,
+        event_id=event.id,  # an EventId (lambdas.events): a plain name
         reason=f"alarm {alarm.alarm_name}: {alarm.state.reason}"[:500],
-        now=event.time.astimezone(UTC),
+        now=when,
         cooldown=timedelta(hours=settings.retrain_cooldown_hours),
     )
     logger.info("retraining decision", extra={"decision": decision.__dict__})
     return {"ok": True, **decision.__dict__}
 
 
+def run_id(value: str) -> str:
+    """``value`` as the name of a run (its reports' keys), or EventRefused naming the field."""
+    if not RUN_ID.fullmatch(value):
+        raise EventRefused(
+            f"id: {value[:80]!r} is not a run id (1-128 letters, digits, '.', '_', ':' or '-', "
+            "starting with a letter or digit)"
+        )
+    return value
+
+
+def run_time(value: datetime, now: datetime) -> datetime:
+    """``value`` (UTC if it names no zone) as the time of a run, or EventRefused naming it."""
+    when = value if value.tzinfo else value.replace(tzinfo=UTC)
+    when = when.astimezone(UTC)
+    if when > now + CLOCK_SKEW:
+        raise EventRefused(
+            f"time: {_iso(when)} is in the future (now {_iso(now)}): a window checked before its "
+            "capture is written would skip those rows"
+        )
+    if when < EARLIEST:
+        raise EventRefused(f"time: {_iso(when)} is before {_iso(EARLIEST)}: not a run's time")
+    return when
+
+
+def _iso(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def refused(error: object) -> dict[str, Any]:
+    """The answer to an event this function does not act on: one printable line."""
+    answer = refusal(error)
+    logger.warning("refused", extra={"error": answer["error"]})
+    return answer
+
+
 @logger.inject_lambda_context(log_event=True)
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     settings = DriftSettings.from_environment(os.environ)
+    now = datetime.now(UTC)
     try:
         kind = detail_type(event)
         if kind == ALARM_STATE_CHANGE:
-            return retrain(settings, parse_event(event, AlarmStateChange))
+            alarm = parse_event(event, AlarmStateChange)
+            return retrain(settings, alarm, run_time(alarm.time, now))
         if kind == SCHEDULED_EVENT:
             # A variant that cannot be checked (no readable reference, S3 or SageMaker failing)
             # fails the invocation after the others are checked: retried, then the errors and
             # dead-letter alarms say so. Drift monitoring never goes quiet without a signal.
             scheduled = parse_event(event, ScheduledEvent)
-            return check(settings, scheduled.id, scheduled.time.astimezone(UTC))
+            return check(settings, run_id(scheduled.id), run_time(scheduled.time, now))
         if isinstance(event, dict) and "action" in event:
             request = parse_event(event, CheckRequest)
-            when = request.time.astimezone(UTC) if request.time else datetime.now(UTC)
-            return check(settings, request.id or context.aws_request_id, when)
+            when = run_time(request.time, now) if request.time else now
+            return check(settings, run_id(request.id or context.aws_request_id), when)
     except EventRefused as exc:
-        logger.warning("refused", extra={"error": str(exc)})
-        return {"ok": False, "error": str(exc)}
-    error = 'expected a "Scheduled Event", a champion drift alarm event or {"action": "check"}'
-    logger.warning("refused", extra={"error": error})
-    return {"ok": False, "error": error}
+        return refused(exc)
+    return refused(
+        'expected a "Scheduled Event", a champion drift alarm event or {"action": "check"}'
+    )

@@ -260,19 +260,25 @@ class DriftMonitor:
             # A redelivered (or late) schedule event: this variant is checked up to ``start``
             # already. Its result was written under the same name, so this is recorded as a
             # duplicate; a late event leaves a "nothing new" record. The state stays put.
+            sink = self._run_sink()
             outcome = evaluate(
                 self.settings.endpoint_name, self.settings.thresholds,
                 self.reference(package_arn), CaptureWindow(), GroundTruth(),
                 variant=variant, weight=weight, start=end, end=end, run_id=run_id,
-                sink=self.sink(), render_html=None,
+                sink=sink, render_html=None,
             )  # fmt: skip
+            outcome.duplicate = not sink.written
             outcome.notes.append(f"already checked up to {_iso(start)}: nothing new to check")
             outcome.already_checked = True
             return outcome
         try:
+            sink = self._run_sink()
             outcome = self.check_window(
-                variant, package_arn, weight, start=start, end=end, run_id=run_id, sink=self.sink()
+                variant, package_arn, weight, start=start, end=end, run_id=run_id, sink=sink
             )
+            # A retry of a run that failed after writing (at the notice, the state) finds its
+            # reports: the outcome links them all the same, and is a duplicate if it wrote none.
+            outcome.duplicate = not sink.written
             # The caller acts (metrics, notice) before the window is marked as checked: a run
             # that fails in between leaves the window to the next run, which acts again.
             if on_outcome is not None:
@@ -289,6 +295,11 @@ class DriftMonitor:
 
     def sink(self) -> S3Sink:
         return S3Sink(
+            self.s3, self.settings.reports_bucket, f"{REPORT_PREFIX}/{self.settings.endpoint_name}"
+        )
+
+    def _run_sink(self) -> _RunSink:
+        return _RunSink(
             self.s3, self.settings.reports_bucket, f"{REPORT_PREFIX}/{self.settings.endpoint_name}"
         )
 
@@ -351,6 +362,25 @@ class DriftMonitor:
                 f"{len(failures)} variant check(s) failed: {'; '.join(failures)}", outcomes
             )
         return outcomes
+
+
+@dataclass
+class _RunSink:
+    """A scheduled run's reports in S3, each written once. A name that exists answers with its
+    URI all the same: names carry the run's id and window, so it is this run's own, written by
+    an attempt that failed later. The retry's result then links the report that attempt wrote,
+    and its notice links both; ``written`` says what this attempt added."""
+
+    s3: S3Client
+    bucket: str
+    prefix: str
+    written: list[str] = field(default_factory=list)
+
+    def write_once(self, name: str, body: str, content_type: str) -> str:
+        key = "/".join(p for p in (self.prefix.strip("/"), name) if p)
+        if write_once(self.s3, self.bucket, key, body, content_type):
+            self.written.append(key)
+        return f"s3://{self.bucket}/{key}"
 
 
 class ReportSink(Protocol):
