@@ -30,15 +30,10 @@ from mlops.adapters.target import AwsTarget
 from mlops.core import capture
 from mlops.core.approval import on_approval
 from mlops.core.config import PlatformConfig
+from mlops.local.capture_writer import CaptureWriteError, CaptureWriter
 from mlops.local.deployment import EmulatorDeployment
 from mlops.local.emulator import bootstrap
-from mlops.local.endpoint import (
-    CaptureWriteError,
-    CaptureWriter,
-    EndpointRoute,
-    LocalEndpoints,
-    LocalEndpointServer,
-)
+from mlops.local.endpoint import EndpointRoute, LocalEndpoints, LocalEndpointServer
 from mlops.local.pipeline import LocalPipelineRunner, RunOptions
 
 CONFIG = PlatformConfig()
