@@ -36,6 +36,11 @@ from mlops.core.functions import DeploySettings
 from mlops.core.traffic import TrafficError
 from mlops.usecases.approve import ServingRequest, change_serving
 
+
+class NoticeNotSent(RuntimeError):
+    """The change stands; its notice failed, and the retried invocation sends it."""
+
+
 logger = Logger(service=DeploySettings.service)
 
 
@@ -135,6 +140,13 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         refused = refusal(exc)
         logger.warning("refused", extra={"error": refused["error"]})
         return refused
+    if outcome.notice_error:
+        # Deployed and audited, not announced: fail this invocation so that Lambda retries it;
+        # the retry finds the request completed and only sends the notice.
+        raise NoticeNotSent(
+            f"{outcome.record.action} on {settings.endpoint_name} deployed and audited "
+            f"({outcome.record.audit_uri}); {outcome.notice_error}: retrying to send it"
+        )
     if outcome.duplicate:
         return {"ok": True, "duplicate": True, "request_id": outcome.record.request_id}
     logger.info("deployment", extra={"record": outcome.record.__dict__})

@@ -64,10 +64,11 @@ class ServingRequest:
     request_id: str | None = None  # names the audit record: a redelivery is recorded once
 
 
-@dataclass(frozen=True)
+@dataclass
 class ServingOutcome:
     record: DeploymentRecord
     duplicate: bool  # this request id was recorded before: nothing recorded or notified again
+    notice_error: str | None = None  # deployed and audited; the request's retry sends it
 
 
 def audit(s3: S3Client, bucket: str, endpoint: str, entry: DeploymentRecord) -> bool:
@@ -128,7 +129,7 @@ def change_serving(
     lease = EndpointLease(s3, audit_bucket, endpoint, wait_s=lease_wait_s)
     held = lease.acquire(Holder(request_id, request.action, request.requested_by, now_iso()))
     try:
-        outcome, ledger = _deploy_held(
+        outcome, ledger, claim, claim_etag = _deploy_held(
             request,
             request_id,
             held,
@@ -143,7 +144,9 @@ def change_serving(
             lease.release(held, held.ledger.released())
         raise
     lease.release(held, ledger)
-    if not outcome.duplicate and sns is not None and topic_arn:
+    if sns is not None and topic_arn and not claim.get("notified"):
+        # Once the lease is let go; a notice that fails is sent by the request's retry (the
+        # claim says it was not sent), which deploys nothing again.
         try:
             sns.publish(
                 TopicArn=topic_arn,
@@ -153,6 +156,12 @@ def change_serving(
         except ClientError as exc:
             # Deployed and audited: a lost notice must not make the caller deploy again.
             log.warning("notification failed: %s", exc)
+            outcome.notice_error = f"the notice was not sent ({exc.response['Error']['Code']})"
+            return outcome
+        claim["notified"] = True
+        key = f"{names.SERVING_CLAIMS_PREFIX}/{endpoint}/{request_id}.json"
+        if create(s3, audit_bucket, key, json.dumps(claim), if_match=claim_etag) is None:
+            log.warning("claim %s changed before it was marked as notified", key)
     return outcome
 
 
@@ -165,8 +174,8 @@ def _deploy_held(
     initial_challenger_weight: float,
     s3: S3Client,
     audit_bucket: str,
-) -> tuple[ServingOutcome, Ledger]:
-    """The change, made while holding the endpoint's lease."""
+) -> tuple[ServingOutcome, Ledger, dict[str, Any], str]:
+    """The change, made while holding the endpoint's lease; its claim and the claim's ETag."""
     if refused := refusal(held.ledger, action=request.action, seen_sequence=held.seen_sequence):
         raise TrafficError(refused)
     # Claimed before anything changes; a claim that exists says this is a redelivery.
@@ -176,39 +185,52 @@ def _deploy_held(
         "request_id": request_id,
         "sequence": held.ledger.sequence,
         "record": None,
+        "notified": False,
     }
     claim_etag = create(s3, audit_bucket, claim_key, json.dumps(claim))
     if claim_etag is None:
         text, claim_etag = read(s3, audit_bucket, claim_key)
         claim = json.loads(text)
         if claim.get("record"):
-            return _duplicate(claim["record"]), held.ledger.released()
-        # Interrupted earlier: the change is decided again from what serves now, which makes
-        # finishing it idempotent.
-    before = deployment.current()
-    if request.action == "promote":
-        change = on_promote(before)
+            return _duplicate(claim["record"]), held.ledger.released(), claim, claim_etag
+    current = deployment.current()
+    if claim.get("decided"):
+        # Interrupted after deciding: finish what was decided, not a new decision from what
+        # serves now (which the interrupted attempt may have changed already).
+        entry, change = _finish(claim, current, deployment)
     else:
-        if not request.package_arn:
-            raise ValueError("a deploy request names the approved package")
-        change = on_approval(
-            before, request.package_arn, initial_challenger_weight=initial_challenger_weight
+        if request.action == "promote":
+            change = on_promote(current)
+        else:
+            if not request.package_arn:
+                raise ValueError("a deploy request names the approved package")
+            change = on_approval(
+                current, request.package_arn, initial_challenger_weight=initial_challenger_weight
+            )
+        entry = record(
+            action=request.action,
+            requested_by=request.requested_by,
+            reason=request.reason,
+            before=current,
+            change=change,
+            request_id=request_id,
         )
-    entry = record(
-        action=request.action,
-        requested_by=request.requested_by,
-        reason=request.reason,
-        before=before,
-        change=change,
-        request_id=request_id,
-    )
-    entry.stack_status = deployment.deploy(change) if change.changed else "UNCHANGED"
+        if change.changed:
+            # The decision, in the claim before anything changes: a retry finishes it.
+            claim["decided"] = asdict(entry)
+            claim_etag = create(s3, audit_bucket, claim_key, json.dumps(claim), if_match=claim_etag)
+            if claim_etag is None:
+                raise LeaseLost(f"the claim of {request_id} changed while we held the lease")
+        entry.stack_status = deployment.deploy(change) if change.changed else "UNCHANGED"
     if not audit(s3, audit_bucket, endpoint, entry):
-        # Audited by an interrupted earlier delivery that could not complete its claim.
+        # Audited by an interrupted earlier delivery that could not complete its claim (so it
+        # notified no one): complete the claim with the record it wrote, and notify.
         text, _ = read(s3, audit_bucket, _audit_key(endpoint, request_id))
-        return _duplicate(json.loads(text)), held.ledger.released()
+        entry = DeploymentRecord(**json.loads(text))
+        change = ServingChange(ServingState(**entry.after), entry.weights, entry.changed, "")
     claim["record"] = asdict(entry)
-    if create(s3, audit_bucket, claim_key, json.dumps(claim), if_match=claim_etag) is None:
+    claim_etag = create(s3, audit_bucket, claim_key, json.dumps(claim), if_match=claim_etag)
+    if claim_etag is None:
         raise LeaseLost(f"the claim of {request_id} changed while we held the lease")
     decision = Decision(
         request_id=request_id,
@@ -219,9 +241,30 @@ def _deploy_held(
         weights=dict(change.weights) if change.changed else None,
         reason=request.reason[:200],
     )
-    return ServingOutcome(entry, duplicate=False), held.ledger.completed(
-        decision, changed=change.changed
-    )
+    ledger = held.ledger.completed(decision, changed=change.changed)
+    return ServingOutcome(entry, duplicate=False), ledger, claim, claim_etag
+
+
+def _finish(
+    claim: dict[str, Any], current: ServingState, deployment: Deployment
+) -> tuple[DeploymentRecord, ServingChange]:
+    """The change a claim decided: made now unless it was made already, or what serves is no
+    longer what it was decided from (another change came first)."""
+    entry = DeploymentRecord(**claim["decided"])
+    change = ServingChange(ServingState(**entry.after), entry.weights, entry.changed, entry.summary)
+    if current == change.state:
+        entry.stack_status = "DEPLOYED_BEFORE_THE_RETRY"
+    elif current == ServingState(**entry.before):
+        entry.stack_status = deployment.deploy(change)
+    else:
+        entry.changed = False
+        entry.stack_status = "NOT_DEPLOYED"
+        entry.summary = (
+            f"not deployed: serving changed since this request was decided (now "
+            f"{current.champion} / {current.challenger}); it was: {entry.summary}"
+        )
+        change = ServingChange(current, {}, False, entry.summary)
+    return entry, change
 
 
 def _audit_key(endpoint: str, request_id: str) -> str:

@@ -14,10 +14,9 @@ For each call index, with each code:
 - a change that did not happen leaves no audit record and no notice; the retry makes it once,
   records it once as a clean request does, and notifies.
 
-When the change happened and only its record or notice failed, the retry must still record
-what happened, once: that needs ``change_serving`` (mlops/usecases/approve.py) to find the
-request's own change again (a claim written before it deploys); those cases are the
-``xfail`` tests below until it does.
+When the change happened and only its record or notice failed, the retry records what
+happened, once: ``change_serving`` writes its decision into the request's claim before it
+deploys, and a retry finishes that decision instead of deciding again.
 """
 
 from __future__ import annotations
@@ -453,8 +452,8 @@ def retried(world: World, clean: Clean, case: str, failed: Attempt, applied: boo
     if world.stack is not None:
         assert world.stack.updates == 1, f"{case}: updated {world.stack.updates} times"
     if applied:
-        # Made by the failed attempt: the retry changes nothing more. (What it records is the
-        # xfail test's, below.)
+        # Made by the failed attempt: the retry changes nothing more. (What it records is
+        # the next test's.)
         assert ("sagemaker", "DeleteEndpoint") not in retry.calls, case
         return
     assert retry.error is None, f"{case}: the retry failed: {retry.error!r}"
@@ -487,12 +486,6 @@ def test_every_call_failing_half_applies_nothing_and_the_retry_completes_once(
 
 
 @kinds(KINDS)
-@pytest.mark.xfail(
-    strict=True,
-    reason="change_serving decides again on a retry: a change its interrupted first attempt "
-    "made but did not record is recorded as 'already serves' (deploy) or refused (promote: "
-    "no challenger to promote); it needs to finish the change its claim decided",
-)
 def test_a_change_made_but_not_recorded_is_recorded_by_the_retry(world: World) -> None:
     clean = clean_request(world)
     cases = 0

@@ -132,7 +132,9 @@ def reached(monkeypatch: pytest.MonkeyPatch) -> Reached:
     def change_serving(request: Any, **_: Any) -> Any:
         seen.requests.append(request)
         return type(
-            "Outcome", (), {"duplicate": True, "record": type("R", (), {"request_id": "r"})}
+            "Outcome",
+            (),
+            {"duplicate": True, "notice_error": None, "record": type("R", (), {"request_id": "r"})},
         )
 
     monkeypatch.setattr(traffic_lambda, "traffic_controller", lambda *a, **k: Controller())
