@@ -30,6 +30,7 @@ def deployment(state: State, target: AwsTarget) -> Deployment:
             resources=state.resources(target),
             cloudwatch=target.client("cloudwatch"),
             events=target.client("events"),
+            ssm=target.client("ssm"),
         )
     return StackDeployment(
         cloudformation=target.client("cloudformation"),

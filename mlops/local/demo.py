@@ -213,6 +213,7 @@ class Demo:
             resources=resources,
             cloudwatch=target.client("cloudwatch"),
             events=target.client("events"),
+            ssm=target.client("ssm"),
         )
         for version, title, options in (
             ("v1", "Train v1 (logistic regression) and register it", RunOptions()),

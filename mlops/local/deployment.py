@@ -24,7 +24,7 @@ from mlops.adapters import endpoints
 from mlops.adapters.registry import model_package_of
 from mlops.adapters.resources import PlatformResources
 from mlops.adapters.target import EMULATOR_ACCOUNT
-from mlops.core import specs
+from mlops.core import names, specs
 from mlops.core.approval import ServingChange, ServingState
 from mlops.core.config import PlatformConfig
 from mlops.core.names import CHALLENGER, CHAMPION
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_sagemaker import SageMakerClient
+    from mypy_boto3_ssm import SSMClient
 
 
 def _package_version(arn: str) -> str:
@@ -62,8 +63,10 @@ class EmulatorDeployment:
         resources: PlatformResources,
         cloudwatch: CloudWatchClient | None = None,
         events: EventBridgeClient | None = None,
+        ssm: SSMClient | None = None,
     ) -> None:
         self.sagemaker = sagemaker
+        self.ssm = ssm
         self.cloudwatch = cloudwatch
         self.events = events
         self.config = config
@@ -181,7 +184,21 @@ class EmulatorDeployment:
                 instances={v.name: v.instances for v in current.variants},
             )
             current = endpoints.describe(self.sagemaker, self.endpoint)
+        self._record_weights(change)
         return current.status
+
+    def _record_weights(self, change: ServingChange) -> None:
+        """The weights in force, where the serving stack keeps them (SSM), as a deployment in
+        AWS writes them: the traffic controls and the next deployment read the same values."""
+        if self.ssm is None:
+            return
+        for variant, name in names.weight_parameters(self.config).items():
+            self.ssm.put_parameter(
+                Name=name,
+                Value=f"{change.weights.get(variant, 0.0):g}",
+                Type="String",
+                Overwrite=True,
+            )
 
     def _recreate(self, old_config: str, new_config: str) -> None:
         """The endpoint with ``new_config``: the emulator has no UpdateEndpoint (AWS updates in

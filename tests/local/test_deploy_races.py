@@ -2,7 +2,7 @@
 
 Both hold the endpoint's lease, so they run one after the other: both complete (the rollback
 never meets the endpoint half re-created: the twin re-creates it on a new config), and the
-endpoint ends as the later of the two left it. 20 rounds: the races between traffic decisions
+endpoint (and SSM, which both write) ends as the later of the two left it. 20 rounds: the races between traffic decisions
 (tests/local/test_traffic_races.py) are the 50-round proof; this adds the deploy function.
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 from mlops.adapters import endpoints
 from mlops.adapters.lease import EndpointLease
 from mlops.adapters.target import EMULATOR_ACCOUNT, AwsTarget
+from mlops.core import names
 from mlops.core.approval import PackageScope
 from mlops.core.config import PlatformConfig
 from mlops.core.functions import TrafficSettings
@@ -40,6 +41,7 @@ def test_a_deployment_racing_a_rollback_is_serialized(emulator: AwsTarget) -> No
     config = PlatformConfig()
     resources = bootstrap(emulator, config)
     sagemaker = emulator.client("sagemaker")
+    ssm = emulator.client("ssm")
 
     def package() -> str:
         return str(
@@ -58,7 +60,10 @@ def test_a_deployment_racing_a_rollback_is_serialized(emulator: AwsTarget) -> No
         outcome = change_serving(
             ServingRequest("deploy", "deployer", "approved", arn, request_id),
             deployment=EmulatorDeployment(
-                sagemaker=emulator.client("sagemaker"), config=config, resources=resources
+                sagemaker=emulator.client("sagemaker"),
+                config=config,
+                resources=resources,
+                ssm=emulator.client("ssm"),
             ),
             registry=emulator.client("sagemaker"),
             scope=PackageScope(config.model_package_group_name, EMULATOR_ACCOUNT, emulator.region),
@@ -135,6 +140,12 @@ def test_a_deployment_racing_a_rollback_is_serialized(emulator: AwsTarget) -> No
         # The later decision shapes the endpoint: a rollback after the deployment leaves the
         # new challenger at 0; a deployment after the rollback starts it at 0.1.
         expected = 0.0 if ledger.last.action == "rollback" else 0.1
+        stored = {
+            variant: float(ssm.get_parameter(Name=name)["Parameter"]["Value"])
+            for variant, name in names.weight_parameters(config).items()
+        }
+        if stored != state.weights:
+            problems.append(f"round {round_}: SSM holds {stored}, the endpoint {state.weights}")
         if abs(state.weights.get("challenger", -1) - expected) > 1e-9:
             problems.append(
                 f"round {round_}: last was {ledger.last.action}, challenger at {state.weights}"
