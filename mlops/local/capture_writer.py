@@ -22,7 +22,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from mlops.adapters import s3io
 from mlops.core import capture
@@ -31,9 +31,20 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import PutObjectRequestTypeDef
 
-    from mlops.local.endpoint import EndpointRoute
-
 log = logging.getLogger("mlops.local.endpoint")
+
+
+class CaptureRoute(Protocol):
+    """Where an endpoint's captured records go (the endpoint's route has these)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def capture_uri(self) -> str | None: ...
+    @property
+    def capture_kms_key(self) -> str | None: ...
+
+
 # Entered around what SageMaker does with the model role, named: "package", "model", "capture".
 RoleScope = Callable[[str], AbstractContextManager[object]]
 
@@ -94,7 +105,7 @@ class CaptureWriter:
         self._retry_at = 0.0  # after a failed write, the timer retries no sooner than this
         self.files_written: list[str] = []
 
-    def add(self, route: EndpointRoute, variant: str, line: str) -> None:
+    def add(self, route: CaptureRoute, variant: str, line: str) -> None:
         if route.capture_uri is None:
             return
         key = (route.capture_uri, route.name, variant, route.capture_kms_key)

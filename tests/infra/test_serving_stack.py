@@ -238,7 +238,8 @@ def test_traffic_permissions_are_scoped(serving_template: Template) -> None:
         s for s in statements if "sagemaker:UpdateEndpointWeightsAndCapacities" in s["Action"]
     )
     assert "endpoint/mlops-dev-visits" in json.dumps(update["Resource"])
-    audit = next(s for s in statements if s["Action"] == "s3:PutObject")
+    audit = next(s for s in statements if s.get("Sid") == "TrafficAudit")
+    assert "s3:PutObject" in audit["Action"]
     assert "/audit/traffic/mlops-dev-visits/*" in json.dumps(audit["Resource"])
     for statement in statements:
         assert statement["Resource"] != "*"

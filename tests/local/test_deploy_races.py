@@ -2,7 +2,7 @@
 
 Both hold the endpoint's lease, so they run one after the other: both complete (the rollback
 never meets the endpoint half re-created: the twin re-creates it on a new config), and the
-endpoint (and SSM, which both write) ends as the later of the two left it. 20 rounds: the races between traffic decisions
+endpoint (and SSM, which both write) ends as the later of the two left it. 10 rounds: the races between traffic decisions
 (tests/local/test_traffic_races.py) are the 50-round proof; this adds the deploy function.
 """
 
@@ -24,7 +24,7 @@ from mlops.local.emulator import bootstrap
 from mlops.usecases.apply_traffic import TrafficRequest, traffic_controller
 from mlops.usecases.approve import ServingRequest, change_serving
 
-ROUNDS = 20
+ROUNDS = 10
 
 
 def run_at(

@@ -4,14 +4,14 @@ Each round starts from the challenger at 0.25 and sends a rollback, a rollout st
 shift to 0.5 at the same moment (a barrier). Whatever the interleaving: the decisions form one
 chain (each starts from the weights the previous left), the rollback wins (no step after it
 moves the challenger, and no shift that was in flight when it completed), and the endpoint
-and the SSM weights agree with the last decision. Without the lease, a rollback was undone in
-27 of 30 such races.
+and the SSM weights agree with the last decision. Before the lease, issue #12 measured a
+rollback undone in 27 of 30 races of a rollback and a step; these checks fail at once with
+the lease's exclusion taken out. Separate processes: test_traffic_races_processes.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 import threading
 from typing import Any
 
@@ -82,39 +82,4 @@ def test_threads_racing_leave_one_chain_and_the_rollback_wins(
         for thread in threads:
             thread.join(timeout=60)
         problems += [f"round {round_}: {p}" for p in races.check_round(raced, start, results)]
-    assert not problems, "\n".join(problems[:10])
-
-
-def test_processes_racing_leave_one_chain_and_the_rollback_wins(
-    raced: TrafficController, emulator: AwsTarget
-) -> None:
-    context = multiprocessing.get_context("spawn")  # no fork of a process running a server
-    roles = list(races.ROLES)
-    start, done = context.Barrier(len(roles) + 1), context.Barrier(len(roles) + 1)
-    out = context.Queue()
-    workers = [
-        context.Process(
-            target=races.process_racer,
-            args=(emulator.endpoint_url, role, ROUNDS, start, done, out),
-            daemon=True,
-        )
-        for role in roles
-    ]
-    for worker in workers:
-        worker.start()
-    problems: list[str] = []
-    try:
-        for round_ in range(ROUNDS):
-            first = reset(raced, round_)
-            start.wait(timeout=120)  # the racers start together
-            results = [out.get(timeout=120) for _ in roles]
-            done.wait(timeout=120)
-            assert {r for r, _ in results} == {round_}
-            outcomes = [outcome for _, outcome in results]
-            problems += [f"round {round_}: {p}" for p in races.check_round(raced, first, outcomes)]
-    finally:
-        for worker in workers:
-            worker.join(timeout=10)
-            if worker.is_alive():
-                worker.kill()
     assert not problems, "\n".join(problems[:10])
