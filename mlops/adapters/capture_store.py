@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from mlops.adapters import s3io
 from mlops.core.capture import (
     EXAMPLES_PER_KIND,
+    HasMalformed,
     Malformed,
     gc_paused,
     is_capture_file,
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class CaptureWindow:
+class CaptureWindow(HasMalformed):
     """A window's captured rows, parsed file by file: a million records are never all held as
     objects at once, only as columns."""
 
@@ -38,19 +39,6 @@ class CaptureWindow:
     first: datetime | None = None  # the earliest and latest inference times kept
     last: datetime | None = None
     keep_errors: int = EXAMPLES_PER_KIND  # examples kept of each kind of malformed record
-
-    @property
-    def malformed(self) -> int:
-        """Lines that were not capture records at all."""
-        return self.problems.count
-
-    @property
-    def malformed_by_kind(self) -> dict[str, int]:
-        return self.problems.by_kind
-
-    @property
-    def errors(self) -> list[str]:
-        return self.problems.errors
 
     def add_file(
         self, name: str, body: bytes, start: datetime | None = None, end: datetime | None = None

@@ -336,12 +336,10 @@ class Malformed:
         return whole
 
 
-@dataclass
-class ParseResult:
-    records: list[CaptureRecord] = field(default_factory=list)
-    lines: list[int] = field(default_factory=list)  # each record's line number
-    problems: Malformed = field(default_factory=Malformed)
-    unreadable: str | None = None  # why the file could not be read at all (rule 1)
+class HasMalformed:
+    """What a result says of its ``problems``: the count, the counts by kind, the examples."""
+
+    problems: Malformed
 
     @property
     def malformed(self) -> int:
@@ -355,6 +353,14 @@ class ParseResult:
     def errors(self) -> list[str]:
         """The first examples of each kind, as "source:line: reason"."""
         return self.problems.errors
+
+
+@dataclass
+class ParseResult(HasMalformed):
+    records: list[CaptureRecord] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)  # each record's line number
+    problems: Malformed = field(default_factory=Malformed)
+    unreadable: str | None = None  # why the file could not be read at all (rule 1)
 
 
 @contextlib.contextmanager

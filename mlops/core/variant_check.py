@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from mlops.core.capture import EXAMPLES_PER_KIND, CaptureRecord, Malformed
+from mlops.core.capture import EXAMPLES_PER_KIND, CaptureRecord, HasMalformed, Malformed
 from mlops.core.config import PlatformConfig
 from mlops.core.drift_stats import ColumnDrift, DriftResult, column_drift, dataset_drift
 from mlops.core.functions import DriftThresholds
@@ -45,7 +45,7 @@ ROW_MISMATCH = "rows and predictions differ"
 
 
 @dataclass
-class CaptureTable:
+class CaptureTable(HasMalformed):
     """Captured requests as columns: one row per scored instance."""
 
     features: dict[str, np.ndarray]
@@ -54,18 +54,6 @@ class CaptureTable:
     rows: int
     records: int
     problems: Malformed = field(default_factory=Malformed)  # records whose payloads do not parse
-
-    @property
-    def malformed(self) -> int:
-        return self.problems.count
-
-    @property
-    def malformed_by_kind(self) -> dict[str, int]:
-        return self.problems.by_kind
-
-    @property
-    def errors(self) -> list[str]:
-        return self.problems.errors
 
 
 def _finite(value: Any, where: str) -> float:
