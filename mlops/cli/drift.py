@@ -7,6 +7,7 @@ import uuid
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mlops.adapters.resources import stack_outputs
@@ -185,8 +186,11 @@ def _print_drift(outcomes: list[VariantOutcome]) -> None:
             console.print(f"  report: {o.html_uri}")
         for note in o.notes:
             console.print(f"  [dim]{note}[/dim]")
+        if o.report.malformed_by_kind:
+            kinds = ", ".join(f"{n} {k}" for k, n in o.report.malformed_by_kind.items())
+            console.print(f"  [yellow]malformed:[/yellow] {escape(kinds)} (examples in the result)")
         for error in o.report.errors[:5]:
-            console.print(f"  [yellow]malformed:[/yellow] {error}")
+            console.print(f"  [yellow]malformed:[/yellow] {escape(error)}")
 
 
 @app.command("scheduled")

@@ -79,6 +79,8 @@ def test_drifted_capture_fails_the_gate_and_writes_reports(reference: Path, tmp_
     assert document["records"] == records
     assert document["malformed"] == 2
     assert any("not JSON" in e for e in document["errors"])
+    assert sum(document["malformed_by_kind"].values()) == 2
+    assert "1 not JSON" in result.output  # the counts by kind, on the terminal too
     assert document["data"]["drift_share"] >= 0.5
     (html,) = out.rglob("*.html")
     assert "lncoins" in html.read_text()
