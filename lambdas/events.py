@@ -42,6 +42,11 @@ PackageArn = Annotated[
 ]
 
 
+class NoticeNotSent(RuntimeError):
+    """A decision stands (applied and audited) but its notice failed: the invocation fails so
+    that Lambda retries it, and the retry, finding the request completed, only sends it."""
+
+
 class EventRefused(ValueError):
     """An event this function does not accept; the message says what it expected."""
 

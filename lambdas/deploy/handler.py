@@ -25,6 +25,7 @@ from lambdas.events import (
     EventId,
     EventRefused,
     ModelPackageStateChange,
+    NoticeNotSent,
     one_line,
     parse_event,
     refusal,
@@ -35,11 +36,6 @@ from mlops.core.approval import PackageScope
 from mlops.core.functions import DeploySettings
 from mlops.core.traffic import TrafficError
 from mlops.usecases.approve import ServingRequest, change_serving
-
-
-class NoticeNotSent(RuntimeError):
-    """The change stands; its notice failed, and the retried invocation sends it."""
-
 
 logger = Logger(service=DeploySettings.service)
 

@@ -34,6 +34,7 @@ from lambdas.events import (
     ALARM_STATE_CHANGE,
     AlarmStateChange,
     EventRefused,
+    NoticeNotSent,
     one_line,
     parse_event,
     refusal,
@@ -43,11 +44,6 @@ from mlops.adapters.target import AwsTarget
 from mlops.core.functions import TrafficSettings
 from mlops.core.traffic import TrafficError
 from mlops.usecases.apply_traffic import TrafficRequest, refuse_early, traffic_controller
-
-
-class NoticeNotSent(RuntimeError):
-    """The decision stands; its notice failed, and the retried invocation sends it."""
-
 
 logger = Logger(service=TrafficSettings.service)
 metrics = Metrics(namespace="MLOps/Traffic", service=TrafficSettings.service)
