@@ -28,6 +28,7 @@ from lambdas.events import MAX_ERROR
 from lambdas.traffic import handler as traffic_lambda
 from mlops.core.config import PlatformConfig
 from mlops.core.functions import DeploySettings, TrafficSettings
+from tests.unit.test_events import ENVELOPE  # the EventBridge envelope, as AWS documents it
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics")
 
@@ -37,14 +38,6 @@ DEPLOY = DeploySettings.for_platform(
     CONFIG, audit_bucket="mlops-dev-reports", topic_arn=None, cloudformation_role_arn=None
 )
 ENDPOINT = TRAFFIC.endpoint_name
-ENVELOPE: dict[str, Any] = {
-    "version": "0",
-    "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
-    "account": "123456789012",
-    "time": "2026-11-30T10:00:00Z",
-    "region": "us-east-1",
-    "resources": [],
-}
 ALARM: dict[str, Any] = {
     **ENVELOPE,
     "source": "aws.cloudwatch",
