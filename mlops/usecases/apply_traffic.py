@@ -255,13 +255,13 @@ class TrafficController:
             if CHALLENGER not in variants:
                 return normalized(state.weights), "no challenger: all traffic is on the champion"
             return rollback(), "all traffic to the champion"
+        # The request's own shape (one of weights or a share, no promote) was checked by
+        # refuse_early before the lease: only what depends on the endpoint is checked here.
         if request.action is Action.SHIFT:
-            if request.weights is not None and request.challenger is not None:
-                raise TrafficError("give either weights or a challenger share, not both")
             if request.weights is not None:
                 checked = validate_weights(request.weights, variants)
                 return {**state.weights, **checked}, "weights as requested"
-            if request.challenger is None:
+            if request.challenger is None:  # refuse_early refuses it; this narrows the type
                 raise TrafficError("shift needs weights or a challenger share")
             if CHALLENGER not in variants:
                 raise TrafficError(f"endpoint {state.name} has no challenger variant")
