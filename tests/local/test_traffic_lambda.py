@@ -12,6 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from lambdas.events import NoticeNotSent
 from lambdas.traffic import handler as traffic
 from mlops.adapters import endpoints
 from mlops.core.config import PlatformConfig
@@ -187,7 +188,7 @@ def test_a_notice_that_fails_is_sent_by_the_retry_which_changes_nothing(
     monkeypatch.setenv("TOPIC_ARN", topic)
     assert TrafficSettings.from_environment(os.environ).topic_arn == topic
     failing = Faults().fail("sns", "Publish", "InternalError")
-    with faulty_clients(failing), pytest.raises(traffic.NoticeNotSent, match="applied and audited"):
+    with faulty_clients(failing), pytest.raises(NoticeNotSent, match="applied and audited"):
         traffic.handler(alarm_event("ALARM"), FakeContext())
     assert endpoints.describe(aws, ENDPOINT).weights == {"champion": 1.0, "challenger": 0.0}
     assert "Messages" not in sqs.receive_message(QueueUrl=queue)
