@@ -7,20 +7,16 @@ the rules in mlops.core.capture (``.jsonl`` and ``.jsonl.gz``; others named as s
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from mlops.adapters import s3io
-from mlops.core.capture import (
-    EXAMPLES_PER_KIND,
-    HasMalformed,
-    Malformed,
-    gc_paused,
-    is_capture_file,
-    parse_file,
-)
-from mlops.core.variant_check import CaptureTable, concat_tables, table_from_records
+from mlops.core.capture import EXAMPLES_PER_KIND, HasMalformed, Malformed, is_capture_file
+from mlops.core.capture_reader import FileRead, read_file, read_files
+from mlops.core.variant_check import CaptureTable, concat_tables
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -44,29 +40,31 @@ class CaptureWindow(HasMalformed):
         self, name: str, body: bytes, start: datetime | None = None, end: datetime | None = None
     ) -> None:
         """One capture file's records with start <= inference time < end (either end open)."""
-        parsed = parse_file(body, source=name, keep_errors=self.keep_errors)
-        if parsed.unreadable is not None:
-            self.malformed_files.append(f"{name}: {parsed.unreadable}")
+        self.add(
+            name, read_file(body, source=name, start=start, end=end, keep_errors=self.keep_errors)
+        )
+
+    def add_files(
+        self,
+        files: Iterable[tuple[str, Callable[[], bytes]]],
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> None:
+        """Files given as (name, a function that fetches its bytes), fetched and read on every
+        core at once, added in the order given."""
+        for name, read in read_files(files, start=start, end=end, keep_errors=self.keep_errors):
+            self.add(name, read)
+
+    def add(self, name: str, read: FileRead) -> None:
+        if read.table is None:
+            self.malformed_files.append(f"{name}: {read.unreadable}")
             return
-        records, lines = parsed.records, parsed.lines
-        if start is not None or end is not None:
-            kept = [
-                i
-                for i, r in enumerate(records)
-                if (start is None or r.inference_time >= start)
-                and (end is None or r.inference_time < end)
-            ]
-            records, lines = [records[i] for i in kept], [lines[i] for i in kept]
-        if records:
-            times = [r.inference_time for r in records]
-            self.first = min(times) if self.first is None else min(self.first, *times)
-            self.last = max(times) if self.last is None else max(self.last, *times)
+        if read.first is not None and read.last is not None:
+            self.first = read.first if self.first is None else min(self.first, read.first)
+            self.last = read.last if self.last is None else max(self.last, read.last)
         self.files += 1
-        self.problems.update(parsed.problems)
-        with gc_paused():
-            self.chunks.append(
-                table_from_records(records, keep_errors=self.keep_errors, source=name, lines=lines)
-            )
+        self.problems.update(read.problems)
+        self.chunks.append(read.table)
 
     def table(self) -> CaptureTable:
         return concat_tables(self.chunks, keep_errors=self.keep_errors)
@@ -106,6 +104,7 @@ def read_window(
     # One hour folder more on each side: a file can be written (and named) a little after the
     # hour of the records in it. Records are kept by their own inference time.
     slack = timedelta(hours=1)
+    keys: list[str] = []
     for prefix in hour_prefixes(base, endpoint, variant, start - slack, end + slack):
         for key in s3io.list_keys(s3, bucket, prefix):
             if key.endswith("/"):  # a "folder" made in the console: not a file
@@ -113,5 +112,10 @@ def read_window(
             if not is_capture_file(key):
                 window.skipped_files.append(key)
                 continue
-            window.add_file(key, s3.get_object(Bucket=bucket, Key=key)["Body"].read(), start, end)
+            keys.append(key)
+
+    # Fetched in the reading threads: boto3 clients are safe to share between threads.
+    window.add_files(
+        ((key, functools.partial(s3io.read, s3, bucket, key)) for key in keys), start, end
+    )
     return window

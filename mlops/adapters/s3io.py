@@ -29,6 +29,12 @@ def exists(s3: S3Client, bucket: str, key: str) -> bool:
     return any(item["Key"] == key for item in listed.get("Contents", []))
 
 
+def read(s3: S3Client, bucket: str, key: str) -> bytes:
+    """An object's bytes."""
+    body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return body
+
+
 def list_keys(s3: S3Client, bucket: str, prefix: str) -> list[str]:
     keys: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):

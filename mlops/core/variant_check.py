@@ -111,28 +111,41 @@ def _bulk(record: CaptureRecord) -> str | None:
     return match.group(1) if match else None
 
 
-def table_from_records(
+@dataclass
+class RecordRows:
+    """Rows parsed from records, each tagged with its record's position in the file; and the
+    records that did not parse, as (position, kind, example)."""
+
+    values: list[np.ndarray] = field(default_factory=list)
+    scores: list[np.ndarray] = field(default_factory=list)
+    event_ids: list[np.ndarray] = field(default_factory=list)
+    positions: list[np.ndarray] = field(default_factory=list)
+    problems: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+def record_rows(
     records: Sequence[CaptureRecord],
-    *,
-    keep_errors: int = EXAMPLES_PER_KIND,
+    positions: Sequence[int],
     source: str = "",
     lines: Sequence[int] | None = None,
-) -> CaptureTable:
-    """Parse every record's input (by the model's schema) and output (its scores). A record
-    that does not parse is counted by kind, with the first ``keep_errors`` examples of each
-    kind ("source:line: event id: reason" when ``lines`` gives each record's line)."""
+) -> RecordRows:
+    """Parse every record's input (by the model's schema) and output (its scores): the common
+    case in bulk, the others with the serving handlers' parser one by one. A record that does
+    not parse is a problem of its kind ("source:line: event id: reason" when ``lines`` gives
+    each record's line)."""
     bulk_records: list[CaptureRecord] = []
     bulk_scores: list[str] = []
     bulk_positions: list[int] = []
-    others: list[tuple[int, CaptureRecord]] = []
-    for position, record in enumerate(records):
+    others: list[tuple[int, CaptureRecord, int | None]] = []
+    for index, (position, record) in enumerate(zip(positions, records, strict=True)):
+        line = lines[index] if lines is not None else None
         score = _bulk(record)
         if score is None:
-            others.append((position, record))
+            others.append((position, record, line))
         else:
             bulk_records.append(record)
             bulk_scores.append(score)
-            bulk_positions.append(position)
+            bulk_positions.append(index)
     width = len(FEATURE_NAMES)
     bulk = np.array(
         ",".join(r.input.data for r in bulk_records).split(",") if bulk_records else [],
@@ -143,20 +156,22 @@ def table_from_records(
     )
     if not finite.all():  # 1e999 parses as inf: let the record-by-record parser name it
         others.extend(
-            (i, r) for i, r, ok in zip(bulk_positions, bulk_records, finite, strict=True) if not ok
+            (positions[i], r, lines[i] if lines is not None else None)
+            for i, r, ok in zip(bulk_positions, bulk_records, finite, strict=True)
+            if not ok
         )
         others.sort(key=lambda item: item[0])
         bulk_records = [r for r, ok in zip(bulk_records, finite, strict=True) if ok]
         bulk_scores = [v for v, ok in zip(bulk_scores, finite, strict=True) if ok]
         bulk_positions = [i for i, ok in zip(bulk_positions, finite, strict=True) if ok]
         bulk = bulk[finite]
-
-    rows: list[np.ndarray] = [bulk]
-    scores: list[float] = [float(v) for v in bulk_scores]
-    event_ids: list[str] = [r.event_id for r in bulk_records]
-    positions: list[int] = list(bulk_positions)
-    problems = Malformed(keep=keep_errors)
-    for position, record in others:
+    rows = RecordRows(
+        values=[bulk],
+        scores=[np.asarray([float(v) for v in bulk_scores], dtype=float)],
+        event_ids=[np.asarray([r.event_id for r in bulk_records], dtype=object)],
+        positions=[np.asarray([positions[i] for i in bulk_positions], dtype=np.int64)],
+    )
+    for position, record, line in others:
         kind = BAD_INPUT
         try:
             matrix = inference.input_fn(record.input.data, record.input.content_type)
@@ -173,24 +188,55 @@ def table_from_records(
             # input_fn's and _finite's words for a NaN, an infinity or 1e999.
             if "not a finite number" in str(exc):
                 kind = NON_FINITE
-            where = f"{source}:{lines[position]}: " if lines is not None else ""
-            problems.add(kind, f"{where}event {record.event_id}: {exc}")
+            where = f"{source}:{line}: " if line is not None else ""
+            rows.problems.append((position, kind, f"{where}event {record.event_id}: {exc}"))
             continue
-        rows.append(matrix)
-        scores.extend(predicted)
-        event_ids.extend([record.event_id] * len(matrix))
-        positions.extend([position] * len(matrix))
-    # Rows in the order of the records, whichever path parsed them.
-    order = np.argsort(np.asarray(positions, dtype=np.int64), kind="stable")
-    table = np.vstack(rows)[order]
+        rows.values.append(matrix)
+        rows.scores.append(np.asarray(predicted, dtype=float))
+        rows.event_ids.append(np.asarray([record.event_id] * len(matrix), dtype=object))
+        rows.positions.append(np.full(len(matrix), position, dtype=np.int64))
+    return rows
+
+
+def assemble_table(
+    parts: Sequence[RecordRows], *, records: int, keep_errors: int = EXAMPLES_PER_KIND
+) -> CaptureTable:
+    """One table from rows parsed apart: rows, and the examples of each kind of problem, in the
+    order of the records they came from."""
+    width = len(FEATURE_NAMES)
+    values = [v for p in parts for v in p.values] or [np.empty((0, width))]
+    positions = np.concatenate([q for p in parts for q in p.positions] or [np.empty(0, np.int64)])
+    order = np.argsort(positions, kind="stable")
+    table = np.vstack([v.reshape(len(v), width) for v in values])[order]
+    problems = Malformed(keep=keep_errors)
+    for _, kind, example in sorted(
+        (problem for p in parts for problem in p.problems), key=lambda item: item[0]
+    ):
+        problems.add(kind, example)
     return CaptureTable(
         features={name: table[:, i] for i, name in enumerate(FEATURE_NAMES)},
-        scores=np.asarray(scores, dtype=float)[order],
-        event_ids=np.asarray(event_ids, dtype=object)[order],
+        scores=np.concatenate([s for p in parts for s in p.scores] or [np.empty(0)])[order],
+        event_ids=np.concatenate(
+            [e for p in parts for e in p.event_ids] or [np.empty(0, dtype=object)]
+        )[order],
         rows=len(table),
-        records=len(records),
+        records=records,
         problems=problems,
     )
+
+
+def table_from_records(
+    records: Sequence[CaptureRecord],
+    *,
+    keep_errors: int = EXAMPLES_PER_KIND,
+    source: str = "",
+    lines: Sequence[int] | None = None,
+) -> CaptureTable:
+    """Parse every record's input (by the model's schema) and output (its scores). A record
+    that does not parse is counted by kind, with the first ``keep_errors`` examples of each
+    kind ("source:line: event id: reason" when ``lines`` gives each record's line)."""
+    rows = record_rows(records, range(len(records)), source, lines)
+    return assemble_table([rows], records=len(records), keep_errors=keep_errors)
 
 
 def concat_tables(

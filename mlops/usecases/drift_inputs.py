@@ -7,8 +7,9 @@ by location (``mlops drift check`` on a folder or an S3 prefix), the capture fil
 from __future__ import annotations
 
 import csv
+import functools
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -67,18 +68,20 @@ def read_columns(text: str, required: tuple[str, ...], *, source: str) -> dict[s
 
 
 # -- inputs given by location (the CLI: a local folder or an S3 prefix) ---------------------------
-def _files(
+def _sources(
     location: str,
     s3: S3Client | None,
     suffix: str | tuple[str, ...],
     skipped: list[str] | None = None,
-) -> Iterator[tuple[str, bytes]]:
-    """(name, bytes) of the file ``location``, or of every ``*suffix`` file under it, one at a
-    time (a large window is never all in memory as bytes). The names of the other files under
-    it go to ``skipped`` (S3 "folder" keys ending in / are not files)."""
+) -> Iterator[tuple[str, Callable[[], bytes]]]:
+    """(name, a function that reads its bytes) of the file ``location``, or of every
+    ``*suffix`` file under it: nothing is read until asked, so a large window is never all in
+    memory as bytes. The names of the other files under it go to ``skipped`` (S3 "folder" keys
+    ending in / are not files)."""
     if location.startswith("s3://"):
         if s3 is None:
             raise ValueError(f"{location} is in S3: an S3 client is needed")
+        client = s3
         bucket, key = s3io.split_uri(location)
         keys = s3io.list_keys(s3, bucket, key)
         under = [key] if key in keys else keys
@@ -89,11 +92,11 @@ def _files(
                 if skipped is not None and not k.endswith("/"):
                     skipped.append(f"s3://{bucket}/{k}")
                 continue
-            yield f"s3://{bucket}/{k}", s3.get_object(Bucket=bucket, Key=k)["Body"].read()
+            yield f"s3://{bucket}/{k}", functools.partial(s3io.read, client, bucket, k)
         return
     path = Path(location)
     if path.is_file():
-        yield str(path), path.read_bytes()
+        yield str(path), path.read_bytes
         return
     if not path.is_dir():
         raise FileNotFoundError(f"{location} does not exist")
@@ -101,9 +104,16 @@ def _files(
         if not p.is_file():
             continue
         if p.name.endswith(suffix):
-            yield str(p), p.read_bytes()
+            yield str(p), p.read_bytes
         elif skipped is not None:
             skipped.append(str(p))
+
+
+def _files(
+    location: str, s3: S3Client | None, suffix: str | tuple[str, ...]
+) -> Iterator[tuple[str, bytes]]:
+    for name, read in _sources(location, s3, suffix):
+        yield name, read()
 
 
 def load_reference(
@@ -146,8 +156,7 @@ def load_capture(
     """Every capture record in the capture files (.jsonl, .jsonl.gz) at ``location``, optionally
     within a window; other files there are named as skipped, unreadable ones as malformed."""
     window = CaptureWindow()
-    for name, body in _files(location, s3, CAPTURE_SUFFIXES, window.skipped_files):
-        window.add_file(name, body, start, end)
+    window.add_files(_sources(location, s3, CAPTURE_SUFFIXES, window.skipped_files), start, end)
     if window.files == 0 and not window.malformed_files:
         others = window.skipped_files
         raise FileNotFoundError(

@@ -1,0 +1,370 @@
+"""Capture files read column-wise: a window's table from file bytes, by mlops.core.capture's
+rules, at several times the reference reader's speed and on every core.
+
+The reference reader (``capture.parse_file``, then ``variant_check.table_from_records``) builds
+Python objects for every record. This one runs Rust regexes and casts (polars) over a whole file
+at once; they release the GIL, so files are read in parallel threads (``read_files``).
+
+It vouches for a line only when the line is, character for character, the layout SageMaker
+writes (``TEMPLATE``): fixed keys in a fixed order, strings holding no control character and
+no escape but ``\\"``. Such a line is strict JSON with exactly those fields, so its values are
+the same whichever JSON reader reads it. Every other non-blank line goes to the reference parser
+with its line number, and is read, counted and described exactly as there. Payloads likewise:
+the fast path takes one CSV row of plain numbers, or ``{"instances": [[...]]}`` of plain JSON
+numbers, answered with one ``{"predictions": [{"score": .., "label": ..}]}``, and checks every
+value is finite; any other record goes through ``variant_check``'s own record parser.
+
+The result is the reference reader's, record for record and value for value, malformed
+accounting included: tests/unit/test_capture_reader.py checks it on generated files.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+
+from mlops.core.capture import (
+    EXAMPLES_PER_KIND,
+    JSON_WHITESPACE,
+    UTF8_BOM,
+    CaptureRecord,
+    Malformed,
+    MalformedRecord,
+    UnreadableFile,
+    _inference_time,
+    file_content,
+    parse_file,
+    parse_line,
+)
+from mlops.core.variant_check import CaptureTable, RecordRows, assemble_table, record_rows
+from pipeline_steps.schema import FEATURE_NAMES
+
+WIDTH = len(FEATURE_NAMES)
+
+# JSON strings as SageMaker writes them: no control character; in data, no escape but \", \n,
+# \r and \t (no \\: so each escape reads alone, and four plain replacements unescape it all).
+_TEXT = r'[^"\\\x00-\x1f]*'
+_DATA = r'(?:[^"\\\x00-\x1f]|\\["nrt])*'
+_ESCAPES = (('\\"', '"'), ("\\n", "\n"), ("\\r", "\r"), ("\\t", "\t"))
+
+
+def _template(inference_id: str) -> str:
+    # One template per place of inferenceId, not one with optional parts: a regex with
+    # captures that can tell at every character which way it goes runs several times faster.
+    before, after = (f'"inferenceId":"{_TEXT}",', "") if inference_id == "before" else ("", "")
+    if inference_id == "after":
+        after = f',"inferenceId":"{_TEXT}"'
+    return (
+        r'^\{"captureData":\{"endpointInput":\{'
+        rf'"observedContentType":"(?P<in_type>{_TEXT})","mode":"INPUT",'
+        rf'"data":"(?P<in_data>{_DATA})","encoding":"(?P<in_encoding>CSV|JSON|BASE64)"\}},'
+        r'"endpointOutput":\{'
+        rf'"observedContentType":"(?P<out_type>{_TEXT})","mode":"OUTPUT",'
+        rf'"data":"(?P<out_data>{_DATA})","encoding":"(?P<out_encoding>CSV|JSON|BASE64)"\}}\}},'
+        rf'"eventMetadata":\{{"eventId":"(?P<event_id>{_TEXT})",{before}'
+        rf'"inferenceTime":"(?P<time>{_TEXT})"{after}\}},"eventVersion":"0"\}}\r?$'
+    )
+
+
+TEMPLATES = tuple(_template(place) for place in ("none", "after", "before"))
+# Plain numbers only (ASCII digits): a subset of what variant_check's bulk path and the
+# handlers' parser read, so a value read here is the value they read (all round correctly).
+_NUMBER = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+# A JSON number, but not the integer -0: the handlers' json.loads reads it as the int 0 (+0.0).
+_FRACTION_EXPONENT = r"(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
+_JSON_NUMBER = (
+    rf"(?:-?[1-9][0-9]*{_FRACTION_EXPONENT}|0{_FRACTION_EXPONENT}"
+    r"|-0(?:\.[0-9]+(?:[eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+))"
+)
+# One row, captured without its line break.
+ONE_CSV_ROW = rf"^([ \t]*{_NUMBER}[ \t]*(?:,[ \t]*{_NUMBER}[ \t]*){{{WIDTH - 1}}})\r?\n?$"
+ONE_JSON_ROW = (
+    rf'^\{{"instances": ?\[\[( ?{_JSON_NUMBER}(?: ?, ?{_JSON_NUMBER}){{{WIDTH - 1}}} ?)\]\]\}}$'
+)
+_SCORE = r'^\{{"predictions": *\[\{{"score": *({}), *"label": *-?[0-9]+\}}\]\}} *$'
+# After a CSV row, the score as variant_check's bulk path reads it; otherwise as the handlers'
+# json.loads does, or, for a text/csv response, as float() reads one value.
+ONE_SCORE = _SCORE.format(_NUMBER)
+ONE_JSON_SCORE = _SCORE.format(_JSON_NUMBER)
+ONE_CSV_SCORE = rf"^[ \t\r\n]*({_NUMBER})[ \t\r\n]*$"
+
+
+@dataclass
+class FileRead:
+    """One capture file's records within a window, as the reference reader gives them."""
+
+    table: CaptureTable | None = None  # None: unreadable
+    problems: Malformed = field(default_factory=Malformed)  # lines that are not capture records
+    unreadable: str | None = None  # why the file could not be read at all
+    first: datetime | None = None  # the earliest and latest inference times kept
+    last: datetime | None = None
+
+
+def _in_window(when: datetime, start: datetime | None, end: datetime | None) -> bool:
+    return (start is None or when >= start) and (end is None or when < end)
+
+
+def _reference(
+    body: bytes, source: str, start: datetime | None, end: datetime | None, keep: int
+) -> FileRead:
+    """The whole file by the reference reader (a file that is not all UTF-8: rare)."""
+    parsed = parse_file(body, source=source, keep_errors=keep)
+    if parsed.unreadable is not None:
+        return FileRead(unreadable=parsed.unreadable)
+    kept = [
+        (record, line)
+        for record, line in zip(parsed.records, parsed.lines, strict=True)
+        if _in_window(record.inference_time, start, end)
+    ]
+    rows = record_rows([r for r, _ in kept], range(len(kept)), source, [n for _, n in kept])
+    times = [r.inference_time for r, _ in kept]
+    return FileRead(
+        table=assemble_table([rows], records=len(kept), keep_errors=keep),
+        problems=parsed.problems,
+        first=min(times, default=None),
+        last=max(times, default=None),
+    )
+
+
+def _times(texts: pl.Series) -> dict[str, datetime | None]:
+    """Each distinct time text read once (records of one second share it); None: not RFC 3339."""
+    read: dict[str, datetime | None] = {}
+    for text in texts.unique().to_list():
+        try:
+            read[text] = _inference_time(text)
+        except MalformedRecord:
+            read[text] = None  # the reference parser names it, with the line
+    return read
+
+
+def _unescaped(data: pl.Series) -> pl.Series:
+    """A matched line's data with its escapes read (each replaced only where present)."""
+    for escape, character in _ESCAPES:
+        if data.str.contains(escape, literal=True).any():
+            data = data.str.replace_all(escape, character, literal=True)
+    return data
+
+
+def _decoded(frame: pl.DataFrame) -> pl.DataFrame:
+    """in_text and out_text: each section's data as the reference decodes it; null where a
+    BASE64 section is not strict base64 (the reference parser names it)."""
+    texts: dict[str, pl.Series] = {}
+    for side in ("in", "out"):
+        data, encodings = _unescaped(frame[f"{side}_data"]), frame[f"{side}_encoding"]
+        if not (encodings == "BASE64").any():
+            texts[side] = data
+            continue
+        decoded: list[str | None] = []
+        for text, encoding in zip(data.to_list(), encodings.to_list(), strict=True):
+            if encoding != "BASE64":
+                decoded.append(text)
+                continue
+            try:
+                raw = base64.b64decode(text, validate=True)
+            except (binascii.Error, ValueError):
+                decoded.append(None)
+            else:
+                decoded.append(raw.decode("utf-8", errors="replace"))
+        texts[side] = pl.Series(decoded, dtype=pl.String)
+    return frame.with_columns(in_text=texts["in"], out_text=texts["out"])
+
+
+def _matched(texts: list[str]) -> tuple[pl.DataFrame, list[tuple[str, int]]]:
+    """The lines that match a template, with their fields and numbers; and (line, number) of
+    the others."""
+    left = pl.DataFrame(
+        {"line": pl.Series(texts, dtype=pl.String), "number": np.arange(1, len(texts) + 1)}
+    )
+    matched: list[pl.DataFrame] = []
+    for template in TEMPLATES:
+        found = left.with_columns(pl.col("line").str.extract_groups(template).alias("f")).unnest(
+            "f"
+        )
+        hit = found["in_encoding"].is_not_null()
+        if hit.all():
+            matched.append(found)
+            return pl.concat(matched) if len(matched) > 1 else found, []
+        matched.append(found.filter(hit))
+        left = found.filter(~hit).select("line", "number")
+    return pl.concat(matched), list(left.iter_rows())
+
+
+def read_file(
+    body: bytes,
+    *,
+    source: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    keep_errors: int = EXAMPLES_PER_KIND,
+) -> FileRead:
+    """One capture file's records with start <= inference time < end (either end open)."""
+    try:
+        content = file_content(body, source)
+    except UnreadableFile as exc:
+        return FileRead(unreadable=str(exc))
+    if content.startswith(UTF8_BOM):
+        content = content[len(UTF8_BOM) :]
+    try:
+        texts = content.decode("utf-8").split("\n")  # rules 2-3: LF only
+    except UnicodeDecodeError:
+        return _reference(body, source, start, end, keep_errors)
+    if texts[-1] == "":  # after the last LF: blank (numbers stay as they were)
+        texts.pop()
+    frame, others = _matched(texts)
+    frame = _decoded(frame)
+    times = _times(frame["time"])
+    good = [t for t, w in times.items() if w is not None]
+    fast_ok = frame["in_text"].is_not_null() & frame["out_text"].is_not_null()
+    if len(good) < len(times):
+        fast_ok &= frame["time"].is_in(good)
+    fast = frame
+    if not fast_ok.all():
+        fast = frame.filter(fast_ok)
+        others += list(frame.filter(~fast_ok).select("line", "number").iter_rows())
+    # Every other line not blank goes to the reference parser, in line order, with its number.
+    problems = Malformed(keep=keep_errors)
+    slow: list[tuple[int, CaptureRecord]] = []
+    for line, number in sorted(others, key=lambda item: item[1]):
+        if not line.strip(JSON_WHITESPACE):
+            continue
+        try:
+            slow.append((number, parse_line(line)))
+        except MalformedRecord as exc:
+            problems.add(exc.kind, f"{source}:{number}: {exc}")
+    # The window, over both.
+    inside = [t for t in good if _in_window(times[t], start, end)]  # type: ignore[arg-type]
+    if len(inside) < len(times):
+        fast = fast.filter(pl.col("time").is_in(inside))
+    slow = [(n, r) for n, r in slow if _in_window(r.inference_time, start, end)]
+    kept_times = [times[t] for t in inside]
+    kept_times += [r.inference_time for _, r in slow]
+    # Positions: the kept records in line order, whichever path read them.
+    fast_numbers = fast["number"].to_numpy().astype(np.int64)
+    if slow:
+        slow_numbers = np.asarray([n for n, _ in slow], dtype=np.int64)
+        kept = np.sort(np.concatenate([fast_numbers, slow_numbers]))
+        fast_positions = np.searchsorted(kept, fast_numbers)
+        slow_positions = np.searchsorted(kept, slow_numbers)
+    else:  # fast_numbers are in line order
+        kept, fast_positions = fast_numbers, np.arange(len(fast_numbers), dtype=np.int64)
+        slow_positions = np.empty(0, dtype=np.int64)
+    bulk, rest = _payloads(fast, fast_positions)
+    # Records the fast payload path does not take: variant_check's record parser, as ever.
+    records = [(int(position), parse_line(line), number) for position, line, number in rest]
+    records += [(int(p), r, n) for p, (n, r) in zip(slow_positions, slow, strict=True)]
+    records.sort(key=lambda item: item[0])
+    rows = record_rows(
+        [r for _, r, _ in records], [p for p, _, _ in records], source, [n for _, _, n in records]
+    )
+    return FileRead(
+        table=assemble_table([bulk, rows], records=len(kept), keep_errors=keep_errors),
+        problems=problems,
+        first=min((t for t in kept_times if t is not None), default=None),
+        last=max((t for t in kept_times if t is not None), default=None),
+    )
+
+
+def _base_type(content_type: str) -> str:
+    return content_type.split(";", maxsplit=1)[0].strip().lower()  # as the handlers read it
+
+
+def _of_types(column: pl.Series, accept: Callable[[str], bool]) -> pl.Series:
+    """Which rows' content type ``accept`` takes (judged once per distinct type)."""
+    types = column.unique().to_list()
+    taken = [t for t in types if accept(t)]
+    if len(taken) == len(types):
+        return pl.Series(np.ones(len(column), dtype=bool))
+    return column.is_in(taken)
+
+
+def _payloads(
+    fast: pl.DataFrame, positions: np.ndarray
+) -> tuple[RecordRows, list[tuple[int, str, int]]]:
+    """Rows of the records whose payloads take the fast path (one row of plain numbers, one
+    score), and (position, line, number) of the others, for the record parser.
+
+    The record parser's own order: first its bulk path (a text/csv request with a JSON
+    response, both by regex); then the serving handlers' parser, which goes by the base content
+    type (CSV by the csv module, JSON by json.loads) and reads a text/csv response as numbers
+    split on whitespace and any other as JSON."""
+    in_text, out_text = fast["in_text"], fast["out_text"]
+    csv_row = in_text.str.extract(ONE_CSV_ROW, 1)
+    in_csv = _of_types(fast["in_type"], lambda t: _base_type(t) == "text/csv")
+    out_csv = _of_types(fast["out_type"], lambda t: _base_type(t) == "text/csv")
+    bulk = (
+        _of_types(fast["in_type"], lambda t: t.startswith("text/csv"))
+        & _of_types(fast["out_type"], lambda t: t.startswith("application/json"))
+        & csv_row.is_not_null()
+    )
+    score = out_text.str.extract(ONE_SCORE, 1).set(~bulk, None)
+    bulk &= score.is_not_null()
+    row = csv_row.set(~(bulk | in_csv), None)
+    if not bulk.all():  # the handlers' parser, for what its bulk path did not take
+        handlers = ~bulk
+        json_in = handlers & _of_types(
+            fast["in_type"], lambda t: _base_type(t) == "application/json"
+        )
+        if json_in.any():
+            row = _where(json_in, in_text.str.extract(ONE_JSON_ROW, 1), row)
+        if (handlers & out_csv).any():
+            score = _where(handlers & out_csv, out_text.str.extract(ONE_CSV_SCORE, 1), score)
+        if (handlers & ~out_csv).any():
+            score = _where(handlers & ~out_csv, out_text.str.extract(ONE_JSON_SCORE, 1), score)
+    for space in (" ", "\t"):  # around values only (by the regexes): both parsers strip them
+        if row.str.contains(space, literal=True).any():
+            row = row.str.replace_all(space, "", literal=True)
+    values = row.str.split(",").explode().cast(pl.Float64, strict=False).to_numpy()
+    has_row = row.is_not_null().to_numpy()
+    if has_row.all():
+        matrix = values.reshape(len(row), WIDTH)
+    else:  # exploded, a row that matched gives WIDTH values and any other row one null
+        matrix = np.full((len(row), WIDTH), np.nan)
+        matrix[has_row] = values[np.repeat(has_row, np.where(has_row, WIDTH, 1))].reshape(-1, WIDTH)
+    scores = score.cast(pl.Float64, strict=False).to_numpy().astype(float)
+    ok = np.isfinite(matrix).all(axis=1) & np.isfinite(scores)
+    event_ids = fast["event_id"].to_numpy().astype(object)
+    if ok.all():
+        return RecordRows([matrix], [scores], [event_ids], [positions.astype(np.int64)]), []
+    rows = RecordRows([matrix[ok]], [scores[ok]], [event_ids[ok]], [positions[ok]])
+    rest = zip(
+        positions[~ok].tolist(),
+        fast["line"].filter(pl.Series(~ok)).to_list(),
+        fast["number"].to_numpy()[~ok].tolist(),
+        strict=True,
+    )
+    return rows, list(rest)
+
+
+def _where(mask: pl.Series, then: pl.Series, otherwise: pl.Series) -> pl.Series:
+    return pl.select(pl.when(mask).then(then).otherwise(otherwise)).to_series()
+
+
+def read_files(
+    files: Iterable[tuple[str, Callable[[], bytes]]],
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    keep_errors: int = EXAMPLES_PER_KIND,
+    workers: int | None = None,
+) -> Iterator[tuple[str, FileRead]]:
+    """(name, read) of each file, in the order given; each file's bytes are fetched (``load``)
+    and read in one of ``workers`` threads (default: one per core)."""
+
+    def work(item: tuple[str, Callable[[], bytes]]) -> tuple[str, FileRead]:
+        name, load = item
+        return name, read_file(load(), source=name, start=start, end=end, keep_errors=keep_errors)
+
+    count = workers or len(os.sched_getaffinity(0))
+    if count <= 1:
+        yield from map(work, files)
+        return
+    with ThreadPoolExecutor(max_workers=count, thread_name_prefix="capture") as pool:
+        yield from pool.map(work, files)
