@@ -13,8 +13,8 @@
 Context overrides work as with `cdk synth`: `-c stage=prod -c region=eu-west-1`.
 
 One module per command group; what they share (global options, State, consoles) is in
-`mlops.cli.common`. Heavy libraries are imported inside the commands that need them, so
-`mlops --help` stays quick.
+`mlops.cli.common`. Heavy libraries are imported when a command uses them (`LazyModule`), so
+`mlops --help` and every command's help stay quick (tests/unit/test_cli_startup.py).
 """
 
 from __future__ import annotations
@@ -22,17 +22,15 @@ from __future__ import annotations
 import sys
 
 import typer
-from botocore.exceptions import BotoCoreError, ClientError
 
-from mlops.adapters.resources import ResourcesNotFound
 from mlops.cli import aws, data, demo, drift, endpoint, local, pipeline, registry, serving, traffic
-from mlops.cli.common import errors, main_options
+from mlops.cli.common import MainGroup, errors, main_options
 from mlops.cli.drift import DRIFT_EXIT_CODE
-from mlops.local.emulator import EmbeddedError
 
 __all__ = ["DRIFT_EXIT_CODE", "app", "main"]
 
 app = typer.Typer(
+    cls=MainGroup,
     help=__doc__.split("\n\n")[0] if __doc__ else None,
     no_args_is_help=True,
     add_completion=False,
@@ -50,15 +48,33 @@ app.add_typer(drift.app, name="drift")
 app.add_typer(aws.app, name="aws")
 app.command("demo")(demo.demo)
 
+# What `main` reports in one line, exit 1: (module, exception, heading). Matched only when the
+# module is imported (nothing else can have raised its exceptions), so that exiting, after a
+# help page too, imports none of them.
+REPORTED = (
+    ("mlops.local.emulator", "EmbeddedError", "error"),
+    ("mlops.adapters.resources", "ResourcesNotFound", "error"),
+    ("botocore.exceptions", "ClientError", "AWS error"),
+    ("botocore.exceptions", "BotoCoreError", "AWS error"),
+)
+
+
+def _heading(exc: Exception) -> str | None:
+    for module, name, heading in REPORTED:
+        loaded = sys.modules.get(module)
+        if loaded is not None and isinstance(exc, getattr(loaded, name)):
+            return heading
+    return None
+
 
 def main() -> None:
     try:
         app()
-    except (EmbeddedError, ResourcesNotFound) as exc:
-        errors.print(f"[bold red]error:[/bold red] {exc}")
-        sys.exit(1)
-    except (ClientError, BotoCoreError) as exc:
-        errors.print(f"[bold red]AWS error:[/bold red] {exc}")
+    except Exception as exc:
+        heading = _heading(exc)
+        if heading is None:
+            raise
+        errors.print(f"[bold red]{heading}:[/bold red] {exc}")
         sys.exit(1)
 
 

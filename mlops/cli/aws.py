@@ -7,19 +7,29 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mlops.adapters.preflight import PreflightClients, docker_status, profile_region
-from mlops.adapters.target import AwsTarget
-from mlops.cli.common import PROJECT_ROOT, State, Target, checked, console
-from mlops.core.config import PlatformConfig, read_cdk_json_context
-from mlops.core.preflight import Check, Status, failed, removal
-from mlops.usecases.preflight import after_destroy as find_retained
-from mlops.usecases.preflight import aws_preflight, embedded_preflight
+from mlops.cli.common import PROJECT_ROOT, LazyModule, State, Target, checked, console
+
+if TYPE_CHECKING:
+    from mlops.adapters import preflight as facts
+    from mlops.adapters import target as aws_target
+    from mlops.adapters.preflight import DockerStatus
+    from mlops.core import config as platform_config
+    from mlops.core import preflight as verdicts
+    from mlops.core.config import PlatformConfig
+    from mlops.core.preflight import Check
+    from mlops.usecases import preflight as workflows
+else:
+    facts = LazyModule("mlops.adapters.preflight")
+    aws_target = LazyModule("mlops.adapters.target")
+    platform_config = LazyModule("mlops.core.config")
+    verdicts = LazyModule("mlops.core.preflight")
+    workflows = LazyModule("mlops.usecases.preflight")
 
 app = typer.Typer(help="The AWS account a deploy goes to.", no_args_is_help=True)
 
@@ -40,7 +50,13 @@ def _folder_if_any(value: str) -> str | None:
     )
 
 
-STYLES = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "bold red", Status.NA: "dim"}
+# Named here (tests replace them here); their module is imported when a command runs.
+def docker_status() -> DockerStatus:
+    return facts.docker_status()
+
+
+def profile_region(profile: str | None) -> str | None:
+    return facts.profile_region(profile)
 
 
 def deploy_config(ctx: typer.Context, state: State) -> PlatformConfig:
@@ -50,24 +66,26 @@ def deploy_config(ctx: typer.Context, state: State) -> PlatformConfig:
     overrides = ctx.find_root().params.get("context") or []
     cdk_json = PROJECT_ROOT / "cdk.json"
     named = any(o.partition("=")[0].strip() == "region" for o in overrides) or (
-        cdk_json.exists() and "region" in read_cdk_json_context(cdk_json)
+        cdk_json.exists() and "region" in platform_config.read_cdk_json_context(cdk_json)
     )
     if named or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"):
         return state.config
     region = profile_region(state.profile)
     if not region or region == state.config.region:
         return state.config
-    return PlatformConfig.model_validate(
+    return platform_config.PlatformConfig.model_validate(
         {**state.config.model_dump(exclude_none=True), "region": region}
     )
 
 
 def _table(checks: list[Check]) -> Table:
+    status = verdicts.Status
+    styles = {status.OK: "green", status.WARN: "yellow", status.FAIL: "bold red", status.NA: "dim"}
     table = Table()
     for column in ("check", "status", "found", "what to do"):
         table.add_column(column, overflow="fold")
     for check in checks:
-        style = STYLES[check.status]
+        style = styles[check.status]
         table.add_row(
             escape(check.name),
             f"[{style}]{check.status}[/{style}]",
@@ -108,9 +126,9 @@ def preflight(
     docker = docker_status()
     if state.target_kind is Target.aws:
         config = deploy_config(ctx, state)
-        target = AwsTarget(region=config.region, profile=state.profile)
-        checks = aws_preflight(
-            PreflightClients.for_target(target),
+        target = aws_target.AwsTarget(region=config.region, profile=state.profile)
+        checks = workflows.aws_preflight(
+            facts.PreflightClients.for_target(target),
             config,
             docker=docker,
             cdk_out=Path(cdk_out),
@@ -119,23 +137,23 @@ def preflight(
         where = target.describe()
     else:
         config = state.config
-        checks = embedded_preflight(config, docker=docker)
+        checks = workflows.embedded_preflight(config, docker=docker)
         where = "the embedded default"
     if as_json:
         document = {
             "target": state.target_kind.value,
             "region": config.region,
             "stage": config.stage,
-            "failed": failed(checks),
+            "failed": verdicts.failed(checks),
             "checks": [check.as_dict() for check in checks],
         }
         console.print_json(json.dumps(document))
     else:
         console.print(f"[bold]preflight[/bold] for {config.prefix} on {where}")
         console.print(_table(checks))
-        counts = {s: sum(c.status is s for c in checks) for s in Status}
+        counts = {s: sum(c.status is s for c in checks) for s in verdicts.Status}
         console.print(", ".join(f"{n} {s}" for s, n in counts.items() if n))
-    if failed(checks):
+    if verdicts.failed(checks):
         raise typer.Exit(1)
 
 
@@ -151,8 +169,8 @@ def retained(ctx: typer.Context) -> None:
         console.print("nothing to list: the embedded default is not deployed with CloudFormation")
         return
     config = deploy_config(ctx, state)
-    target = AwsTarget(region=config.region, profile=state.profile)
-    found = find_retained(PreflightClients.for_target(target), config)
+    target = aws_target.AwsTarget(region=config.region, profile=state.profile)
+    found = workflows.after_destroy(facts.PreflightClients.for_target(target), config)
     for name, stack in found.deployed.items():
         protection = (
             "; termination protection is on: to delete it too, aws cloudformation "
@@ -173,7 +191,7 @@ def retained(ctx: typer.Context) -> None:
             resource.deleted,
             resource.resource_type,
             escape(resource.name),
-            escape(removal(resource)),
+            escape(verdicts.removal(resource)),
         )
     console.print(table)
     console.print(

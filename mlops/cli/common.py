@@ -4,11 +4,17 @@
 Bad input is a usage error: exit 2 and one line that names the option (`usage_error`). A value
 that can be checked without AWS is checked as the command line is parsed (`checked` callbacks),
 before any work and before the emulator or an AWS account is reached.
+
+Nothing heavy is imported here or by a command module when it is imported, so that `mlops --help`
+and every command's help stay quick (tests/unit/test_cli_startup.py): a command module names the
+modules it uses with `LazyModule`, and each is imported when a command first uses it.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
+import importlib
 import logging
 import math
 import os
@@ -20,16 +26,54 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
-from mlops.adapters.resources import PlatformResources
-from mlops.adapters.target import AwsTarget
-from mlops.core.config import ConfigError, PlatformConfig, read_cdk_json_context
-from mlops.local.emulator import Home, bootstrap, running_emulator, start_emulator
+
+class LazyModule:
+    """A module imported when a name in it is first used. At the top of a command module,
+    with the import itself for mypy (and for the architecture test's import graph)::
+
+        if TYPE_CHECKING:
+            from mlops.core import names
+        else:
+            names = LazyModule("mlops.core.names")
+    """
+
+    __slots__ = ("_lazy_name",)
+
+    def __init__(self, name: str) -> None:
+        self._lazy_name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("__"):  # introspection (copy, inspect.unwrap) imports nothing
+            raise AttributeError(attribute)
+        return getattr(importlib.import_module(self._lazy_name), attribute)
+
+    def __repr__(self) -> str:
+        return f"<module {self._lazy_name!r}, imported when used>"
+
+
+if TYPE_CHECKING:
+    from typer import _click
+
+    from mlops.adapters import resources as platform_resources
+    from mlops.adapters import target as aws_target
+    from mlops.adapters.resources import PlatformResources
+    from mlops.adapters.target import AwsTarget
+    from mlops.core import config as platform_config
+    from mlops.core.config import PlatformConfig
+    from mlops.local import emulator as embedded
+    from mlops.local.emulator import EmulatorState, Home
+else:
+    platform_resources = LazyModule("mlops.adapters.resources")
+    aws_target = LazyModule("mlops.adapters.target")
+    platform_config = LazyModule("mlops.core.config")
+    embedded = LazyModule("mlops.local.emulator")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -272,35 +316,53 @@ class Target(StrEnum):
     aws = "aws"
 
 
+def start_emulator(home: Home, port: int | None = None) -> EmulatorState:
+    """Start the embedded default's emulator (`mlops.local.emulator.start_emulator`)."""
+    return embedded.start_emulator(home, port)
+
+
 @dataclass
 class State:
-    config: PlatformConfig
+    """The global options. The config and the home are made when first used (`main_options`
+    makes the config before any work): a help page needs neither, nor their imports."""
+
     target_kind: Target
-    home: Home
     endpoint_url: str | None
     profile: str | None
+    overrides: list[str]  # -c key=value, as given
+    home_root: Path | None  # --home (MLOPS_HOME), resolved; None: the default
+
+    @functools.cached_property
+    def config(self) -> PlatformConfig:
+        return _platform_config(self.overrides)
+
+    @functools.cached_property
+    def home(self) -> Home:
+        return embedded.Home(self.home_root) if self.home_root else embedded.Home.default()
 
     def target(self, *, start: bool = False) -> AwsTarget:
         """The AWS target; on the embedded default, start the emulator if asked to."""
         if self.target_kind is Target.aws:
-            return AwsTarget(region=self.config.region, profile=self.profile)
+            return aws_target.AwsTarget(region=self.config.region, profile=self.profile)
         if self.endpoint_url:
-            return AwsTarget(region=self.config.region, endpoint_url=self.endpoint_url)
-        emulator = running_emulator(self.home)
+            return aws_target.AwsTarget(region=self.config.region, endpoint_url=self.endpoint_url)
+        emulator = embedded.running_emulator(self.home)
         if emulator is None:
             if not start:
                 fail("the embedded default is not running: start it with `mlops local up`")
             emulator = start_emulator(self.home)
-            target = AwsTarget(region=self.config.region, endpoint_url=emulator.endpoint_url)
-            bootstrap(target, self.config)
+            target = aws_target.AwsTarget(
+                region=self.config.region, endpoint_url=emulator.endpoint_url
+            )
+            embedded.bootstrap(target, self.config)
             console.print(f"[dim]started the embedded default at {emulator.endpoint_url}[/dim]")
             return target
-        return AwsTarget(region=self.config.region, endpoint_url=emulator.endpoint_url)
+        return aws_target.AwsTarget(region=self.config.region, endpoint_url=emulator.endpoint_url)
 
     def resources(self, target: AwsTarget) -> PlatformResources:
         if target.is_emulator:
-            bootstrap(target, self.config)  # idempotent: the emulator may have been restarted
-        return PlatformResources.resolve(target, self.config)
+            embedded.bootstrap(target, self.config)  # idempotent: the emulator may have restarted
+        return platform_resources.PlatformResources.resolve(target, self.config)
 
 
 def parse_pairs(pairs: list[str], what: str) -> dict[str, str]:
@@ -355,21 +417,46 @@ def main_options(
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("mlflow", "alembic", "botocore", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    state = State(
+        target_kind=target,
+        endpoint_url=endpoint_url,
+        profile=profile,
+        overrides=context or [],
+        home_root=Path(home).expanduser().resolve() if home else None,
+    )
+    if not ctx.meta.get(HELP_ASKED):
+        state.config  # noqa: B018 - made now, before any work: a bad setting is a usage error
+    ctx.obj = state
+
+
+def _platform_config(overrides: list[str]) -> PlatformConfig:
+    """cdk.json's context with the -c overrides, as the CDK app reads them; a bad setting exits 2
+    with one line naming each."""
     cdk_json = PROJECT_ROOT / "cdk.json"
     try:
-        values = read_cdk_json_context(cdk_json) if cdk_json.exists() else {}
-        values |= parse_pairs(context or [], "-c")
-        config = PlatformConfig.from_context(
+        values = platform_config.read_cdk_json_context(cdk_json) if cdk_json.exists() else {}
+        values |= parse_pairs(overrides, "-c")
+        return platform_config.PlatformConfig.from_context(
             values,
             default_region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
         )
-    except ConfigError as exc:  # one line: the header, then each setting's problem
+    except platform_config.ConfigError as exc:  # one line: the header, then each problem
         header, *problems = str(exc).splitlines()
         fail(f"{header} {'; '.join(p.strip().removeprefix('- ') for p in problems)}", code=2)
-    ctx.obj = State(
-        config=config,
-        target_kind=target,
-        home=Home(Path(home).expanduser().resolve()) if home else Home.default(),
-        endpoint_url=endpoint_url,
-        profile=profile,
-    )
+
+
+HELP_ASKED = "mlops.help_asked"
+
+
+class MainGroup(TyperGroup):
+    """The `mlops` group. It notes whether its subcommand's arguments ask for a help page, before
+    `main_options` runs: a help page is shown without making the config."""
+
+    def resolve_command(
+        self, ctx: _click.Context, args: list[str]
+    ) -> tuple[str | None, _click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        ctx.meta[HELP_ASKED] = any(arg in ctx.help_option_names for arg in rest) or (
+            not rest and bool(getattr(command, "no_args_is_help", False))
+        )
+        return name, command, rest

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlops.adapters import s3io
-from mlops.cli.common import State, checked, console, fail, input_file
+from mlops.cli.common import LazyModule, State, checked, console, fail, input_file
+
+if TYPE_CHECKING:
+    from mlops.adapters import s3io
+    from pipeline_steps import data, schema
+else:
+    s3io = LazyModule("mlops.adapters.s3io")
+    # The dataset and its schema are read with pandas.
+    data = LazyModule("pipeline_steps.data")
+    schema = LazyModule("pipeline_steps.schema")
 
 
 def _key_prefix(value: str) -> str | None:
@@ -37,9 +45,6 @@ def data_upload(
     ] = "raw/",
 ) -> None:
     """Validate a CSV against the schema and upload it where the pipeline reads by default."""
-    # Deferred: the dataset and its schema are read with pandas.
-    from pipeline_steps import data, schema  # noqa: PLC0415
-
     state: State = ctx.obj
     source = path or data.bundled_dataset_path()
     if not source.is_file():

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from mlops.cli.common import checked, console, errors, fail, output_folder, usage_error
+from mlops.cli.common import LazyModule, checked, console, errors, fail, output_folder, usage_error
+
+if TYPE_CHECKING:
+    from mlops.local import demo as lifecycle
+else:
+    # The demo trains and serves models (pandas, scikit-learn, MLflow).
+    lifecycle = LazyModule("mlops.local.demo")
 
 
 def demo(
@@ -29,15 +35,13 @@ def demo(
 ) -> None:
     """The whole lifecycle on the embedded default, narrated: train, register, approve, deploy,
     roll out, serve, drift, alarm, roll back. No AWS account; about 75 s on 2 cores."""
-    # Deferred: the demo trains and serves models (pandas, scikit-learn, MLflow).
-    from mlops.local.demo import MARKER, Demo, DemoFailed, DemoOptions, Narrator  # noqa: PLC0415
-
     folder = Path(folder_name).expanduser()
-    if folder.is_dir() and any(folder.iterdir()) and not (folder / MARKER).exists():
+    marker = lifecycle.MARKER
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / marker).exists():
         usage_error("--folder", f"{folder} is not empty and was not made by the demo (no "
-                    f"{MARKER} in it): it would be cleared; choose another folder")  # fmt: skip
+                    f"{marker} in it): it would be cleared; choose another folder")  # fmt: skip
 
-    class RichNarrator(Narrator):
+    class RichNarrator(lifecycle.Narrator):
         def stage(self, number: int, total: int, title: str) -> None:
             console.print(f"\n[bold cyan][{number}/{total}][/bold cyan] [bold]{title}[/bold]")
 
@@ -46,10 +50,12 @@ def demo(
 
     console.print("[bold]The MLOps platform's lifecycle on the embedded default[/bold] "
                   "(AWS emulator + local MLflow; the same code as in AWS)")  # fmt: skip
-    options = DemoOptions(folder=folder, normal_rows=normal_rows, drifted_rows=drifted_rows)
+    options = lifecycle.DemoOptions(
+        folder=folder, normal_rows=normal_rows, drifted_rows=drifted_rows
+    )
     try:
-        summary = Demo(options, RichNarrator()).run()
-    except DemoFailed as exc:
+        summary = lifecycle.Demo(options, RichNarrator()).run()
+    except lifecycle.DemoFailed as exc:
         fail(f"the demo stopped: {exc} (nothing it started is left running)")
     except KeyboardInterrupt:
         errors.print(f"\ninterrupted: every process the demo started is stopped; {folder} kept")

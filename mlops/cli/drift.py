@@ -10,9 +10,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mlops.adapters.resources import stack_outputs
 from mlops.cli.common import (
     EndpointOption,
+    LazyModule,
     State,
     checked,
     console,
@@ -24,11 +24,20 @@ from mlops.cli.common import (
     usage_error,
     variant_name,
 )
-from mlops.core import names
-from mlops.local.aws_services import ScheduledRun, scheduled_drift_check
 
 if TYPE_CHECKING:
+    from mlops.adapters import resources as platform_resources
+    from mlops.core import names
+    from mlops.local import aws_services
+    from mlops.local.aws_services import ScheduledRun
+    from mlops.usecases import drift_on_demand as on_demand
     from mlops.usecases.check_drift import VariantOutcome
+else:
+    platform_resources = LazyModule("mlops.adapters.resources")
+    names = LazyModule("mlops.core.names")
+    aws_services = LazyModule("mlops.local.aws_services")
+    # The check imports numpy and pandas (and renders its reports with Evidently).
+    on_demand = LazyModule("mlops.usecases.drift_on_demand")
 
 DRIFT_EXIT_CODE = 3  # --fail-on-drift: distinct from errors (1) and usage errors (2)
 
@@ -96,9 +105,6 @@ def drift_check(
 
     Without --capture: the endpoint's variants, each against the reference of the model it serves, over the last hour (or --since/--until). With --capture: any capture files against --reference, for example a folder copied from S3.
     """
-    # Deferred: the check imports numpy and pandas (and renders its reports with Evidently).
-    from mlops.usecases import drift_on_demand as on_demand  # noqa: PLC0415
-
     state: State = ctx.obj
     config = state.config
     if capture is None and (reference or reference_scores):
@@ -206,10 +212,11 @@ def drift_scheduled(ctx: typer.Context) -> None:
     resources = state.resources(target)
     run: ScheduledRun | None = None
     if target.is_emulator:
-        run = scheduled_drift_check(target, state.config, resources)
+        run = aws_services.scheduled_drift_check(target, state.config, resources)
         result = run.result
     else:
-        function = stack_outputs(target, names.serving_stack(state.config))["DriftFunctionName"]
+        outputs = platform_resources.stack_outputs(target, names.serving_stack(state.config))
+        function = outputs["DriftFunctionName"]
         # A run may take minutes: wait for it, and never invoke twice on a read timeout.
         client = target.client("lambda", read_timeout=910, retries={"max_attempts": 1})
         response = client.invoke(FunctionName=function, Payload=json.dumps({"action": "check"}))

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.table import Table
 
-from mlops.adapters import endpoints
-from mlops.cli.common import EndpointOption, State, console, fail
-from mlops.core import names
-from mlops.core.traffic import normalized
+from mlops.cli.common import EndpointOption, LazyModule, State, console, fail
+
+if TYPE_CHECKING:
+    from mlops.adapters import endpoints
+    from mlops.core import names, traffic
+else:
+    endpoints = LazyModule("mlops.adapters.endpoints")
+    names = LazyModule("mlops.core.names")
+    traffic = LazyModule("mlops.core.traffic")
 
 app = typer.Typer(help="The serving endpoint: status.", no_args_is_help=True)
 
@@ -31,7 +38,7 @@ def endpoint_status(ctx: typer.Context, endpoint: EndpointOption = None) -> None
         fail(str(exc))
     config = sagemaker.describe_endpoint_config(EndpointConfigName=current.config_name)
     models = {v["VariantName"]: v.get("ModelName", "-") for v in config["ProductionVariants"]}
-    shares = normalized(current.weights)
+    shares = traffic.normalized(current.weights)
     alarm_names = [a for v in current.variant_names for a in _watched(name, v)]
     alarms = {
         a["AlarmName"]: a["StateValue"]

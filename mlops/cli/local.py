@@ -4,21 +4,31 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlops.adapters.target import AwsTarget
 from mlops.cli.common import (
+    LazyModule,
     State,
     checked,
     console,
     fail,
     port_free,
     port_number,
+    start_emulator,
     usage_error,
 )
-from mlops.local.emulator import bootstrap, running_emulator, start_emulator, stop_emulator
+
+if TYPE_CHECKING:
+    from mlops.adapters import target as aws_target
+    from mlops.local import emulator as embedded
+    from mlops.local import endpoint as local_endpoint
+else:
+    aws_target = LazyModule("mlops.adapters.target")
+    embedded = LazyModule("mlops.local.emulator")
+    # The local endpoint loads models with pandas and scikit-learn.
+    local_endpoint = LazyModule("mlops.local.endpoint")
 
 app = typer.Typer(help="The embedded default: AWS emulator and local MLflow.", no_args_is_help=True)
 
@@ -36,11 +46,11 @@ def local_up(
     """Start the AWS emulator in the background and create the platform's resources in it."""
     state: State = ctx.obj
     # A running emulator is reused whatever the port; a new one needs the port free.
-    if port and running_emulator(state.home) is None and (problem := port_free(port)):
+    if port and embedded.running_emulator(state.home) is None and (problem := port_free(port)):
         usage_error("--port", problem)
     emulator = start_emulator(state.home, port)
-    target = AwsTarget(region=state.config.region, endpoint_url=emulator.endpoint_url)
-    resources = bootstrap(target, state.config)
+    target = aws_target.AwsTarget(region=state.config.region, endpoint_url=emulator.endpoint_url)
+    resources = embedded.bootstrap(target, state.config)
     console.print(
         f"[green]embedded default running[/green] at {emulator.endpoint_url} (pid {emulator.pid})"
     )
@@ -55,7 +65,7 @@ def local_up(
 def local_down(ctx: typer.Context) -> None:
     """Stop the AWS emulator (its buckets and registry are in memory and are forgotten)."""
     state: State = ctx.obj
-    if stop_emulator(state.home):
+    if embedded.stop_emulator(state.home):
         console.print("stopped the embedded default's emulator")
     else:
         console.print("the embedded default was not running")
@@ -65,7 +75,7 @@ def local_down(ctx: typer.Context) -> None:
 def local_status(ctx: typer.Context) -> None:
     """Is the emulator running, and where is everything."""
     state: State = ctx.obj
-    emulator = running_emulator(state.home)
+    emulator = embedded.running_emulator(state.home)
     if emulator is None:
         console.print("emulator: [yellow]not running[/yellow] (`mlops local up`)")
     else:
@@ -91,9 +101,6 @@ def local_serve(
     ] = 8080,
 ) -> None:
     """Serve the emulator's endpoints over the SageMaker runtime protocol, until Ctrl-C or SIGTERM."""
-    # Deferred: the local endpoint loads models with pandas and scikit-learn.
-    from mlops.local.endpoint import LocalEndpoints, LocalEndpointServer  # noqa: PLC0415
-
     state: State = ctx.obj
     target = state.target()
     if not target.is_emulator:
@@ -112,7 +119,8 @@ def local_serve(
     previous = {sig: signal.signal(sig, stop_on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
-            server = LocalEndpointServer(LocalEndpoints(target, cache_dir=cache), port=port)
+            endpoints = local_endpoint.LocalEndpoints(target, cache_dir=cache)
+            server = local_endpoint.LocalEndpointServer(endpoints, port=port)
         except OSError as exc:  # taken since the command line was checked
             usage_error("--port", port_free(port) or f"cannot listen on port {port}: {exc}")
         server.start()

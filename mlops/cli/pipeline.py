@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlops.adapters.executions import ExecutionError, follow_execution, start_execution
-from mlops.adapters.registry import APPROVAL_STATUSES
-from mlops.cli.common import State, checked, console, fail, input_file, number, parse_pairs, s3_uri
+from mlops.cli.common import (
+    LazyModule,
+    State,
+    checked,
+    console,
+    fail,
+    input_file,
+    number,
+    parse_pairs,
+    s3_uri,
+)
 from pipeline_steps.hyperparameters import DEFAULTS, Hyperparameters
+
+if TYPE_CHECKING:
+    from mlops.adapters import executions, registry
+    from mlops.local import pipeline as local_pipeline
+else:
+    executions = LazyModule("mlops.adapters.executions")
+    registry = LazyModule("mlops.adapters.registry")
+    # The pipeline's steps import pandas and scikit-learn.
+    local_pipeline = LazyModule("mlops.local.pipeline")
 
 app = typer.Typer(help="The training pipeline.", no_args_is_help=True)
 
@@ -26,10 +43,9 @@ def _algorithm(value: str) -> str | None:
     return None
 
 
-def _one_of(choices: tuple[str, ...]) -> Callable[[str], str | None]:
-    return lambda value: (
-        None if value in choices else f"must be one of {', '.join(choices)}, got {value!r}"
-    )
+def _approval_status(value: str) -> str | None:
+    choices = registry.APPROVAL_STATUSES
+    return None if value in choices else f"must be one of {', '.join(choices)}, got {value!r}"
 
 
 _STATUS_STYLE = {"Executing": "cyan", "Succeeded": "green", "Failed": "red", "Stopped": "yellow"}
@@ -90,18 +106,15 @@ def pipeline_run_local(
         str,
         typer.Option(
             help="registration status: PendingManualApproval, Approved or Rejected",
-            callback=checked(_one_of(APPROVAL_STATUSES)),
+            callback=checked(_approval_status),
         ),
     ] = "PendingManualApproval",
 ) -> None:
     """Run preprocess -> train -> evaluate -> check -> register here, with the pipeline's code."""
-    # Deferred: the pipeline's steps import pandas and scikit-learn.
-    from mlops.local.pipeline import LocalPipelineRunner, RunOptions  # noqa: PLC0415
-
     state: State = ctx.obj
     if data is not None and input_uri is not None:
         fail("give --data or --input-uri, not both", code=2)
-    options = RunOptions(
+    options = local_pipeline.RunOptions(
         algorithm=algorithm,
         seed=seed,
         max_iter=max_iter,
@@ -118,8 +131,7 @@ def pipeline_run_local(
         fail(str(exc), code=2)
     target = state.target(start=True)
     resources = state.resources(target)
-    import mlflow  # noqa: PLC0415, F401 - heavy; configures its loggers on import: quiet them after
-
+    importlib.import_module("mlflow")  # it configures its loggers on import: quiet them after
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     tracking = (
         state.home.mlflow_tracking_uri
@@ -128,7 +140,7 @@ def pipeline_run_local(
     )
     if target.is_emulator:
         state.home.mlflow_dir.mkdir(parents=True, exist_ok=True)
-    runner = LocalPipelineRunner(
+    runner = local_pipeline.LocalPipelineRunner(
         target=target,
         resources=resources,
         config=state.config,
@@ -179,18 +191,18 @@ def pipeline_start(
     sagemaker = target.client("sagemaker")
     name = state.config.pipeline_name
     try:
-        arn = start_execution(sagemaker, name, parameters)
+        arn = executions.start_execution(sagemaker, name, parameters)
         console.print(f"started [bold]{name}[/bold]: {arn}")
         if not wait:
             return
-        outcome = follow_execution(
+        outcome = executions.follow_execution(
             sagemaker,
             arn,
             poll_seconds=poll_seconds,
             timeout_seconds=None if timeout_minutes is None else timeout_minutes * 60,
             on_step=lambda step: _print_step(step.name, step.status, step.failure_reason or ""),
         )
-    except ExecutionError as exc:
+    except executions.ExecutionError as exc:
         fail(str(exc))
     console.print(f"execution [bold]{outcome.status}[/bold]")
     if outcome.model_package_arn:

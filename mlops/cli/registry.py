@@ -7,12 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from mlops.adapters.registry import PackageLineage, evaluation_auc, list_packages, set_approval
-from mlops.cli.common import State, VersionArgument, console
+from mlops.cli.common import LazyModule, State, VersionArgument, console
 from mlops.cli.serving import apply_serving, package
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+    from mlops.adapters import registry
+else:
+    registry = LazyModule("mlops.adapters.registry")
 
 app = typer.Typer(help="The model registry (SageMaker model package group).", no_args_is_help=True)
 
@@ -20,7 +23,7 @@ app = typer.Typer(help="The model registry (SageMaker model package group).", no
 def _auc(s3: S3Client, evaluation_uri: str | None) -> str:
     if not evaluation_uri:
         return "-"
-    auc = evaluation_auc(s3, evaluation_uri)
+    auc = registry.evaluation_auc(s3, evaluation_uri)
     return "?" if auc is None else f"{auc:.4f}"
 
 
@@ -34,9 +37,9 @@ def registry_list(ctx: typer.Context) -> None:
     table = Table(title=resources.model_package_group)
     for column in ("version", "status", "created", "AUC", "MLflow run", "dataset"):
         table.add_column(column)
-    for summary in list_packages(sagemaker, resources.model_package_group):
+    for summary in registry.list_packages(sagemaker, resources.model_package_group):
         described = sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
-        lineage = PackageLineage.from_description(described)
+        lineage = registry.PackageLineage.from_description(described)
         table.add_row(
             str(lineage.version),
             lineage.approval_status,
@@ -56,7 +59,7 @@ def registry_show(ctx: typer.Context, version: VersionArgument) -> None:
     described = target.client("sagemaker").describe_model_package(
         ModelPackageName=package(state, target, version)
     )
-    lineage = PackageLineage.from_description(described)
+    lineage = registry.PackageLineage.from_description(described)
     for name, value in vars(lineage).items():
         console.print(f"{name:>20}: {value}")
 
@@ -73,7 +76,7 @@ def registry_approve(
     target = state.target()
     arn = package(state, target, version)
     status = "Rejected" if reject else "Approved"
-    set_approval(target.client("sagemaker"), arn, status, reason)
+    registry.set_approval(target.client("sagemaker"), arn, status, reason)
     console.print(f"{arn}: [bold]{status}[/bold]")
     if status == "Approved" and target.is_emulator:
         # In AWS the approval event runs the deploy Lambda; the emulator emits no events.

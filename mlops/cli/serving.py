@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from mlops.adapters.registry import package_arn
-from mlops.adapters.stack_deployment import DeploymentBusy, DeploymentError, StackDeployment
-from mlops.adapters.target import AwsTarget
-from mlops.cli.common import ReasonOption, State, checked, console, fail, package_version
-from mlops.core import names
-from mlops.core.approval import PackageScope
-from mlops.core.traffic import TrafficError
-from mlops.local.deployment import EmulatorDeployment
-from mlops.usecases.approve import Deployment, ServingRequest, change_serving
+from mlops.cli.common import (
+    LazyModule,
+    ReasonOption,
+    State,
+    checked,
+    console,
+    fail,
+    package_version,
+)
+
+if TYPE_CHECKING:
+    from mlops.adapters import registry, stack_deployment
+    from mlops.adapters.target import AwsTarget
+    from mlops.core import approval, names, traffic
+    from mlops.local import deployment as emulator_deployment
+    from mlops.usecases import approve
+    from mlops.usecases.approve import Deployment
+else:
+    registry = LazyModule("mlops.adapters.registry")
+    stack_deployment = LazyModule("mlops.adapters.stack_deployment")
+    approval = LazyModule("mlops.core.approval")
+    names = LazyModule("mlops.core.names")
+    traffic = LazyModule("mlops.core.traffic")
+    emulator_deployment = LazyModule("mlops.local.deployment")
+    approve = LazyModule("mlops.usecases.approve")
 
 app = typer.Typer(
     help="Which approved packages serve as champion and challenger.", no_args_is_help=True
@@ -24,7 +40,7 @@ app = typer.Typer(
 def deployment(state: State, target: AwsTarget) -> Deployment:
     """Where serving changes go: the emulator's endpoint, or the serving stack's parameters."""
     if target.is_emulator:
-        return EmulatorDeployment(
+        return emulator_deployment.EmulatorDeployment(
             sagemaker=target.client("sagemaker"),
             config=state.config,
             resources=state.resources(target),
@@ -32,7 +48,7 @@ def deployment(state: State, target: AwsTarget) -> Deployment:
             events=target.client("events"),
             ssm=target.client("ssm"),
         )
-    return StackDeployment(
+    return stack_deployment.StackDeployment(
         cloudformation=target.client("cloudformation"),
         ssm=target.client("ssm"),
         stack_name=names.serving_stack(state.config),
@@ -43,7 +59,7 @@ def deployment(state: State, target: AwsTarget) -> Deployment:
 def package(state: State, target: AwsTarget, version: str) -> str:
     """The ARN of the package an operator named by version number or ARN."""
     try:
-        return package_arn(
+        return registry.package_arn(
             target.client("sts"),
             version,
             region=state.config.region,
@@ -62,13 +78,13 @@ def apply_serving(
 ) -> None:
     resources = state.resources(target)
     try:
-        outcome = change_serving(
-            ServingRequest(
+        outcome = approve.change_serving(
+            approve.ServingRequest(
                 action=action, requested_by=target.caller(), reason=reason, package_arn=package
             ),
             deployment=deployment(state, target),
             registry=target.client("sagemaker"),
-            scope=PackageScope(
+            scope=approval.PackageScope(
                 group=state.config.model_package_group_name,
                 account=target.client("sts").get_caller_identity()["Account"],
                 region=target.region,
@@ -78,7 +94,11 @@ def apply_serving(
             s3=target.client("s3"),
             audit_bucket=resources.reports_bucket,
         )
-    except (TrafficError, DeploymentError, DeploymentBusy) as exc:
+    except (
+        traffic.TrafficError,
+        stack_deployment.DeploymentError,
+        stack_deployment.DeploymentBusy,
+    ) as exc:
         fail(str(exc))
     entry = outcome.record
     console.print(f"{action}: {entry.summary}")

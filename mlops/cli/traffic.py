@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mlops.adapters.endpoints import EndpointError
-from mlops.adapters.resources import alerts_topic_arn
 from mlops.cli.common import (
     EndpointOption,
+    LazyModule,
     ReasonOption,
     State,
     checked,
@@ -20,9 +19,18 @@ from mlops.cli.common import (
     usage_error,
     variant_name,
 )
-from mlops.core.functions import TrafficSettings
-from mlops.core.traffic import TrafficError, validate_weights
-from mlops.usecases.apply_traffic import TrafficRequest, traffic_controller
+
+if TYPE_CHECKING:
+    from mlops.adapters import endpoints
+    from mlops.adapters import resources as platform_resources
+    from mlops.core import functions, traffic
+    from mlops.usecases import apply_traffic
+else:
+    endpoints = LazyModule("mlops.adapters.endpoints")
+    platform_resources = LazyModule("mlops.adapters.resources")
+    functions = LazyModule("mlops.core.functions")
+    traffic = LazyModule("mlops.core.traffic")
+    apply_traffic = LazyModule("mlops.usecases.apply_traffic")
 
 app = typer.Typer(
     help="Traffic between the champion and challenger: shift, rollback, rollout steps.",
@@ -34,18 +42,22 @@ def _apply_traffic(state: State, endpoint: str | None, **request: Any) -> None:
     target = state.target()
     resources = state.resources(target)
     name = endpoint or state.config.endpoint_name
-    settings = TrafficSettings.for_platform(
+    settings = functions.TrafficSettings.for_platform(
         state.config,
         audit_bucket=resources.reports_bucket,
-        topic_arn=alerts_topic_arn(target, state.config),
+        topic_arn=platform_resources.alerts_topic_arn(target, state.config),
         endpoint=name,
     )
-    controller = traffic_controller(settings, target, send_instance_counts=target.is_emulator)
+    controller = apply_traffic.traffic_controller(
+        settings, target, send_instance_counts=target.is_emulator
+    )
     try:
         outcome = controller.apply(
-            TrafficRequest.parse({"endpoint": name, "requested_by": target.caller(), **request})
+            apply_traffic.TrafficRequest.parse(
+                {"endpoint": name, "requested_by": target.caller(), **request}
+            )
         )
-    except (TrafficError, EndpointError) as exc:
+    except (traffic.TrafficError, endpoints.EndpointError) as exc:
         fail(str(exc))
     before = ", ".join(f"{k} {v:g}" for k, v in sorted(outcome.weights_before.items()))
     after = ", ".join(f"{k} {v:g}" for k, v in sorted(outcome.weights_after.items()))
@@ -96,8 +108,8 @@ def traffic_shift(
             if problem := variant_name(variant):
                 usage_error("--weight", problem)
         try:  # the values here, before AWS; the variants against the endpoint's, later
-            validate_weights(weights, list(weights))
-        except TrafficError as exc:
+            traffic.validate_weights(weights, list(weights))
+        except traffic.TrafficError as exc:
             usage_error("--weight", str(exc))
     _apply_traffic(
         ctx.obj, endpoint, action="shift", reason=reason, challenger=challenger, weights=weights
