@@ -95,6 +95,7 @@ _SCORE = r'^\{{"predictions": *\[\{{"score": *({}), *"label": *-?[0-9]+\}}\]\}} 
 ONE_SCORE = _SCORE.format(_NUMBER)
 ONE_JSON_SCORE = _SCORE.format(_JSON_NUMBER)
 ONE_CSV_SCORE = rf"^[ \t\r\n]*({_NUMBER})[ \t\r\n]*$"
+CANONICAL_BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 
 
 @dataclass
@@ -145,36 +146,61 @@ def _times(texts: pl.Series) -> dict[str, datetime | None]:
     return read
 
 
-def _unescaped(data: pl.Series) -> pl.Series:
-    """A matched line's data with its escapes read (each replaced only where present)."""
-    for escape, character in _ESCAPES:
-        if data.str.contains(escape, literal=True).any():
-            data = data.str.replace_all(escape, character, literal=True)
-    return data
+def _base64_decoded(frame: pl.DataFrame, side: str) -> pl.Series:
+    """``side``'s text, its BASE64 sections decoded as the reference decodes them (strict
+    base64, then UTF-8 with replacement); null where a section is not strict base64."""
+    name, base64_rows = f"{side}_text", pl.col(f"{side}_encoding") == "BASE64"
+    # Canonical padding only: then Python's decoder and polars' agree; other cases below.
+    raw = frame.select(
+        pl.when(base64_rows & pl.col(name).str.contains(CANONICAL_BASE64))
+        .then(pl.col(name).str.decode("base64", strict=False))
+        .alias(name)
+    ).to_series()
+    try:
+        decoded = raw.cast(pl.String)
+    except pl.exceptions.ComputeError:  # invalid UTF-8 somewhere: decoded with replacement
+        decoded = pl.Series(
+            name, [None if b is None else b.decode("utf-8", "replace") for b in raw.to_list()]
+        )
+    texts = frame[name]
+    merged = frame.select(pl.when(base64_rows).then(decoded).otherwise(pl.col(name))).to_series()
+    slow = (frame[f"{side}_encoding"] == "BASE64") & decoded.is_null()
+    if not slow.any():
+        return merged
+    texts_out: list[str | None] = merged.to_list()
+    for index in np.flatnonzero(slow.to_numpy()).tolist():
+        try:
+            texts_out[index] = base64.b64decode(texts[index], validate=True).decode(
+                "utf-8", errors="replace"
+            )
+        except (binascii.Error, ValueError):
+            texts_out[index] = None  # the reference parser names it
+    return pl.Series(name, texts_out, dtype=pl.String)
 
 
 def _decoded(frame: pl.DataFrame) -> pl.DataFrame:
     """in_text and out_text: each section's data as the reference decodes it; null where a
     BASE64 section is not strict base64 (the reference parser names it)."""
-    texts: dict[str, pl.Series] = {}
-    for side in ("in", "out"):
-        data, encodings = _unescaped(frame[f"{side}_data"]), frame[f"{side}_encoding"]
-        if not (encodings == "BASE64").any():
-            texts[side] = data
-            continue
-        decoded: list[str | None] = []
-        for text, encoding in zip(data.to_list(), encodings.to_list(), strict=True):
-            if encoding != "BASE64":
-                decoded.append(text)
-                continue
-            try:
-                raw = base64.b64decode(text, validate=True)
-            except (binascii.Error, ValueError):
-                decoded.append(None)
-            else:
-                decoded.append(raw.decode("utf-8", errors="replace"))
-        texts[side] = pl.Series(decoded, dtype=pl.String)
-    return frame.with_columns(in_text=texts["in"], out_text=texts["out"])
+    sides = ("in", "out")
+    present = frame.select(
+        *(
+            pl.col(f"{side}_data").str.contains(escape, literal=True).any().alias(f"{side}{escape}")
+            for side in sides
+            for escape, _ in _ESCAPES
+        ),
+        *((pl.col(f"{side}_encoding") == "BASE64").any().alias(side) for side in sides),
+    ).row(0, named=True)
+    texts: dict[str, pl.Expr] = {}
+    for side in sides:
+        text = pl.col(f"{side}_data")
+        for escape, character in _ESCAPES:  # each replaced only where present
+            if present[f"{side}{escape}"]:
+                text = text.str.replace_all(escape, character, literal=True)
+        texts[f"{side}_text"] = text
+    frame = frame.with_columns(**texts)
+    for side in (side for side in sides if present[side]):
+        frame = frame.with_columns(_base64_decoded(frame, side))
+    return frame
 
 
 def _matched(texts: list[str]) -> tuple[pl.DataFrame, list[tuple[str, int]]]:
@@ -188,10 +214,10 @@ def _matched(texts: list[str]) -> tuple[pl.DataFrame, list[tuple[str, int]]]:
         found = left.with_columns(pl.col("line").str.extract_groups(template).alias("f")).unnest(
             "f"
         )
-        hit = found["in_encoding"].is_not_null()
-        if hit.all():
+        if found["in_encoding"].null_count() == 0:
             matched.append(found)
             return pl.concat(matched) if len(matched) > 1 else found, []
+        hit = pl.col("in_encoding").is_not_null()
         matched.append(found.filter(hit))
         left = found.filter(~hit).select("line", "number")
     return pl.concat(matched), list(left.iter_rows())
@@ -222,11 +248,10 @@ def read_file(
     frame = _decoded(frame)
     times = _times(frame["time"])
     good = [t for t, w in times.items() if w is not None]
-    fast_ok = frame["in_text"].is_not_null() & frame["out_text"].is_not_null()
-    if len(good) < len(times):
-        fast_ok &= frame["time"].is_in(good)
     fast = frame
-    if not fast_ok.all():
+    if len(good) < len(times) or frame["in_text"].null_count() or frame["out_text"].null_count():
+        fast_ok = pl.col("time").is_in(good) & pl.col("in_text").is_not_null()
+        fast_ok &= pl.col("out_text").is_not_null()
         fast = frame.filter(fast_ok)
         others += list(frame.filter(~fast_ok).select("line", "number").iter_rows())
     # Every other line not blank goes to the reference parser, in line order, with its number.
@@ -276,15 +301,6 @@ def _base_type(content_type: str) -> str:
     return content_type.split(";", maxsplit=1)[0].strip().lower()  # as the handlers read it
 
 
-def _of_types(column: pl.Series, accept: Callable[[str], bool]) -> pl.Series:
-    """Which rows' content type ``accept`` takes (judged once per distinct type)."""
-    types = column.unique().to_list()
-    taken = [t for t in types if accept(t)]
-    if len(taken) == len(types):
-        return pl.Series(np.ones(len(column), dtype=bool))
-    return column.is_in(taken)
-
-
 def _payloads(
     fast: pl.DataFrame, positions: np.ndarray
 ) -> tuple[RecordRows, list[tuple[int, str, int]]]:
@@ -294,41 +310,60 @@ def _payloads(
     The record parser's own order: first its bulk path (a text/csv request with a JSON
     response, both by regex); then the serving handlers' parser, which goes by the base content
     type (CSV by the csv module, JSON by json.loads) and reads a text/csv response as numbers
-    split on whitespace and any other as JSON."""
-    in_text, out_text = fast["in_text"], fast["out_text"]
-    csv_row = in_text.str.extract(ONE_CSV_ROW, 1)
-    in_csv = _of_types(fast["in_type"], lambda t: _base_type(t) == "text/csv")
-    out_csv = _of_types(fast["out_type"], lambda t: _base_type(t) == "text/csv")
-    bulk = (
-        _of_types(fast["in_type"], lambda t: t.startswith("text/csv"))
-        & _of_types(fast["out_type"], lambda t: t.startswith("application/json"))
-        & csv_row.is_not_null()
-    )
-    score = out_text.str.extract(ONE_SCORE, 1).set(~bulk, None)
-    bulk &= score.is_not_null()
-    row = csv_row.set(~(bulk | in_csv), None)
-    if not bulk.all():  # the handlers' parser, for what its bulk path did not take
-        handlers = ~bulk
-        json_in = handlers & _of_types(
-            fast["in_type"], lambda t: _base_type(t) == "application/json"
+    split on whitespace and any other as JSON. Content types are judged once per distinct type.
+    """
+    in_types, out_types = fast.select(
+        pl.col(c).unique().implode() for c in ("in_type", "out_type")
+    ).row(0)
+    in_type, out_type = pl.col("in_type"), pl.col("out_type")
+    in_text, out_text = pl.col("in_text"), pl.col("out_text")
+    plan = (
+        fast.lazy()
+        .with_columns(
+            csv_row=in_text.str.extract(ONE_CSV_ROW, 1),
+            score=out_text.str.extract(ONE_SCORE, 1),
+            in_csv=in_type.is_in([t for t in in_types if _base_type(t) == "text/csv"]),
+            bulk=in_type.is_in([t for t in in_types if t.startswith("text/csv")])
+            & out_type.is_in([t for t in out_types if t.startswith("application/json")]),
         )
-        if json_in.any():
-            row = _where(json_in, in_text.str.extract(ONE_JSON_ROW, 1), row)
-        if (handlers & out_csv).any():
-            score = _where(handlers & out_csv, out_text.str.extract(ONE_CSV_SCORE, 1), score)
-        if (handlers & ~out_csv).any():
-            score = _where(handlers & ~out_csv, out_text.str.extract(ONE_JSON_SCORE, 1), score)
-    for space in (" ", "\t"):  # around values only (by the regexes): both parsers strip them
-        if row.str.contains(space, literal=True).any():
-            row = row.str.replace_all(space, "", literal=True)
-    values = row.str.split(",").explode().cast(pl.Float64, strict=False).to_numpy()
-    has_row = row.is_not_null().to_numpy()
-    if has_row.all():
-        matrix = values.reshape(len(row), WIDTH)
+        .with_columns(
+            bulk=pl.col("bulk") & pl.col("csv_row").is_not_null() & pl.col("score").is_not_null()
+        )
+        .with_columns(
+            row=pl.when(pl.col("bulk") | pl.col("in_csv")).then(pl.col("csv_row")),
+            score=pl.when(pl.col("bulk")).then(pl.col("score")),
+        )
+    )
+    frame = plan.collect()
+    if frame["bulk"].sum() < len(frame):  # the handlers' parser, for what the bulk path left
+        json_in = ~pl.col("bulk") & in_type.is_in(
+            [t for t in in_types if _base_type(t) == "application/json"]
+        )
+        handlers_csv = ~pl.col("bulk") & out_type.is_in(
+            [t for t in out_types if _base_type(t) == "text/csv"]
+        )
+        frame = frame.with_columns(
+            row=pl.when(json_in).then(in_text.str.extract(ONE_JSON_ROW, 1)).otherwise("row"),
+            score=pl.when(handlers_csv)
+            .then(out_text.str.extract(ONE_CSV_SCORE, 1))
+            .when(~pl.col("bulk"))
+            .then(out_text.str.extract(ONE_JSON_SCORE, 1))
+            .otherwise("score"),
+        )
+    # Spaces and tabs stand only around values (by the regexes); both parsers strip them.
+    values = pl.col("row")
+    for space in (" ", "\t"):
+        if frame.select(values.str.contains(space, literal=True).any()).item():
+            values = values.str.replace_all(space, "", literal=True)
+    values = values.str.split(",").explode().cast(pl.Float64, strict=False)
+    flat = frame.select(values).to_series().to_numpy()
+    if frame["row"].null_count() == 0:
+        matrix = flat.reshape(len(frame), WIDTH)
     else:  # exploded, a row that matched gives WIDTH values and any other row one null
-        matrix = np.full((len(row), WIDTH), np.nan)
-        matrix[has_row] = values[np.repeat(has_row, np.where(has_row, WIDTH, 1))].reshape(-1, WIDTH)
-    scores = score.cast(pl.Float64, strict=False).to_numpy().astype(float)
+        has_row = frame["row"].is_not_null().to_numpy()
+        matrix = np.full((len(frame), WIDTH), np.nan)
+        matrix[has_row] = flat[np.repeat(has_row, np.where(has_row, WIDTH, 1))].reshape(-1, WIDTH)
+    scores = frame["score"].cast(pl.Float64, strict=False).to_numpy().astype(float)
     ok = np.isfinite(matrix).all(axis=1) & np.isfinite(scores)
     event_ids = fast["event_id"].to_numpy().astype(object)
     if ok.all():
@@ -341,10 +376,6 @@ def _payloads(
         strict=True,
     )
     return rows, list(rest)
-
-
-def _where(mask: pl.Series, then: pl.Series, otherwise: pl.Series) -> pl.Series:
-    return pl.select(pl.when(mask).then(then).otherwise(otherwise)).to_series()
 
 
 def read_files(

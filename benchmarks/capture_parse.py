@@ -1,0 +1,133 @@
+"""Capture parsing rate per payload encoding: the column-wise reader against the reference.
+
+Writes --records captured requests per encoding (1,000 per file, as SageMaker writes them, one
+row each), then reads them, alternating, --repeats times each, in this process:
+
+  reference  capture.parse_file + variant_check.table_from_records, file by file (one core);
+  columns    capture_reader.read_files: the same table, one thread per core (--workers).
+
+Encodings: CSV (a text/csv request captured as CSV), JSON (an application/json request,
+{"instances": [[...]]}, captured as JSON), BASE64 (the same CSV request, captured as BASE64:
+the endpoint's CaptureContentTypeHeader lists no type). Both readers read the files from disk
+(page cache: the files are read once before timing). Prints records/s (median, min-max), the
+ratio, and whether both gave the same table (values bit for bit, event ids, malformed counts).
+
+    .venv/bin/python benchmarks/capture_parse.py --records 200000 --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from mlops.core.capture import encode_record, object_key, parse_file
+from mlops.core.capture_reader import read_files
+from mlops.core.variant_check import CaptureTable, concat_tables, table_from_records
+from mlops.local.replay import requests
+from pipeline_steps.schema import FEATURE_NAMES
+
+NOW = datetime(2026, 11, 26, 14, 0, tzinfo=UTC)
+PER_FILE = 1000
+ENCODINGS = ("CSV", "JSON", "BASE64")
+
+
+def write(folder: Path, records: int, encoding: str) -> list[Path]:
+    values = requests(records, seed=2)[list(FEATURE_NAMES)].to_numpy(float)
+    paths = []
+    for start in range(0, records, PER_FILE):
+        when = NOW + timedelta(seconds=start // PER_FILE)
+        lines = []
+        for i, row in enumerate(values[start : start + PER_FILE]):
+            if encoding == "JSON":
+                body, kind = json.dumps({"instances": [row.tolist()]}), "application/json"
+            else:
+                body, kind = ",".join(f"{v:g}" for v in row), "text/csv"
+            score = 0.3 + 0.4 * ((start + i) % 7) / 7
+            lines.append(
+                encode_record(
+                    request=body.encode(),
+                    request_type=kind,
+                    response=json.dumps({"predictions": [{"score": score, "label": 0}]}).encode(),
+                    response_type="application/json",
+                    inference_time=when,
+                    csv_types=() if encoding == "BASE64" else ("text/csv",),
+                    json_types=() if encoding == "BASE64" else ("application/json",),
+                )
+            )
+        path = folder / encoding / object_key("capture", "bench", "challenger", when)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n")
+        paths.append(path)
+    return paths
+
+
+def reference(paths: list[Path], workers: int) -> CaptureTable:
+    del workers  # one core: the reference reads file after file
+    tables = []
+    for path in paths:
+        parsed = parse_file(path.read_bytes(), source=str(path))
+        tables.append(table_from_records(parsed.records, source=str(path), lines=parsed.lines))
+    return concat_tables(tables)
+
+
+def columns(paths: list[Path], workers: int) -> CaptureTable:
+    reads = read_files(((str(p), p.read_bytes) for p in paths), workers=workers)
+    return concat_tables([r.table for _, r in reads if r.table is not None])
+
+
+def same(a: CaptureTable, b: CaptureTable) -> bool:
+    def bits(x: np.ndarray) -> bytes:
+        return np.ascontiguousarray(x, dtype=np.float64).tobytes()
+
+    return (
+        (a.rows, a.records, a.malformed_by_kind) == (b.rows, b.records, b.malformed_by_kind)
+        and all(bits(a.features[n]) == bits(b.features[n]) for n in FEATURE_NAMES)
+        and bits(a.scores) == bits(b.scores)
+        and a.event_ids.tolist() == b.event_ids.tolist()
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    args = parser.parse_args()
+    readers: dict[str, Callable[[list[Path], int], CaptureTable]] = {
+        "reference": reference,
+        "columns": columns,
+    }
+    print(f"{args.records:,} records per encoding, {PER_FILE:,} per file; columns on "
+          f"{args.workers} thread(s), {os.cpu_count()} core(s)")  # fmt: skip
+    with tempfile.TemporaryDirectory() as scratch:
+        for encoding in ENCODINGS:
+            paths = write(Path(scratch), args.records, encoding)
+            size = sum(p.stat().st_size for p in paths) / 1e6
+            rates: dict[str, list[float]] = {name: [] for name in readers}
+            tables: dict[str, CaptureTable] = {}
+            for _ in range(args.repeats):
+                for name, read in readers.items():  # alternate: both see the same load
+                    started = time.perf_counter()
+                    tables[name] = read(paths, args.workers)
+                    rates[name].append(args.records / (time.perf_counter() - started))
+            print(f"{encoding} ({size:,.0f} MB):")
+            for name, values in rates.items():
+                print(f"  {name:9s} median {statistics.median(values):>9,.0f} records/s "
+                      f"(min {min(values):,.0f}, max {max(values):,.0f})")  # fmt: skip
+            ratio = statistics.median(rates["columns"]) / statistics.median(rates["reference"])
+            print(
+                f"  ratio {ratio:.1f}x; same table: {same(tables['reference'], tables['columns'])}"
+            )
+
+
+if __name__ == "__main__":
+    main()
