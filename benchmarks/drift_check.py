@@ -1,16 +1,23 @@
-"""The drift function's whole check on a large capture window, side by side with the slow path.
+"""A drift check end to end on a large capture window: `mlops drift check` against the plain
+script a user would otherwise write, and against Evidently's preset over every row.
 
-Writes --rows captured requests (one row each, as an online endpoint gets them; CSV payloads,
-1,000 records per file, the model's 9 features plus its score) under a folder, half of them
-drifted, then runs in fresh processes, alternating, --repeats times each:
+Writes --rows captured requests (one row each, as an online endpoint gets them; one-row CSV
+payloads in SageMaker's JSON Lines format, --per-file records per file, the model's 9
+features plus its score; the second half drifted), then runs each of these in a fresh
+process, alternating, --repeats times:
 
-  ours       parse every capture file, the verdicts over every row (mlops.core.drift_stats, Evidently's
-             default tests), Evidently's HTML report over a 10,000-row sample, JSON result;
-  evidently  parse every capture file, Evidently's DataDriftPreset over every row, its HTML;
-  parse      only read and parse the capture files (what both of the above start with).
+  plain      benchmarks/plain_drift_check.py: json.loads per line, a float split, a pandas
+             frame, Evidently's DataDriftPreset with its tests (the baseline);
+  ours       `mlops drift check --capture ... --reference ... --no-html`: the verdicts of
+             record over every row, written as the JSON result (what the baseline gives);
+  ours+html  the same with Evidently's HTML page over a sample (what the drift function writes);
+  preset     our parser, then Evidently's DataDriftPreset over every row, and its HTML.
 
-Prints the median time and peak memory of each, their ratio, and whether the two agree on
-every column's verdict.
+Each is timed from process start to exit (imports included) with its peak RSS (/usr/bin/time).
+Prints medians and min-max, the ratios (plain / ours, preset / ours, peak memory ours / plain),
+whether every column's verdict agrees, and the Lambda cost of an hourly check at 100k, 1M and
+10M rows an hour beside SageMaker Model Monitor's (prices below): time and memory are measured
+at --cost-rows and --rows, and other sizes read off the line through the two (and say so).
 
     .venv/bin/python benchmarks/drift_check.py --rows 1000000 --repeats 3
 """
@@ -19,8 +26,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -29,25 +36,31 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-# Each --child re-imports this file: these load before its timer starts. All three kinds need
-# them, so the times leave out only this shared cost; Evidently is imported in the timed run.
+# The parent writes the files; the preset child runs this file too (its imports are timed).
 import pandas as pd
+from evidently import DataDefinition, Dataset, Report
+from evidently.presets import DataDriftPreset
 
-from mlops.adapters.evidently_report import evidently_html, preset_verdicts
-from mlops.core.capture import GroundTruth, encode_record, object_key
-from mlops.core.config import PlatformConfig
-from mlops.core.functions import DriftThresholds
+from mlops.adapters.evidently_report import preset_verdicts
+from mlops.core.capture import encode_record, object_key
 from mlops.local.replay import requests
-from mlops.usecases.check_drift import LocalSink, evaluate
-from mlops.usecases.drift_inputs import load_capture, load_reference
+from mlops.usecases.drift_inputs import load_capture
 from pipeline_steps.schema import FEATURE_NAMES
 
-os.environ.setdefault("DO_NOT_TRACK", "1")
 NOW = datetime(2026, 11, 26, 14, 0, tzinfo=UTC)
-PER_FILE = 1000
+HERE = Path(__file__).resolve().parent
+KINDS = ("plain", "ours", "ours+html", "preset")
+# us-east-1 list prices, November 2026.
+LAMBDA_GB_SECOND = 0.0000166667  # x86, first 6 billion GB-s a month
+LAMBDA_REQUEST = 0.0000002
+MODEL_MONITOR_INSTANCE_HOUR = 0.269  # ml.m5.xlarge processing, Model Monitor's default
+HOURS_A_MONTH = 730
+# Lambda gives one vCPU per 1,769 MB: the parse uses a thread per core, so the function gets two.
+LAMBDA_MB_PER_VCPU = 1769
+LAMBDA_MAX_MB = 10_240
 
 
-def write_capture(folder: Path, rows: int) -> None:
+def write_capture(folder: Path, rows: int, per_file: int) -> None:
     half = rows // 2
     frame = requests(half, seed=2)
     drifted = requests(rows - half, seed=3, drifted=True)
@@ -55,10 +68,10 @@ def write_capture(folder: Path, rows: int) -> None:
         *frame[list(FEATURE_NAMES)].to_numpy(float),
         *drifted[list(FEATURE_NAMES)].to_numpy(float),
     ]
-    for start in range(0, rows, PER_FILE):
-        when = NOW + timedelta(seconds=start // PER_FILE)
+    for start in range(0, rows, per_file):
+        when = NOW + timedelta(seconds=start // per_file)
         lines = []
-        for i, row in enumerate(values[start : start + PER_FILE]):
+        for i, row in enumerate(values[start : start + per_file]):
             score = 0.3 + 0.4 * ((start + i) % 7) / 7
             lines.append(
                 encode_record(
@@ -79,32 +92,9 @@ def write_capture(folder: Path, rows: int) -> None:
     requests(14_000, seed=1)[list(FEATURE_NAMES)].to_csv(reference, index=False)
 
 
-def run_ours(folder: Path) -> dict[str, bool]:
-    outcome = evaluate(
-        "bench",
-        DriftThresholds.from_config(PlatformConfig.from_context({})),
-        load_reference(str(folder / "reference")),
-        load_capture(str(folder / "capture")),
-        GroundTruth(),
-        variant="challenger",
-        weight=0.1,
-        start=NOW,
-        end=NOW + timedelta(hours=1),
-        run_id=f"bench-{os.getpid()}",
-        sink=LocalSink(folder / "out"),
-        render_html=evidently_html,
-    )
-    assert outcome.report.data is not None  # noqa: S101
-    return {c.column: c.drifted for c in outcome.report.data.columns}
-
-
-def run_evidently(folder: Path) -> dict[str, bool]:
-    # Evidently in this child only, and inside its timed run: "ours" loads it the same way
-    # (evidently_html imports it on first use), and "parse" never does.
-    from evidently import DataDefinition, Dataset, Report  # noqa: PLC0415
-    from evidently.presets import DataDriftPreset  # noqa: PLC0415
-
-    table = load_capture(str(folder / "capture")).table()  # the same parse as ours
+def preset_child(folder: Path) -> None:
+    """Our parser, then Evidently's preset over every row (the heavier Evidently path)."""
+    table = load_capture(str(folder / "capture")).table()
     current = pd.DataFrame(table.features)
     reference = pd.read_csv(folder / "reference" / "reference.csv")
     definition = DataDefinition(numerical_columns=list(FEATURE_NAMES))
@@ -112,63 +102,144 @@ def run_evidently(folder: Path) -> dict[str, bool]:
         Dataset.from_pandas(current, data_definition=definition),
         Dataset.from_pandas(reference, data_definition=definition),
     )
-    (folder / "out").mkdir(exist_ok=True)
-    snapshot.save_html(str(folder / "out" / f"evidently-{os.getpid()}.html"))
-    return preset_verdicts(snapshot)
+    snapshot.save_html(str(folder / f"preset-{os.getpid()}.html"))
+    print(json.dumps({"rows": len(current), "verdicts": preset_verdicts(snapshot)}))
 
 
-def run_parse(folder: Path) -> dict[str, bool]:
-    load_capture(str(folder / "capture")).table()
-    return {}
+def command(kind: str, folder: Path, run: int) -> list[str]:
+    python = sys.executable
+    if kind == "plain":
+        return [python, str(HERE / "plain_drift_check.py"), str(folder / "capture"),
+                str(folder / "reference" / "reference.csv")]  # fmt: skip
+    if kind == "preset":
+        return [python, __file__, "--child-preset", "--folder", str(folder)]
+    mlops = str(Path(python).with_name("mlops"))
+    html = "--html" if kind == "ours+html" else "--no-html"
+    return [mlops, "drift", "check", "--capture", str(folder / "capture"), "--reference",
+            str(folder / "reference"), "--output", str(folder / "out" / f"{kind}-{run}"), html]  # fmt: skip
 
 
-def child(kind: str, folder: Path) -> None:
+def verdicts_of(kind: str, folder: Path, run: int, stdout: str) -> dict[str, bool]:
+    if kind in ("plain", "preset"):
+        return dict(json.loads(stdout.strip().splitlines()[-1])["verdicts"])
+    (result,) = (folder / "out" / f"{kind}-{run}").rglob("*.json")
+    columns = json.loads(result.read_text())["data"]["columns"]
+    return {c["column"]: bool(c["drifted"]) for c in columns}
+
+
+def timed(argv: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MB) and stdout of one fresh process."""
+    report = tempfile.NamedTemporaryFile(suffix=".time", delete=False)  # noqa: SIM115
+    report.close()
     started = time.perf_counter()
-    verdicts = {"ours": run_ours, "evidently": run_evidently, "parse": run_parse}[kind](folder)
+    out = subprocess.run(  # noqa: S603
+        ["/usr/bin/time", "-f", "%M", "-o", report.name, *argv],
+        check=True, capture_output=True, text=True,
+        env={**os.environ, "DO_NOT_TRACK": "1", "COLUMNS": "200"},
+    )  # fmt: skip
     seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "verdicts": verdicts}))
+    peak_kb = float(Path(report.name).read_text().split()[-1])
+    Path(report.name).unlink()
+    return seconds, peak_kb / 1024, out.stdout
+
+
+def lambda_memory_mb(peak_mb: float) -> int:
+    """The function's memory from the measured peak: headroom of half again, at least two
+    vCPUs' worth (the parse runs a thread per core), in Lambda's 1 MB steps."""
+    return min(LAMBDA_MAX_MB, max(2 * LAMBDA_MB_PER_VCPU, math.ceil(peak_mb * 1.5)))
+
+
+def cost_table(points: list[tuple[int, float, float]]) -> None:
+    """Time and peak memory as a line through two measured sizes (rows, seconds, MB)."""
+    (small, small_s, small_mb), (large, large_s, large_mb) = sorted(points)[0], sorted(points)[-1]
+    per_row_s = (large_s - small_s) / (large - small)
+    per_row_mb = (large_mb - small_mb) / (large - small)
+    print(f"\nmeasured (ours+html): {small:,} rows {small_s:.1f} s {small_mb:,.0f} MB; "
+          f"{large:,} rows {large_s:.1f} s {large_mb:,.0f} MB; "
+          f"{per_row_s * 1e6:.2f} us and {per_row_mb * 1e3:.3f} kB a row beyond a fixed "
+          f"{small_s - per_row_s * small:.1f} s")  # fmt: skip
+    print(
+        f"cost of an hourly check for a month ({HOURS_A_MONTH} runs): Lambda at its measured "
+        "peak x 1.5 (at least 2 vCPUs), against Model Monitor's ml.m5.xlarge job:"
+    )
+    print(
+        f"  {'rows an hour':>12}  {'run (s)':>8}  {'memory':>9}  {'Lambda':>9}  {'Model Monitor':>13}"
+    )
+    for rows in (100_000, 1_000_000, 10_000_000):
+        seconds = small_s + per_row_s * (rows - small)
+        peak = small_mb + per_row_mb * (rows - small)
+        memory = lambda_memory_mb(peak)
+        run = seconds * memory / 1024 * LAMBDA_GB_SECOND + LAMBDA_REQUEST
+        # Model Monitor bills each hourly job by the second, one minute at least, start-up
+        # (provisioning, image pull) included: counted here as 5 minutes.
+        monitor = max(60.0, seconds + 300) / 3600 * MODEL_MONITOR_INSTANCE_HOUR
+        note = "" if rows in (small, large) else " (extrapolated)"
+        if peak * 1.5 > LAMBDA_MAX_MB or seconds > 900:
+            note += " past one function: a Processing job"
+        print(f"  {rows:>12,}  {seconds:>8.1f}  {memory:>6,} MB  ${run * HOURS_A_MONTH:>8.2f}  "
+              f"${monitor * HOURS_A_MONTH:>12.2f}{note}")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--per-file", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--child", choices=["ours", "evidently", "parse"])
+    parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated subset")
+    parser.add_argument("--cost-rows", type=int, default=100_000,
+                        help="a second, smaller window for the cost line (0: no cost table)")  # fmt: skip
+    parser.add_argument("--child-preset", action="store_true")
     parser.add_argument("--folder", type=Path)
     args = parser.parse_args()
-    if args.child:
-        child(args.child, args.folder)
+    if args.child_preset:
+        preset_child(args.folder)
         return
+    kinds = [k for k in args.kinds.split(",") if k]
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         started = time.perf_counter()
-        write_capture(folder, args.rows)
+        write_capture(folder, args.rows, args.per_file)
         size = sum(p.stat().st_size for p in (folder / "capture").rglob("*.jsonl")) / 1e6
-        print(f"{args.rows:,} captured rows in {args.rows // PER_FILE:,} files, {size:,.0f} MB "
-              f"(written in {time.perf_counter() - started:.0f} s)")  # fmt: skip
-        runs: dict[str, list[dict[str, object]]] = {"ours": [], "evidently": [], "parse": []}
-        for _ in range(args.repeats):
-            for kind in ("ours", "evidently", "parse"):  # alternate: all see the same load
-                out = subprocess.run(  # noqa: S603
-                    [sys.executable, __file__, "--child", kind, "--folder", str(folder)],
-                    check=True, capture_output=True, text=True,
-                ).stdout  # fmt: skip
-                runs[kind].append(json.loads(out.strip().splitlines()[-1]))
+        print(f"{args.rows:,} captured rows in {math.ceil(args.rows / args.per_file):,} files, "
+              f"{size:,.0f} MB (written in {time.perf_counter() - started:.0f} s); "
+              f"{os.cpu_count()} cores")  # fmt: skip
+        runs: dict[str, list[tuple[float, float]]] = {k: [] for k in kinds}
+        verdicts: dict[str, dict[str, bool]] = {}
+        for run in range(args.repeats):
+            for kind in kinds:  # alternate: all see the same load
+                seconds, peak, stdout = timed(command(kind, folder, run))
+                runs[kind].append((seconds, peak))
+                verdicts[kind] = verdicts_of(kind, folder, run, stdout)
+    median: dict[str, tuple[float, float]] = {}
     for kind, results in runs.items():
-        seconds = statistics.median(float(r["seconds"]) for r in results)  # type: ignore[arg-type]
-        peak = statistics.median(float(r["peak_mb"]) for r in results)  # type: ignore[arg-type]
-        times = ", ".join(f"{float(r['seconds']):.1f}" for r in results)  # type: ignore[arg-type]
-        print(f"{kind:10s} median {seconds:6.1f} s ({times}), peak RSS median {peak:,.0f} MB")
-    ours_s = statistics.median(float(r["seconds"]) for r in runs["ours"])  # type: ignore[arg-type]
-    evidently_s = statistics.median(float(r["seconds"]) for r in runs["evidently"])  # type: ignore[arg-type]
-    print(f"ratio: evidently / ours = {evidently_s / ours_s:.1f}x")
-    mine, theirs = runs["ours"][0]["verdicts"], runs["evidently"][0]["verdicts"]
-    if not (isinstance(mine, dict) and isinstance(theirs, dict)):
-        raise TypeError("a child printed no verdicts")
-    agree = sum(mine[c] == theirs.get(c) for c in mine)
-    print(f"verdicts agree on {agree}/{len(mine)} columns; drifted: "
-          f"{sorted(c for c, d in mine.items() if d)}")  # fmt: skip
+        times = [s for s, _ in results]
+        peaks = [p for _, p in results]
+        median[kind] = (statistics.median(times), statistics.median(peaks))
+        print(f"{kind:10s} median {median[kind][0]:6.1f} s (min {min(times):.1f}, max "
+              f"{max(times):.1f}), peak RSS median {median[kind][1]:,.0f} MB")  # fmt: skip
+    if "ours" in median:
+        ours_s, ours_mb = median["ours"]
+        for other in ("plain", "preset", "ours+html"):
+            if other in median:
+                print(f"ratio {other} / ours: {median[other][0] / ours_s:.1f}x time, "
+                      f"ours / {other}: {ours_mb / median[other][1]:.2f} peak memory")  # fmt: skip
+    reference = verdicts.get("plain") or next(iter(verdicts.values()))
+    for kind, theirs in verdicts.items():
+        agree = sum(theirs.get(c) == v for c, v in reference.items())
+        print(f"verdicts {kind} vs {'plain' if 'plain' in verdicts else kinds[0]}: agree on "
+              f"{agree} of {len(reference)} columns; drifted {sorted(c for c, d in theirs.items() if d)}")  # fmt: skip
+    if "ours+html" in median and args.cost_rows:
+        # The function's run is ours+html (it writes the page too): measured again on a small
+        # window, for the line through the two sizes.
+        with tempfile.TemporaryDirectory() as scratch:
+            small = Path(scratch)
+            write_capture(small, args.cost_rows, args.per_file)
+            measured = [timed(command("ours+html", small, run))[:2] for run in range(args.repeats)]
+        cost_table([
+            (args.cost_rows, statistics.median(s for s, _ in measured),
+             statistics.median(p for _, p in measured)),
+            (args.rows, *median["ours+html"]),
+        ])  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TARGET_SOURCE = "mdvis"  # number of outpatient doctor visits in the year
 LABEL = "any_visit"  # what the model predicts: mdvis > 0
@@ -51,6 +53,8 @@ def read_validated_csv(path: Path, *, require_target: bool = True) -> pd.DataFra
     Returns a frame with the schema's columns in schema order (extra columns are dropped),
     numeric dtypes, and the label column when the target is present.
     """
+    import pandas as pd  # noqa: PLC0415 - the feature list alone (serving, drift) needs none
+
     try:
         # Blank lines are kept as rows so that reported line numbers match the file.
         raw = pd.read_csv(
@@ -65,6 +69,8 @@ def read_validated_csv(path: Path, *, require_target: bool = True) -> pd.DataFra
 
 def validate_frame(raw: pd.DataFrame, *, source: str, require_target: bool = True) -> pd.DataFrame:
     """Validate string cells against the schema and convert them to numbers."""
+    import pandas as pd  # noqa: PLC0415
+
     columns = [str(c).strip() for c in raw.columns]
     raw = raw.set_axis(columns, axis=1)
     required = INPUT_COLUMNS if require_target else FEATURE_NAMES

@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from mlops.core.drift_stats import SMALL_REFERENCE
 
@@ -50,6 +49,8 @@ def evidently_html(
     from evidently.presets import DataDriftPreset  # noqa: PLC0415
 
     names = list(columns)
+    import pandas as pd  # noqa: PLC0415 - with Evidently, on the first report
+
     ref = pd.DataFrame(sample({n: reference[n] for n in names}, sample_rows, seed))
     cur = pd.DataFrame(sample({n: current[n] for n in names}, sample_rows, seed + 1))
     definition = DataDefinition(numerical_columns=names)

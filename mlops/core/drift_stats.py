@@ -39,8 +39,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats
-from scipy.spatial import distance
 
 from mlops.core.summaries import Counts
 
@@ -185,6 +183,8 @@ def _jensenshannon(both: _Union, reference: Counts, current: Counts, kind: Kind)
     else:
         ref_share = both.counts(both.reference) / reference.total
         cur_share = both.counts(both.current) / current.total
+    from scipy.spatial import distance  # noqa: PLC0415 - a drift check's import, not the CLI's
+
     return float(distance.jensenshannon(ref_share, cur_share))
 
 
@@ -196,6 +196,8 @@ def _z_test(both: _Union, reference_rows: int, current_rows: int) -> float:
     p2 = float(current_rows - both.current[0]) / current_rows
     pooled = (p1 * reference_rows + p2 * current_rows) / (reference_rows + current_rows)
     z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1 / reference_rows + 1 / current_rows))
+    from scipy import stats  # noqa: PLC0415 - small references only: ~1 s to import
+
     return float(2 * (1 - stats.norm.cdf(np.abs(z))))
 
 
@@ -230,9 +232,13 @@ def column_drift(
     elif test == "jensenshannon":
         score = _jensenshannon(both, ref, cur, kind)
     elif test == "ks":
+        from scipy import stats  # noqa: PLC0415 - small references only: ~1 s to import
+
         rebuilt = np.repeat(cur.values, cur.counts)  # sorted: ks_2samp sorts anyway
         score = float(stats.ks_2samp(ref_values, rebuilt).pvalue)
     elif test == "chisquare":
+        from scipy import stats  # noqa: PLC0415
+
         expected = both.counts(both.reference).astype(float) * (cur.total / ref.total)
         score = float(stats.chisquare(both.counts(both.current).astype(float), expected).pvalue)
     else:

@@ -21,13 +21,13 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from mlops.core.capture import EXAMPLES_PER_KIND, CaptureRecord, HasMalformed, Malformed
 from mlops.core.config import PlatformConfig
 from mlops.core.drift_stats import ColumnDrift, DriftResult, column_drift, dataset_drift
 from mlops.core.functions import DriftThresholds
-from pipeline_steps import inference
+from mlops.core.summaries import LabelledScores
+from mlops.core.window_summary import LabelledRows, WindowSummary, summarize_table
 from pipeline_steps.schema import FEATURE_NAMES
 
 DRIFT = "drift"
@@ -171,6 +171,9 @@ def record_rows(
         event_ids=[np.asarray([r.event_id for r in bulk_records], dtype=object)],
         positions=[np.asarray([positions[i] for i in bulk_positions], dtype=np.int64)],
     )
+    if others:
+        # The serving handlers' parser (and scikit-learn, which its module loads) only here.
+        from pipeline_steps import inference  # noqa: PLC0415
     for position, record, line in others:
         kind = BAD_INPUT
         try:
@@ -263,6 +266,8 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     n_pos, n_neg = int(positives.sum()), int((~positives).sum())
     if n_pos == 0 or n_neg == 0:
         raise ValueError("AUC needs labels of both classes")
+    from scipy import stats  # noqa: PLC0415 - labelled windows only: ~1 s to import
+
     ranks = stats.rankdata(scores)
     return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
@@ -362,35 +367,77 @@ def check_table(
     thresholds: DriftThresholds,
 ) -> VariantDriftReport:
     """Data drift per feature and for the dataset; prediction drift when reference scores exist;
-    concept drift when labels and the evaluation's AUC are given."""
+    concept drift when labels and the evaluation's AUC are given. The table is summarized as
+    one shard and judged by ``check_summary``, as a window merged from shards is."""
+    summary = summarize_table(table, labels=labels, sample_rows=0)
+    return check_summary(
+        variant,
+        reference,
+        summary,
+        reference_scores=reference_scores,
+        baseline_auc=baseline_auc,
+        thresholds=thresholds,
+    )
+
+
+def summary_quality(
+    labelled: LabelledRows, *, baseline_auc: float, tolerance: float, min_rows: int
+) -> QualityResult:
+    """``quality_check``'s verdict from a summary's labelled rows (the same join)."""
+    scores, labels = labelled.scores()
+    result = QualityResult("auc", None, baseline_auc, tolerance, len(scores), False)
+    if len(scores) < min_rows:
+        return replace(result, note=f"{len(scores)} labelled rows, fewer than {min_rows}")
+    if len(np.unique(labels)) < 2:
+        return replace(result, note="labelled rows hold one class only: AUC is undefined")
+    value = LabelledScores.of(scores, labels).auc()
+    return replace(result, value=value, drifted=baseline_auc - value > tolerance)
+
+
+def check_summary(
+    variant: str,
+    reference: Mapping[str, np.ndarray],
+    summary: WindowSummary,
+    *,
+    reference_scores: np.ndarray | None = None,
+    baseline_auc: float | None = None,
+    thresholds: DriftThresholds,
+) -> VariantDriftReport:
+    """A window's verdicts from its summary (one pass, or shards merged): data drift per
+    feature and for the dataset, prediction drift when reference scores exist, concept drift
+    when labels were given and the evaluation's AUC is known."""
     min_rows = thresholds.min_rows
+    problems = summary.malformed
     report = VariantDriftReport(
         variant=variant,
         status=NOT_ENOUGH_DATA,
-        rows=table.rows,
-        records=table.records,
-        malformed=table.malformed,
+        rows=summary.rows,
+        records=summary.records,
+        malformed=problems.count,
         min_rows=min_rows,
-        errors=table.errors,
-        malformed_by_kind=dict(table.malformed_by_kind),
+        errors=problems.errors,
+        malformed_by_kind=dict(problems.by_kind),
+        malformed_files=summary.unreadable,
     )
-    if table.rows < min_rows:
+    if summary.rows < min_rows:
         return report
     report.data = dataset_drift(
         reference,
-        table.features,
+        summary.features,
         columns=list(FEATURE_NAMES),
         share_threshold=thresholds.share_threshold,
         distance_threshold=thresholds.distance_threshold,
     )
     if reference_scores is not None and len(reference_scores):
         report.prediction = column_drift(
-            SCORE, reference_scores, table.scores, distance_threshold=thresholds.distance_threshold
+            SCORE,
+            reference_scores,
+            summary.scores,
+            distance_threshold=thresholds.distance_threshold,
         )
-    if labels and baseline_auc is not None:
-        report.quality = quality_check(
-            table,
-            labels,
+    if summary.labelled.enabled and baseline_auc is not None:
+        report.quality = summary_quality(
+            summary.labelled,
             baseline_auc=baseline_auc,
             tolerance=thresholds.quality_tolerance,
             min_rows=min_rows,
