@@ -8,7 +8,7 @@ the rules in mlops.core.capture (``.jsonl`` and ``.jsonl.gz``; others named as s
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -17,6 +17,7 @@ from mlops.adapters import s3io
 from mlops.core.capture import EXAMPLES_PER_KIND, HasMalformed, Malformed, is_capture_file
 from mlops.core.capture_reader import FileRead, read_file, read_files
 from mlops.core.variant_check import CaptureTable, concat_tables
+from mlops.core.window_summary import SourceFile, WindowSummary, summarize
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -35,6 +36,8 @@ class CaptureWindow(HasMalformed):
     first: datetime | None = None  # the earliest and latest inference times kept
     last: datetime | None = None
     keep_errors: int = EXAMPLES_PER_KIND  # examples kept of each kind of malformed record
+    # Every file added, read or not, in the order given: its position is its order in the window.
+    reads: list[tuple[str, FileRead]] = field(default_factory=list)
 
     def add_file(
         self, name: str, body: bytes, start: datetime | None = None, end: datetime | None = None
@@ -56,6 +59,7 @@ class CaptureWindow(HasMalformed):
             self.add(name, read)
 
     def add(self, name: str, read: FileRead) -> None:
+        self.reads.append((name, read))
         if read.table is None:
             self.malformed_files.append(f"{name}: {read.unreadable}")
             return
@@ -68,6 +72,17 @@ class CaptureWindow(HasMalformed):
 
     def table(self) -> CaptureTable:
         return concat_tables(self.chunks, keep_errors=self.keep_errors)
+
+    def summary(
+        self, *, labels: Mapping[str, Sequence[float]] | None = None, sample_rows: int
+    ) -> WindowSummary:
+        """The window as one shard (mlops.core.window_summary): each file at its position."""
+        return summarize(
+            [(SourceFile(i, name), read) for i, (name, read) in enumerate(self.reads)],
+            labels=labels,
+            sample_rows=sample_rows,
+            keep_errors=self.keep_errors,
+        )
 
 
 def hour_prefixes(

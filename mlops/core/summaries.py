@@ -232,21 +232,27 @@ class Counts:
     def to_json(self) -> str:
         """JSON text; numbers are written in their shortest exact form (repr), so they read
         back to the same floats."""
-        return json.dumps(
-            {
-                "format": COUNTS_FORMAT,
-                "numeric": self.numeric,
-                "values": self.values.tolist(),
-                "counts": self.counts.tolist(),
-                "total": self.total,
-            },
-            allow_nan=False,
-            separators=(",", ":"),
-        )
+        return json.dumps(self.as_document(), allow_nan=False, separators=(",", ":"))
+
+    def as_document(self) -> dict[str, Any]:
+        """The JSON document as a dict (to nest in a larger document, such as a window's
+        summary, without writing it twice)."""
+        return {
+            "format": COUNTS_FORMAT,
+            "numeric": self.numeric,
+            "values": self.values.tolist(),
+            "counts": self.counts.tolist(),
+            "total": self.total,
+        }
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Counts:
-        document = _document(text, COUNTS_FORMAT, ("numeric", "values", "counts", "total"))
+        return cls.from_document(json.loads(text))
+
+    @classmethod
+    def from_document(cls, document: Any) -> Counts:
+        """From ``as_document``'s dict (read from JSON); ValueError if it is not one."""
+        document = _checked(document, COUNTS_FORMAT, ("numeric", "values", "counts", "total"))
         values, counts = document["values"], _integers(document["counts"], "counts")
         if document["numeric"] is True:
             array = _floats(values, "values")
@@ -387,7 +393,10 @@ class LabelledScores:
 
 
 def _document(text: str | bytes, expected: str, keys: tuple[str, ...]) -> dict[str, Any]:
-    document = json.loads(text)
+    return _checked(json.loads(text), expected, keys)
+
+
+def _checked(document: Any, expected: str, keys: tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(document, dict) or document.get("format") != expected:
         raise ValueError(f"not a {expected} document")
     missing = [k for k in keys if k not in document]

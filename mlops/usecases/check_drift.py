@@ -36,17 +36,17 @@ from mlops.adapters.endpoints import EndpointNotFound
 from mlops.adapters.evidently_report import evidently_html, sample
 from mlops.adapters.registry import PackageLineage, model_package_of
 from mlops.core import names
-from mlops.core.capture import GroundTruth, Malformed, read_ground_truth
+from mlops.core.capture import GroundTruth, read_ground_truth
 from mlops.core.finite import dumps, finite_or_none
 from mlops.core.functions import DriftSettings, DriftThresholds
 from mlops.core.variant_check import (
     DRIFT,
     NOT_ENOUGH_DATA,
     SCORE,
-    CaptureTable,
     VariantDriftReport,
-    check_table,
+    check_summary,
 )
+from mlops.core.window_summary import WindowSummary
 from mlops.usecases.drift_inputs import (
     REFERENCE_FILE,
     SCORES_FILE,
@@ -419,6 +419,20 @@ class LocalSink:
         return str(path)
 
 
+@dataclass(frozen=True)
+class LabelFacts:
+    """What a result says of the window's ground truth: how many events had labels, and the
+    label lines that were malformed (the labels themselves are in the window's summary)."""
+
+    events: int = 0
+    malformed: int = 0
+    errors: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, labels: GroundTruth) -> LabelFacts:
+        return cls(len(labels.labels), labels.malformed, tuple(labels.errors))
+
+
 def evaluate(
     endpoint: str,
     thresholds: DriftThresholds,
@@ -434,23 +448,56 @@ def evaluate(
     sink: ReportSink,
     render_html: Callable[..., str] | None,
 ) -> VariantOutcome:
-    """The check of one variant's window, its JSON result and HTML report written to ``sink``."""
-    table = captured.table()
-    report = check_table(
+    """The check of one variant's window, its JSON result and HTML report written to ``sink``:
+    the window summarized in one pass, then judged as a merge of shards is (``record``)."""
+    summary = captured.summary(labels=labels.labels, sample_rows=thresholds.report_sample_rows)
+    return record(
+        endpoint,
+        thresholds,
+        reference,
+        summary,
+        LabelFacts.of(labels),
+        skipped_files=captured.skipped_files,
+        variant=variant,
+        weight=weight,
+        start=start,
+        end=end,
+        run_id=run_id,
+        sink=sink,
+        render_html=render_html,
+    )
+
+
+def record(
+    endpoint: str,
+    thresholds: DriftThresholds,
+    reference: Reference,
+    summary: WindowSummary,
+    labels: LabelFacts,
+    *,
+    skipped_files: list[str],
+    variant: str,
+    weight: float | None,
+    start: datetime,
+    end: datetime,
+    run_id: str,
+    sink: ReportSink,
+    render_html: Callable[..., str] | None,
+) -> VariantOutcome:
+    """A window's verdicts from its summary (one pass, or a Processing job's shards merged),
+    its JSON result and HTML report written to ``sink`` under the run's names."""
+    report = check_summary(
         variant,
         reference.features,
-        table,
+        summary,
         reference_scores=reference.scores,
-        labels=labels.labels,
         baseline_auc=reference.baseline_auc,
         thresholds=thresholds,
     )
-    # Lines that were not capture records at all count as malformed too: by kind, with the
-    # first examples of each kind (of the lines, then of the payloads), then the labels'.
-    problems = Malformed.merged(captured.problems, table.problems)
-    report.malformed, report.malformed_by_kind = problems.count, dict(problems.by_kind)
-    report.errors = problems.errors + labels.errors
-    report.malformed_files, report.skipped_files = captured.malformed_files, captured.skipped_files
+    # Lines that were not capture records count as malformed too: by kind, with the first
+    # examples of each kind (of the lines, then of the payloads), then the labels'.
+    report.errors = report.errors + list(labels.errors)
+    report.skipped_files = list(skipped_files)
     base = f"{variant}/{end:%Y/%m/%d}/{end:%Y%m%dT%H%M%SZ}-{run_id}"
     outcome = VariantOutcome(
         endpoint=endpoint,
@@ -460,27 +507,27 @@ def evaluate(
         window_start=start,
         window_end=end,
         report=report,
-        files=captured.files,
-        labelled_events=len(labels.labels),
+        files=summary.files,
+        labelled_events=labels.events,
         json_uri="",
         html_uri=None,
         notes=list(reference.notes)
         + ([f"{labels.malformed} malformed label line(s)"] if labels.malformed else []),
     )
-    if captured.malformed_files:
+    if report.malformed_files:
         outcome.notes.append(
-            f"{len(captured.malformed_files)} capture file(s) could not be read, none of their "
+            f"{len(report.malformed_files)} capture file(s) could not be read, none of their "
             "records checked: see malformed_files"
         )
-    if captured.skipped_files:
+    if skipped_files:
         outcome.notes.append(
-            f"{len(captured.skipped_files)} file(s) skipped, not capture files (*.jsonl, "
+            f"{len(skipped_files)} file(s) skipped, not capture files (*.jsonl, "
             "*.jsonl.gz): see skipped_files"
         )
     if weight is not None and outcome.weight is None:
         outcome.notes.append(f"the variant's weight {weight!r} is not a finite number")
     if report.status != NOT_ENOUGH_DATA and render_html is not None:
-        html = _html(endpoint, thresholds, render_html, reference, table, report)
+        html = _html(endpoint, thresholds, render_html, reference, summary, report)
         outcome.html_uri = sink.write_once(f"{base}.html", html, "text/html")
         outcome.duplicate = outcome.html_uri is None
     body = dumps(outcome.as_dict(), indent=2, default=_iso) + "\n"
@@ -495,11 +542,13 @@ def _html(
     thresholds: DriftThresholds,
     render: Callable[..., str],
     reference: Reference,
-    table: CaptureTable,
+    summary: WindowSummary,
     report: VariantDriftReport,
 ) -> str:
     ref: dict[str, np.ndarray] = dict(reference.features)
-    current: dict[str, np.ndarray] = dict(table.features)
+    # The window's rows in the report: the summary's sample (at most report_sample_rows rows,
+    # the same ones however the window was split into shards).
+    current: dict[str, np.ndarray] = summary.sample.columns()
     columns = list(FEATURE_NAMES)
     if reference.scores is not None and len(reference.scores):
         # The reference scores come from the test split, the features from the training
@@ -513,7 +562,7 @@ def _html(
         )
         ref = sample(ref, rows, seed=1, replace=True)
         ref[SCORE] = sample({SCORE: reference.scores}, rows, seed=2, replace=True)[SCORE]
-        current[SCORE] = table.scores
+        current[SCORE] = summary.sample.scores.copy()
         columns.append(SCORE)
     return render(
         ref,
