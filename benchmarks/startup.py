@@ -15,13 +15,13 @@ swayed than the wall time by other work on the machine) and the median peak RSS 
     .venv/bin/python benchmarks/startup.py [--runs 7]
 
 Measured here (2 cores, other work running; medians of 7): `mlops --help` 0.32-0.39 s wall,
-0.31 s CPU, 25 MB (0.97-1.24 s, 0.74-0.79 s CPU, 53 MB while the CLI imported boto3 and the
-config at start-up); `mlops drift check --help` 0.48-0.73 s, 39 MB (typer loads pydantic for the
-global options). The drift function's cold start: 2.9-4.4 s wall, 3.1 s CPU, 251 MB with
-bytecode, 9-14 s without it (hence `compileall` in its image); 0.5 s and 46 MB of it are the
-handler without `mlops.usecases.check_drift` (numpy, pandas, scikit-learn, polars), which every
-scheduled check needs, so it stays in the init phase. Evidently is imported later, at the first
-HTML report: about 4 s and 70 MB more. The traffic function: 0.55-0.74 s, 46 MB.
+0.31-0.37 s CPU, 25 MB (0.97-1.24 s and 53 MB while the CLI imported boto3 and the config at
+start-up); `mlops drift check --help` 0.48-0.73 s, 39 MB (typer itself loads pydantic for the
+global options). The drift function's cold start: 0.9-1.0 s, 90 MB with bytecode, 3.5 s without
+(hence `compileall` in its image); 0.5 s and 46 MB of it are the handler without
+`mlops.usecases.check_drift` (numpy, polars), which every scheduled check needs, so it stays in
+the init phase. Evidently (with pandas) is imported at the first HTML report, in the invocation:
+about 6-7 s and 240 MB more. The traffic function's: 0.55-0.74 s, 46 MB.
 """
 
 from __future__ import annotations
