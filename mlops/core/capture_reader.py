@@ -269,7 +269,8 @@ def read_file(
     if len(inside) < len(times):
         fast = fast.filter(pl.col("time").is_in(inside))
     slow = [(n, r) for n, r in slow if _in_window(r.inference_time, start, end)]
-    kept_times = [times[t] for t in inside]
+    # Of the records kept only: a line that took the reference parser may not be a record.
+    kept_times = [times[t] for t in fast["time"].unique().to_list()]
     kept_times += [r.inference_time for _, r in slow]
     # Positions: the kept records in line order, whichever path read them.
     fast_numbers = fast["number"].to_numpy().astype(np.int64)

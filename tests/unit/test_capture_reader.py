@@ -240,6 +240,19 @@ def test_near_misses_of_the_template_read_as_the_reference_reads_them(line: str)
     assert_same(read_file(body, source=SOURCE), reference(body, SOURCE, None, None))
 
 
+def test_first_and_last_are_of_records_only() -> None:
+    """A line with a valid time that is no record (bad base64) is not the window's first."""
+    early = CANONICAL.replace("14:00:00Z", "13:59:00Z").replace(
+        '"data":"1,2,3,4,5,6,7,8,9","encoding":"CSV"', '"data":"!!","encoding":"BASE64"'
+    )
+    assert early != CANONICAL
+    body = (early + "\n" + CANONICAL + "\n").encode()
+    fast = read_file(body, source=SOURCE)
+    assert_same(fast, reference(body, SOURCE, None, None))
+    assert fast.first == NOW
+    assert fast.problems.by_kind == {"bad base64": 1}
+
+
 def test_invalid_utf8_and_unreadable_files() -> None:
     for body, name in [
         (CANONICAL.encode() + b"\n\xff\n" + CANONICAL.encode(), SOURCE),
