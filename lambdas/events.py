@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
 MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
 SCHEDULED_EVENT = "Scheduled Event"
+PROCESSING_JOB_STATE_CHANGE = "SageMaker Processing Job State Change"
 
 
 MAX_ERROR = 300  # characters in a refusal's error: one line, whatever the event held
@@ -94,6 +95,23 @@ class ScheduledEvent(EventBridgeModel):
 
     detail_type: Literal["Scheduled Event"] = Field(alias="detail-type")
     detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProcessingJobDetail(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # the rest of DescribeProcessingJob's answer
+
+    processing_job_name: SageMakerName = Field(alias="ProcessingJobName")
+    processing_job_status: Literal["InProgress", "Completed", "Failed", "Stopping", "Stopped"] = (
+        Field(alias="ProcessingJobStatus")
+    )
+
+
+class ProcessingJobStateChange(_Event):
+    """SageMaker's "SageMaker Processing Job State Change" event (EventBridge): its detail is
+    DescribeProcessingJob's answer."""
+
+    detail_type: Literal["SageMaker Processing Job State Change"] = Field(alias="detail-type")
+    detail: ProcessingJobDetail
 
 
 class CheckRequest(BaseModel):

@@ -9,6 +9,9 @@ Triggers:
 - the champion's drift alarm going to ALARM ("CloudWatch Alarm State Change"): start the
   training pipeline, once per episode, at most once per cooldown (only when enabled).
 - a direct invocation {"action": "check"} (console test event, ``mlops drift scheduled``).
+- a drift check's Processing job ending ("SageMaker Processing Job State Change", Completed,
+  Failed or Stopped, for the jobs this platform names): a window too large for this function
+  is checked by a job (mlops.usecases.drift_jobs); its verdict is recorded here, as any run's.
 
 An event it does not accept is answered in one line, {"ok": false, "error": ...} naming the
 field, and never raises (a malformed event fails the same way on every retry). A run's id names
@@ -25,6 +28,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,10 +39,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.events import (
     ALARM_STATE_CHANGE,
+    PROCESSING_JOB_STATE_CHANGE,
     SCHEDULED_EVENT,
     AlarmStateChange,
     CheckRequest,
     EventRefused,
+    ProcessingJobStateChange,
     ScheduledEvent,
     detail_type,
     parse_event,
@@ -147,57 +153,92 @@ def drift_message(outcomes: list[VariantOutcome]) -> tuple[str, str]:
     return subject[:100], "\n".join(lines)
 
 
-def check(settings: DriftSettings, run_id: str, now: datetime) -> dict[str, Any]:
-    """Check every variant now; ``run_id`` names the run (a redelivery writes nothing twice)."""
+def _monitor(settings: DriftSettings) -> tuple[DriftMonitor, Any]:
     aws = _aws()
     monitor = DriftMonitor(
         sagemaker=aws.client("sagemaker"), s3=aws.client("s3"), settings=settings
     )
+    return monitor, (aws.client("sns") if settings.topic_arn else None)
+
+
+def _actor(
+    settings: DriftSettings, sns: Any, notified: list[str]
+) -> Callable[[VariantOutcome], None]:
+    """What the function does with each variant's verdict, right after it is recorded and before
+    its window is marked as checked: a failure later in the run cannot cost this variant its
+    metrics (and so its alarm) or notice."""
     topic_arn = settings.topic_arn
-    sns = aws.client("sns") if topic_arn else None
-    notified: list[str] = []
 
     def act(outcome: VariantOutcome) -> None:
-        # Right after each variant's check, before its window is marked as checked: a failure
-        # later in the run cannot cost this variant its metrics (and so its alarm) or notice.
         emit_metrics(outcome)
         logger.info(
             "variant checked",
             extra={"variant": outcome.variant, "status": outcome.report.status,
                    "rows": outcome.report.rows, "result": outcome.json_uri,
-                   "replayed": outcome.duplicate},
+                   "replayed": outcome.duplicate, "job": outcome.job},
         )  # fmt: skip
         if sns is not None and topic_arn and outcome.drifted:
             subject, message = drift_message([outcome])
             sns.publish(TopicArn=topic_arn, Subject=subject, Message=message)
             notified.append(outcome.variant)
 
+    return act
+
+
+def _variant(outcome: VariantOutcome) -> dict[str, Any]:
+    return {
+        "variant": outcome.variant,
+        "status": outcome.report.status,
+        "rows": outcome.report.rows,
+        "malformed": outcome.report.malformed,
+        "drift_share": outcome.report.drift_share,
+        "result": outcome.json_uri,
+        "report": outcome.html_uri,
+        "duplicate": outcome.duplicate,
+        "already_checked": outcome.already_checked,
+        "job": outcome.job,
+    }
+
+
+def check(settings: DriftSettings, run_id: str, now: datetime) -> dict[str, Any]:
+    """Check every variant now; ``run_id`` names the run (a redelivery writes nothing twice).
+    A variant whose window is more than one function checks is handed to a Processing job:
+    "pending", its verdict recorded when the job ends (``job_ended``)."""
+    monitor, sns = _monitor(settings)
+    notified: list[str] = []
     try:
-        outcomes = monitor.run(now=now, run_id=run_id, on_outcome=act)
+        outcomes = monitor.run(now=now, run_id=run_id, on_outcome=_actor(settings, sns, notified))
     except EndpointNotFound as exc:
         # Until a champion is approved the stack has no endpoint: nothing to check, and
         # nothing wrong (no error, no dead letter, no alarm every hour after a deploy).
         logger.info("no endpoint yet", extra={"endpoint": settings.endpoint_name})
         return {"ok": True, "run_id": run_id, "skipped": str(exc), "notified": [], "variants": []}
+    for outcome in outcomes:
+        if outcome.pending:
+            logger.info("checked by a processing job", extra={"variant": outcome.variant,
+                        "job": outcome.job, "notes": outcome.notes})  # fmt: skip
     return {
         "ok": True,
         "run_id": run_id,
         "notified": notified,
-        "variants": [
-            {
-                "variant": o.variant,
-                "status": o.report.status,
-                "rows": o.report.rows,
-                "malformed": o.report.malformed,
-                "drift_share": o.report.drift_share,
-                "result": o.json_uri,
-                "report": o.html_uri,
-                "duplicate": o.duplicate,
-                "already_checked": o.already_checked,
-            }
-            for o in outcomes
-        ],
+        "variants": [_variant(o) for o in outcomes],
     }
+
+
+def job_ended(settings: DriftSettings, event: ProcessingJobStateChange) -> dict[str, Any]:
+    """A drift check's Processing job ended: record its verdict like any run's (metrics,
+    notice, the window moved on). A job that gave no verdict raises DriftJobFailed (the error
+    alarm), its window left to the next run; a retry of this event then finds nothing to do."""
+    name = event.detail.processing_job_name
+    if not name.startswith(settings.job_prefix):
+        return refused(f"job {name} is not a drift check of this platform ({settings.job_prefix}*)")
+    monitor, sns = _monitor(settings)
+    notified: list[str] = []
+    outcome = monitor.finish_job(name, on_outcome=_actor(settings, sns, notified))
+    if outcome is None:
+        logger.info("nothing to record", extra={"job": name})
+        return {"ok": True, "job": name, "notified": [], "variants": []}
+    return {"ok": True, "job": name, "notified": notified, "variants": [_variant(outcome)]}
 
 
 def retrain(settings: DriftSettings, event: AlarmStateChange, when: datetime) -> dict[str, Any]:
@@ -269,6 +310,8 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         if kind == ALARM_STATE_CHANGE:
             alarm = parse_event(event, AlarmStateChange)
             return retrain(settings, alarm, run_time(alarm.time, now))
+        if kind == PROCESSING_JOB_STATE_CHANGE:
+            return job_ended(settings, parse_event(event, ProcessingJobStateChange))
         if kind == SCHEDULED_EVENT:
             # A variant that cannot be checked (no readable reference, S3 or SageMaker failing)
             # fails the invocation after the others are checked: retried, then the errors and
@@ -282,5 +325,6 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     except EventRefused as exc:
         return refused(exc)
     return refused(
-        'expected a "Scheduled Event", a champion drift alarm event or {"action": "check"}'
+        'expected a "Scheduled Event", a champion drift alarm event, a drift check job\'s '
+        '"SageMaker Processing Job State Change" or {"action": "check"}'
     )

@@ -7,6 +7,7 @@ the rules in mlops.core.capture (``.jsonl`` and ``.jsonl.gz``; others named as s
 
 from __future__ import annotations
 
+import contextvars
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,8 +55,13 @@ class CaptureWindow(HasMalformed):
         end: datetime | None = None,
     ) -> None:
         """Files given as (name, a function that fetches its bytes), fetched and read on every
-        core at once, added in the order given."""
-        for name, read in read_files(files, start=start, end=end, keep_errors=self.keep_errors):
+        core at once, added in the order given. Each is fetched in a copy of the caller's
+        context: what observes the caller's AWS calls (the embedded default's IAM) sees these
+        too, though they are made on reading threads."""
+        in_context = ((name, _in_copied_context(load)) for name, load in files)
+        for name, read in read_files(
+            in_context, start=start, end=end, keep_errors=self.keep_errors
+        ):
             self.add(name, read)
 
     def add(self, name: str, read: FileRead) -> None:
@@ -85,6 +91,11 @@ class CaptureWindow(HasMalformed):
         )
 
 
+def _in_copied_context(load: Callable[[], bytes]) -> Callable[[], bytes]:
+    context = contextvars.copy_context()  # one per file: a context runs in one thread at once
+    return lambda: context.run(load)
+
+
 def hour_prefixes(
     base: str, endpoint: str, variant: str, start: datetime, end: datetime
 ) -> list[str]:
@@ -98,6 +109,53 @@ def hour_prefixes(
     return prefixes
 
 
+@dataclass(frozen=True)
+class WindowListing:
+    """A window's files, as listed in S3: the capture files in the order they are read, with
+    their sizes, and the files under its hours that are not capture files."""
+
+    bucket: str
+    prefix: str  # the variant's capture prefix: <base>/<endpoint>/<variant>/
+    keys: tuple[str, ...]
+    sizes: tuple[int, ...]
+    skipped: tuple[str, ...]
+
+    @property
+    def bytes(self) -> int:
+        return sum(self.sizes)
+
+
+def list_window(
+    s3: S3Client, capture_uri: str, endpoint: str, variant: str, start: datetime, end: datetime
+) -> WindowListing:
+    """The capture files a window reads: those under its hours, and one hour more on each side
+    (a file can be written, and named, a little after the hour of its records; records are
+    kept by their own inference time)."""
+    if end <= start:
+        raise ValueError(
+            f"empty window: end {end.isoformat()} is not after start {start.isoformat()}"
+        )
+    bucket, base = s3io.split_uri(capture_uri)
+    slack = timedelta(hours=1)
+    keys: list[str] = []
+    sizes: list[int] = []
+    skipped: list[str] = []
+    for prefix in hour_prefixes(base, endpoint, variant, start - slack, end + slack):
+        listed: list[tuple[str, int]] = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            listed += [(item["Key"], int(item.get("Size", 0))) for item in page.get("Contents", [])]
+        for key, size in sorted(listed):
+            if key.endswith("/"):  # a "folder" made in the console: not a file
+                continue
+            if not is_capture_file(key):
+                skipped.append(key)
+                continue
+            keys.append(key)
+            sizes.append(size)
+    variant_prefix = "/".join(p for p in (base.strip("/"), endpoint, variant) if p) + "/"
+    return WindowListing(bucket, variant_prefix, tuple(keys), tuple(sizes), tuple(skipped))
+
+
 def read_window(
     s3: S3Client,
     capture_uri: str,
@@ -107,30 +165,18 @@ def read_window(
     end: datetime,
     *,
     keep_errors: int = EXAMPLES_PER_KIND,
+    listing: WindowListing | None = None,
 ) -> CaptureWindow:
     """Records with start <= inference time < end; malformed lines counted by kind, never
-    fatal; files under the hours that are not capture files named as skipped."""
-    if end <= start:
-        raise ValueError(
-            f"empty window: end {end.isoformat()} is not after start {start.isoformat()}"
-        )
-    bucket, base = s3io.split_uri(capture_uri)
-    window = CaptureWindow(keep_errors=keep_errors)
-    # One hour folder more on each side: a file can be written (and named) a little after the
-    # hour of the records in it. Records are kept by their own inference time.
-    slack = timedelta(hours=1)
-    keys: list[str] = []
-    for prefix in hour_prefixes(base, endpoint, variant, start - slack, end + slack):
-        for key in s3io.list_keys(s3, bucket, prefix):
-            if key.endswith("/"):  # a "folder" made in the console: not a file
-                continue
-            if not is_capture_file(key):
-                window.skipped_files.append(key)
-                continue
-            keys.append(key)
-
+    fatal; files under the hours that are not capture files named as skipped. ``listing``:
+    the window's files, if listed already."""
+    listing = listing or list_window(s3, capture_uri, endpoint, variant, start, end)
+    window = CaptureWindow(keep_errors=keep_errors, skipped_files=list(listing.skipped))
+    bucket = listing.bucket
     # Fetched in the reading threads: boto3 clients are safe to share between threads.
     window.add_files(
-        ((key, functools.partial(s3io.read, s3, bucket, key)) for key in keys), start, end
+        ((key, functools.partial(s3io.read, s3, bucket, key)) for key in listing.keys),
+        start,
+        end,
     )
     return window

@@ -163,6 +163,16 @@ class PlatformConfig(BaseModel):
     drift_max_window_hours: int = Field(default=24, ge=1, le=24 * 7)
     # A window ends this long before its check: SageMaker writes capture files minutes late.
     drift_capture_delay_minutes: int = Field(default=5, ge=0, le=60)
+    # A window whose capture files hold more than this many MB (10^6 bytes, as listed in S3) is
+    # checked by a SageMaker Processing job over drift_job_instance_count instances instead of
+    # in the drift function. The default is what one function checks comfortably inside its
+    # 15 minutes and 3,008 MB: measured by benchmarks/drift_window_limits.py (README: "When the
+    # drift check runs as a Processing job").
+    drift_job_threshold_mb: float = Field(default=2000.0, gt=0.0, allow_inf_nan=False)
+    drift_job_instance_type: InstanceType = "ml.m5.xlarge"
+    drift_job_instance_count: int = Field(default=2, ge=1, le=20)
+    drift_job_volume_gb: int = Field(default=30, ge=1, le=16384)
+    drift_job_max_runtime_minutes: int = Field(default=60, ge=5, le=24 * 60)
 
     # Retention.
     capture_expiration_days: int = Field(default=30, ge=1, le=3650)
@@ -199,6 +209,10 @@ class PlatformConfig(BaseModel):
         "drift_report_sample_rows",
         "drift_max_window_hours",
         "drift_capture_delay_minutes",
+        "drift_job_threshold_mb",
+        "drift_job_instance_count",
+        "drift_job_volume_gb",
+        "drift_job_max_runtime_minutes",
         "capture_expiration_days",
         "noncurrent_version_expiration_days",
         "access_log_expiration_days",
@@ -259,13 +273,16 @@ class PlatformConfig(BaseModel):
             )
         return value
 
-    @field_validator("champion_instance_type", "challenger_instance_type")
+    @field_validator(
+        "champion_instance_type", "challenger_instance_type", "drift_job_instance_type"
+    )
     @classmethod
     def _volume_key_possible(cls, value: str) -> str:
         if instance_has_local_nvme(value):
             raise ValueError(
                 f"{value} has local NVMe storage, which cannot take the KMS volume key this "
-                "platform puts on every endpoint; choose an EBS-backed type such as ml.m5.large"
+                "platform puts on every endpoint and drift job; choose an EBS-backed type such "
+                "as ml.m5.large"
             )
         return value
 

@@ -20,7 +20,7 @@ from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from mlops.core import names
+from mlops.core import drift_job, names
 from mlops.core.config import PlatformConfig
 from mlops.core.names import CHAMPION, challenger_gate_alarms
 
@@ -37,6 +37,7 @@ def _json(value: Any) -> Any:
 JsonTuple = Annotated[tuple[str, ...], BeforeValidator(_json)]
 JsonFloats = Annotated[tuple[float, ...], BeforeValidator(_json)]
 JsonMap = Annotated[dict[str, str], BeforeValidator(_json)]
+JsonObject = Annotated[dict[str, Any], BeforeValidator(_json)]
 
 
 def _encode(value: Any) -> str:
@@ -199,6 +200,12 @@ class DriftSettings(FunctionSettings):
     pipeline_name: str = Field(min_length=1)
     retrain_on_champion_drift: bool
     retrain_cooldown_hours: int = Field(ge=1)
+    # Above this many bytes of capture files, a window is checked by a Processing job...
+    job_threshold_bytes: int = Field(ge=1)
+    job_prefix: str = Field(min_length=1)  # ... named with this prefix ...
+    # ... made from this definition (mlops.core.drift_job.definition, synthesized by the stack).
+    # None: no job can be started, every window is checked in the function.
+    processing_job: JsonObject | None = None
 
     @property
     def thresholds(self) -> DriftThresholds:
@@ -233,9 +240,12 @@ class DriftSettings(FunctionSettings):
         capture_bucket: str,
         topic_arn: str | None,
         capture_delay_minutes: int | None = None,
+        processing_job: dict[str, Any] | None = None,
     ) -> DriftSettings:
         """``capture_delay_minutes`` overrides the config's where captures land at once (the
-        embedded default's local endpoint writes them when asked, unlike SageMaker)."""
+        embedded default's local endpoint writes them when asked, unlike SageMaker);
+        ``processing_job``: the definition of the jobs large windows are checked by (None:
+        none is, as for checks on demand)."""
         return cls(
             endpoint_name=config.endpoint_name,
             reports_bucket=reports_bucket,
@@ -258,6 +268,9 @@ class DriftSettings(FunctionSettings):
             pipeline_name=config.pipeline_name,
             retrain_on_champion_drift=config.retrain_on_champion_drift,
             retrain_cooldown_hours=config.retrain_cooldown_hours,
+            job_threshold_bytes=max(1, round(config.drift_job_threshold_mb * 1_000_000)),
+            job_prefix=drift_job.job_prefix(config),
+            processing_job=processing_job,
         )
 
 

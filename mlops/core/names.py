@@ -23,6 +23,9 @@ DRIFT_REPORTS_PREFIX = "drift"  # drift/<endpoint>/<variant>/yyyy/mm/dd/<time>-<
 TRAFFIC_AUDIT_PREFIX = "audit/traffic"
 SERVING_AUDIT_PREFIX = "audit/serving"
 RETRAINING_AUDIT_PREFIX = "audit/retraining"
+# Drift checks run as SageMaker Processing jobs are named <prefix>-drift-<digest>; their files are
+# under drift/<endpoint>/jobs/<job>/ in the reports bucket (mlops.core.drift_job).
+DRIFT_JOB = "drift"
 # leases/<endpoint>.json: the ledger every weight change holds (mlops.core.lease).
 LEASE_PREFIX = "leases"
 # claims/<kind>/<endpoint>/<request id>.json: a request's decision, written before it acts.
@@ -44,6 +47,11 @@ def pipeline_stack(config: PlatformConfig) -> str:
 
 def serving_stack(config: PlatformConfig) -> str:
     return f"{config.prefix}-serving"
+
+
+def drift_processing_role(config: PlatformConfig) -> str:
+    """The role a drift check's Processing job runs as (read the window, write summaries)."""
+    return f"{config.prefix}-drift-processing"
 
 
 def dashboard(config: PlatformConfig) -> str:

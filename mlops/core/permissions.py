@@ -7,7 +7,8 @@ deployment's; the other fields name resources whose ARNs only the deployment kno
 - ``{reports_bucket_arn}``, ``{capture_bucket_arn}``, ``{artifacts_bucket_arn}``,
   ``{data_key_arn}``: the storage stack's buckets and key;
 - ``{ops_key_arn}``, ``{topic_arn}``: the serving stack's key and alerts topic;
-- ``{cloudformation_role_arn}``, ``{model_role_arn}``: roles the serving stack creates;
+- ``{cloudformation_role_arn}``, ``{model_role_arn}``, ``{processing_role_arn}``: roles the
+  serving stack creates;
 - ``{dead_letters_arn}``, ``{log_group_arn}``: the function's own queue and log group;
 - ``{bootstrap_qualifier}``: the CDK bootstrap qualifier the stack was synthesized with.
 
@@ -23,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlops.core import names, specs
+from mlops.core import drift_job, names, specs
 from mlops.core.config import PlatformConfig
 
 # Every resource in these tags: CloudFormation's role may create and delete only models and
@@ -338,6 +339,7 @@ def drift(config: PlatformConfig) -> list[Grant]:
             "Capture, pipeline outputs and reports are encrypted with the platform's data key.",
         ),
         _notify(),
+        *_drift_jobs(config),
     ]
     if config.retrain_on_champion_drift:
         grants.append(
@@ -349,6 +351,51 @@ def drift(config: PlatformConfig) -> list[Grant]:
             )
         )
     return grants
+
+
+def drift_jobs(config: PlatformConfig) -> str:
+    """The drift checks' Processing jobs (mlops.core.drift_job names them)."""
+    return _arn("sagemaker", f"processing-job/{drift_job.job_prefix(config)}*")
+
+
+def _drift_jobs(config: PlatformConfig) -> list[Grant]:
+    """What the drift function needs to hand a large window to a Processing job."""
+    return [
+        Grant(
+            "StartCheckJobs",
+            ("sagemaker:CreateProcessingJob",),
+            (drift_jobs(config),),
+            "A window with more capture than one function checks is checked by a Processing "
+            "job, named by the function at run time under the platform's drift-job prefix; only "
+            "a job without network access, on the configured instance type, with its volume "
+            "and output encrypted by the data key.",
+            {
+                "Bool": {"sagemaker:NetworkIsolation": "true"},
+                "ArnEquals": {
+                    "sagemaker:VolumeKmsKeyArn": "{data_key_arn}",
+                    "sagemaker:OutputKmsKeyArn": "{data_key_arn}",
+                },
+                "ForAllValues:StringEquals": {
+                    "sagemaker:InstanceTypes": [config.drift_job_instance_type]
+                },
+                "Null": {"sagemaker:InstanceTypes": "false"},
+            },
+        ),
+        Grant(
+            "FollowCheckJobs",
+            ("sagemaker:DescribeProcessingJob",),
+            (drift_jobs(config),),
+            "A scheduled run finds whether the job checking a variant's window still runs, "
+            "ended, or failed (its end event may be late or lost).",
+        ),
+        Grant(
+            "PassProcessingRole",
+            ("iam:PassRole",),
+            ("{processing_role_arn}",),
+            "The check's job runs as the processing role, and only SageMaker may receive it.",
+            {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        ),
+    ]
 
 
 def cloudformation(config: PlatformConfig) -> list[Grant]:

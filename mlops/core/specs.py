@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mlops.core import names
+from mlops.core import drift_job, names
 from mlops.core.config import PlatformConfig
 from mlops.core.names import CHAMPION, VARIANTS
 
@@ -168,7 +168,7 @@ class RuleSpec:
 
 def pattern_matches(pattern: dict[str, Any], event: Any) -> bool:
     """EventBridge's matching for the patterns used here: each key's value is one of the
-    listed values; nested objects match recursively."""
+    listed values, or starts with a listed {"prefix": ...}; nested objects match recursively."""
     if not isinstance(event, dict):
         return False
     for key, wanted in pattern.items():
@@ -176,9 +176,18 @@ def pattern_matches(pattern: dict[str, Any], event: Any) -> bool:
         if isinstance(wanted, dict):
             if not pattern_matches(wanted, value):
                 return False
-        elif value not in wanted:
+        elif not any(_value_matches(w, value) for w in wanted):
             return False
     return True
+
+
+def _value_matches(wanted: Any, value: Any) -> bool:
+    if isinstance(wanted, dict):
+        ((operator, argument),) = wanted.items()
+        if operator != "prefix":
+            raise ValueError(f"pattern operator {operator!r} is not matched here")
+        return isinstance(value, str) and value.startswith(argument)
+    return bool(value == wanted)
 
 
 def _alarm_pattern(alarms: tuple[str, ...]) -> dict[str, Any]:
@@ -246,9 +255,34 @@ def drift_schedule_rule(config: PlatformConfig) -> RuleSpec:
     )
 
 
+def drift_job_rule(config: PlatformConfig) -> RuleSpec:
+    """A drift check run as a Processing job ended (mlops.core.drift_job): the drift function
+    records its verdict (or reports its failure) within minutes, not at the next schedule."""
+    return RuleSpec(
+        construct_id="DriftJobRule",
+        description=f"Record the verdict of {config.endpoint_name}'s drift checks run as "
+        "processing jobs when they end",
+        target=DRIFT,
+        max_event_age_seconds=3600,
+        event_pattern={
+            "source": ["aws.sagemaker"],
+            "detail-type": [drift_job.JOB_STATE_CHANGE],
+            "detail": {
+                "ProcessingJobName": [{"prefix": drift_job.job_prefix(config)}],
+                "ProcessingJobStatus": list(drift_job.ENDED),
+            },
+        },
+    )
+
+
 def rules(config: PlatformConfig) -> list[RuleSpec]:
     """Every rule of the serving stack."""
-    return [approval_rule(config), *alarm_rules(config), drift_schedule_rule(config)]
+    return [
+        approval_rule(config),
+        *alarm_rules(config),
+        drift_schedule_rule(config),
+        drift_job_rule(config),
+    ]
 
 
 @dataclass(frozen=True)

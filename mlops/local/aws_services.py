@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from mlops.adapters.envvars import patched_environ
 from mlops.adapters.resources import PlatformResources
 from mlops.adapters.target import EMULATOR_ACCESS_KEY, EMULATOR_ACCOUNT, AwsTarget
-from mlops.core import specs
+from mlops.core import drift_job, names, specs
 from mlops.core.config import PlatformConfig
 from mlops.core.functions import (
     CONTRACTS,
@@ -39,6 +39,8 @@ from mlops.core.functions import (
     TrafficSettings,
 )
 from mlops.local.iam.enforce import TwinIam
+from mlops.local.processing import LOCAL_IMAGE, LocalJob, run_processing_job
+from mlops.usecases.drift_results import PENDING
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -310,14 +312,29 @@ def function_settings(
             topic_arn=topic_arn,
             cloudformation_role_arn=None,
         )
-    # The local endpoint writes its capture files when asked to (no buffering delay, unlike
-    # SageMaker): a check may look right up to its own time.
+    return drift_settings(config, resources, topic_arn=topic_arn)
+
+
+def drift_settings(
+    config: PlatformConfig, resources: PlatformResources, *, topic_arn: str | None = None
+) -> DriftSettings:
+    """The drift function's settings on the embedded default. The local endpoint writes its
+    capture files when asked to (no buffering delay, unlike SageMaker): a check may look right
+    up to its own time. Its Processing jobs run here (mlops.local.processing), from a
+    definition made as the stack makes it."""
+    account = EMULATOR_ACCOUNT
     return DriftSettings.for_platform(
         config,
         reports_bucket=resources.reports_bucket,
         capture_bucket=resources.capture_bucket,
         topic_arn=topic_arn,
         capture_delay_minutes=0,
+        processing_job=drift_job.definition(
+            config,
+            image_uri=LOCAL_IMAGE,
+            role_arn=f"arn:aws:iam::{account}:role/{names.drift_processing_role(config)}",
+            key_arn=resources.key_arn or f"arn:aws:kms:{config.region}:{account}:key/data-key",
+        ),
     )
 
 
@@ -367,6 +384,37 @@ class ScheduledRun:
     alarm_events: list[dict[str, Any]]
     actions: list[tuple[specs.Function, dict[str, Any]]]  # (rule target, handler result)
     seconds_alarm_to_action: float = 0.0  # alarm evaluated -> its actions done (this machine)
+    # The Processing jobs the check started, run here, and what their end events set off.
+    jobs: list[LocalJob] = field(default_factory=list)
+    job_results: list[tuple[specs.Function, dict[str, Any]]] = field(default_factory=list)
+
+
+def run_started_jobs(
+    result: dict[str, Any],
+    *,
+    target: AwsTarget,
+    config: PlatformConfig,
+    resources: PlatformResources,
+    iam: TwinIam,
+    common: dict[str, Any],
+) -> tuple[list[LocalJob], list[tuple[specs.Function, dict[str, Any]]], list[str]]:
+    """What SageMaker and EventBridge do after a run handed windows to Processing jobs: each job
+    runs (here), and its end event reaches the functions whose rules match it. Returns the jobs,
+    the handlers' results and the lines they logged."""
+    definition = drift_settings(config, resources).processing_job or {}
+    events = target.client("events")
+    jobs, results, lines = [], [], []
+    for variant in result.get("variants", []):
+        if variant.get("status") != PENDING or not variant.get("job"):
+            continue
+        job = run_processing_job(target, variant["job"], definition, iam=iam)
+        jobs.append(job)
+        event = job.event(region=target.region)
+        for function in routes(events, config, event):
+            outcome, logged = invoke_function(function, event, **common)
+            results.append((function, outcome))
+            lines += logged
+    return jobs, results, lines
 
 
 def scheduled_drift_check(
@@ -396,6 +444,9 @@ def scheduled_drift_check(
         "resources": [f"arn:aws:events:{target.region}:{EMULATOR_ACCOUNT}:rule/drift-schedule"],
         "detail": {},
     }
+    iam = iam or TwinIam(
+        config=config, region=target.region, resources=resources, topic_arn=topic_arn
+    )
     common: dict[str, Any] = {
         "target": target,
         "config": config,
@@ -405,7 +456,10 @@ def scheduled_drift_check(
         "iam": iam,
     }
     result, lines = invoke_function(specs.DRIFT, event, **common)
-    datapoints = ingest_emf(cloudwatch, lines)
+    jobs, job_results, job_lines = run_started_jobs(
+        result, target=target, config=config, resources=resources, iam=iam, common=common
+    )
+    datapoints = ingest_emf(cloudwatch, lines + job_lines)
     # The event's time has whole seconds; the datapoints carry it, so evaluate just after.
     evaluated = time.perf_counter()
     alarm_events = evaluate_alarms(
@@ -416,4 +470,7 @@ def scheduled_drift_check(
         for function in routes(events, config, alarm_event):
             outcome, _ = invoke_function(function, alarm_event, **common)
             actions.append((function, outcome))
-    return ScheduledRun(result, datapoints, alarm_events, actions, time.perf_counter() - evaluated)
+    return ScheduledRun(
+        result, datapoints, alarm_events, actions, time.perf_counter() - evaluated,
+        jobs=jobs, job_results=job_results,
+    )  # fmt: skip

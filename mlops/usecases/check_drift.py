@@ -21,32 +21,27 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from botocore.exceptions import ClientError
 
 from mlops.adapters import s3io
-from mlops.adapters.audit import write_once
-from mlops.adapters.capture_store import CaptureWindow, hour_prefixes, read_window
+from mlops.adapters.capture_store import (
+    CaptureWindow,
+    WindowListing,
+    hour_prefixes,
+    list_window,
+    read_window,
+)
 from mlops.adapters.endpoints import EndpointNotFound
-from mlops.adapters.evidently_report import evidently_html, sample
+from mlops.adapters.evidently_report import evidently_html
 from mlops.adapters.registry import PackageLineage, model_package_of
 from mlops.core import names
 from mlops.core.capture import GroundTruth, read_ground_truth
-from mlops.core.finite import dumps, finite_or_none
+from mlops.core.finite import finite_or_none
 from mlops.core.functions import DriftSettings, DriftThresholds
-from mlops.core.variant_check import (
-    DRIFT,
-    NOT_ENOUGH_DATA,
-    SCORE,
-    VariantDriftReport,
-    check_summary,
-)
-from mlops.core.window_summary import WindowSummary
+from mlops.core.variant_check import NOT_ENOUGH_DATA, SCORE
 from mlops.usecases.drift_inputs import (
     REFERENCE_FILE,
     SCORES_FILE,
@@ -54,11 +49,35 @@ from mlops.usecases.drift_inputs import (
     ReferenceDataError,
     read_columns,
 )
+from mlops.usecases.drift_jobs import DriftJobs, StateStore
+from mlops.usecases.drift_results import (
+    LabelFacts,
+    LocalSink,
+    ReportSink,
+    RunSink,
+    S3Sink,
+    VariantOutcome,
+    _iso,
+    record,
+)
 from pipeline_steps.schema import FEATURE_NAMES
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sagemaker import SageMakerClient
+
+# Where callers have always found them.
+__all__ = [
+    "DriftCheckFailed",
+    "DriftMonitor",
+    "LabelFacts",
+    "LocalSink",
+    "ReportSink",
+    "S3Sink",
+    "VariantOutcome",
+    "evaluate",
+    "record",
+]
 
 log = logging.getLogger(__name__)
 
@@ -71,46 +90,6 @@ class DriftCheckFailed(RuntimeError):
     def __init__(self, message: str, outcomes: list[VariantOutcome]) -> None:
         super().__init__(message)
         self.outcomes = outcomes
-
-
-@dataclass
-class VariantOutcome:
-    endpoint: str
-    variant: str
-    package_arn: str
-    weight: float | None  # None: no endpoint weight (capture files), or not a finite number
-    window_start: datetime
-    window_end: datetime
-    report: VariantDriftReport
-    files: int
-    labelled_events: int
-    json_uri: str
-    html_uri: str | None
-    duplicate: bool = False  # this run's reports existed already (a redelivered event)
-    already_checked: bool = False  # nothing new since the last check: no verdict, no metrics
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def drifted(self) -> bool:
-        return self.report.status == DRIFT
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "endpoint": self.endpoint,
-            "variant": self.variant,
-            "model_package_arn": self.package_arn,
-            "weight": self.weight,
-            "window": {"start": _iso(self.window_start), "end": _iso(self.window_end)},
-            "capture_files": self.files,
-            "labelled_events": self.labelled_events,
-            "report_html": self.html_uri,
-            "notes": self.notes,
-            **self.report.as_dict(),
-        }
-
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class DriftMonitor:
@@ -208,31 +187,28 @@ class DriftMonitor:
         return reference
 
     # -- windows -------------------------------------------------------------------------------
-    def _state_key(self, variant: str) -> str:
-        return f"{REPORT_PREFIX}/{self.settings.endpoint_name}/{variant}/state.json"
+    @property
+    def states(self) -> StateStore:
+        return StateStore(self.s3, self.settings.reports_bucket, self.settings.endpoint_name)
 
     def window(self, variant: str, package_arn: str, now: datetime) -> tuple[datetime, datetime]:
         """From the end of the last check of this variant's model (if any) up to now, less the
         capture delay."""
+        return self._window(self.states.read(variant), package_arn, now)
+
+    def _window(
+        self, state: dict[str, Any] | None, package_arn: str, now: datetime
+    ) -> tuple[datetime, datetime]:
         end = now - self.settings.capture_delay
         start = end - self.settings.first_window
-        text = self._text(f"s3://{self.settings.reports_bucket}/{self._state_key(variant)}")
-        if text:
-            state = json.loads(text)
-            if state.get("model_package_arn") == package_arn:
-                start = datetime.fromisoformat(state["checked_until"])
+        if state and state.get("model_package_arn") == package_arn:
+            start = datetime.fromisoformat(state["checked_until"])
         return max(start, end - self.settings.max_window), end
 
     def _save_state(self, variant: str, package_arn: str, checked_until: datetime) -> None:
-        state = {"model_package_arn": package_arn, "checked_until": checked_until.isoformat()}
-        self.s3.put_object(
-            Bucket=self.settings.reports_bucket,
-            Key=self._state_key(variant),
-            Body=dumps(state).encode(),
-            ContentType="application/json",
-        )
+        self.states.save(variant, package_arn, checked_until)
 
-    def _labels(self, start: datetime, end: datetime) -> GroundTruth:
+    def labels(self, start: datetime, end: datetime) -> GroundTruth:
         labels = GroundTruth()
         if not self.settings.ground_truth_uri:
             return labels
@@ -242,6 +218,8 @@ class DriftMonitor:
                 body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
                 read_ground_truth(body, source=key, into=labels)  # the capture files' rules
         return labels
+
+    _labels = labels  # its earlier name
 
     # -- the check -------------------------------------------------------------------------------
     def check(
@@ -254,8 +232,15 @@ class DriftMonitor:
         run_id: str,
         on_outcome: Callable[[VariantOutcome], None] | None = None,
     ) -> VariantOutcome:
-        """The scheduled check: the window since the last one, reports to the reports bucket."""
-        start, end = self.window(variant, package_arn, now)
+        """The scheduled check: the window since the last one, reports to the reports bucket.
+        A window with more capture than one function checks goes to a Processing job
+        (mlops.usecases.drift_jobs): the outcome is "pending" until the job ends."""
+        jobs = DriftJobs(self)
+        state = self.states.read(variant)
+        job = jobs.job_of(state, package_arn)
+        if job is not None:
+            return jobs.follow(job, on_outcome=on_outcome)
+        start, end = self._window(state, package_arn, now)
         if start >= end:
             # A redelivered (or late) schedule event: this variant is checked up to ``start``
             # already. Its result was written under the same name, so this is recorded as a
@@ -272,10 +257,20 @@ class DriftMonitor:
             outcome.already_checked = True
             return outcome
         try:
+            settings = self.settings
+            listing = list_window(
+                self.s3, settings.capture_uri, settings.endpoint_name, variant, start, end
+            )
+            if jobs.wanted(listing):
+                return jobs.start(
+                    variant=variant, package_arn=package_arn, weight=weight, start=start,
+                    end=end, run_id=run_id, listing=listing,
+                )  # fmt: skip
             sink = self._run_sink()
             outcome = self.check_window(
-                variant, package_arn, weight, start=start, end=end, run_id=run_id, sink=sink
-            )
+                variant, package_arn, weight, start=start, end=end, run_id=run_id, sink=sink,
+                listing=listing,
+            )  # fmt: skip
             # A retry of a run that failed after writing (at the notice, the state) finds its
             # reports: the outcome links them all the same, and is a duplicate if it wrote none.
             outcome.duplicate = not sink.written
@@ -293,13 +288,19 @@ class DriftMonitor:
         self._save_state(variant, package_arn, end if checked else start)
         return outcome
 
+    def finish_job(
+        self, job: str, *, on_outcome: Callable[[VariantOutcome], None] | None = None
+    ) -> VariantOutcome | None:
+        """A check's Processing job ended: its verdict recorded (None: nothing to record)."""
+        return DriftJobs(self).finish(job, on_outcome=on_outcome)
+
     def sink(self) -> S3Sink:
         return S3Sink(
             self.s3, self.settings.reports_bucket, f"{REPORT_PREFIX}/{self.settings.endpoint_name}"
         )
 
-    def _run_sink(self) -> _RunSink:
-        return _RunSink(
+    def _run_sink(self) -> RunSink:
+        return RunSink(
             self.s3, self.settings.reports_bucket, f"{REPORT_PREFIX}/{self.settings.endpoint_name}"
         )
 
@@ -313,19 +314,22 @@ class DriftMonitor:
         end: datetime,
         run_id: str,
         sink: ReportSink,
+        listing: WindowListing | None = None,
     ) -> VariantOutcome:
-        """A variant's capture between ``start`` and ``end`` against its model's reference."""
+        """A variant's capture between ``start`` and ``end`` against its model's reference, in
+        this process (``listing``: the window's files, if listed already)."""
         settings = self.settings
         reference = self.reference(package_arn)
         captured: CaptureWindow = read_window(
-            self.s3, settings.capture_uri, settings.endpoint_name, variant, start, end
-        )
+            self.s3, settings.capture_uri, settings.endpoint_name, variant, start, end,
+            listing=listing,
+        )  # fmt: skip
         return evaluate(
             settings.endpoint_name,
             settings.thresholds,
             reference,
             captured,
-            self._labels(start, end),
+            self.labels(start, end),
             variant=variant,
             weight=weight,
             start=start,
@@ -364,75 +368,6 @@ class DriftMonitor:
         return outcomes
 
 
-@dataclass
-class _RunSink:
-    """A scheduled run's reports in S3, each written once. A name that exists answers with its
-    URI all the same: names carry the run's id and window, so it is this run's own, written by
-    an attempt that failed later. The retry's result then links the report that attempt wrote,
-    and its notice links both; ``written`` says what this attempt added."""
-
-    s3: S3Client
-    bucket: str
-    prefix: str
-    written: list[str] = field(default_factory=list)
-
-    def write_once(self, name: str, body: str, content_type: str) -> str:
-        key = "/".join(p for p in (self.prefix.strip("/"), name) if p)
-        if write_once(self.s3, self.bucket, key, body, content_type):
-            self.written.append(key)
-        return f"s3://{self.bucket}/{key}"
-
-
-class ReportSink(Protocol):
-    """Where results and reports go; a name is written once, never overwritten."""
-
-    def write_once(self, name: str, body: str, content_type: str) -> str | None:
-        """The written object's URI, or None if ``name`` exists already."""
-        ...
-
-
-@dataclass(frozen=True)
-class S3Sink:
-    s3: S3Client
-    bucket: str
-    prefix: str
-
-    def write_once(self, name: str, body: str, content_type: str) -> str | None:
-        key = "/".join(p for p in (self.prefix.strip("/"), name) if p)
-        if not write_once(self.s3, self.bucket, key, body, content_type):
-            return None
-        return f"s3://{self.bucket}/{key}"
-
-
-@dataclass(frozen=True)
-class LocalSink:
-    folder: Path
-
-    def write_once(self, name: str, body: str, content_type: str) -> str | None:
-        path = self.folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with path.open("x", encoding="utf-8") as handle:  # "x": never overwrite
-                handle.write(body)
-        except FileExistsError:
-            return None
-        return str(path)
-
-
-@dataclass(frozen=True)
-class LabelFacts:
-    """What a result says of the window's ground truth: how many events had labels, and the
-    label lines that were malformed (the labels themselves are in the window's summary)."""
-
-    events: int = 0
-    malformed: int = 0
-    errors: tuple[str, ...] = ()
-
-    @classmethod
-    def of(cls, labels: GroundTruth) -> LabelFacts:
-        return cls(len(labels.labels), labels.malformed, tuple(labels.errors))
-
-
 def evaluate(
     endpoint: str,
     thresholds: DriftThresholds,
@@ -465,111 +400,4 @@ def evaluate(
         run_id=run_id,
         sink=sink,
         render_html=render_html,
-    )
-
-
-def record(
-    endpoint: str,
-    thresholds: DriftThresholds,
-    reference: Reference,
-    summary: WindowSummary,
-    labels: LabelFacts,
-    *,
-    skipped_files: list[str],
-    variant: str,
-    weight: float | None,
-    start: datetime,
-    end: datetime,
-    run_id: str,
-    sink: ReportSink,
-    render_html: Callable[..., str] | None,
-) -> VariantOutcome:
-    """A window's verdicts from its summary (one pass, or a Processing job's shards merged),
-    its JSON result and HTML report written to ``sink`` under the run's names."""
-    report = check_summary(
-        variant,
-        reference.features,
-        summary,
-        reference_scores=reference.scores,
-        baseline_auc=reference.baseline_auc,
-        thresholds=thresholds,
-    )
-    # Lines that were not capture records count as malformed too: by kind, with the first
-    # examples of each kind (of the lines, then of the payloads), then the labels'.
-    report.errors = report.errors + list(labels.errors)
-    report.skipped_files = list(skipped_files)
-    base = f"{variant}/{end:%Y/%m/%d}/{end:%Y%m%dT%H%M%SZ}-{run_id}"
-    outcome = VariantOutcome(
-        endpoint=endpoint,
-        variant=variant,
-        package_arn=reference.package_arn,
-        weight=finite_or_none(weight),
-        window_start=start,
-        window_end=end,
-        report=report,
-        files=summary.files,
-        labelled_events=labels.events,
-        json_uri="",
-        html_uri=None,
-        notes=list(reference.notes)
-        + ([f"{labels.malformed} malformed label line(s)"] if labels.malformed else []),
-    )
-    if report.malformed_files:
-        outcome.notes.append(
-            f"{len(report.malformed_files)} capture file(s) could not be read, none of their "
-            "records checked: see malformed_files"
-        )
-    if skipped_files:
-        outcome.notes.append(
-            f"{len(skipped_files)} file(s) skipped, not capture files (*.jsonl, "
-            "*.jsonl.gz): see skipped_files"
-        )
-    if weight is not None and outcome.weight is None:
-        outcome.notes.append(f"the variant's weight {weight!r} is not a finite number")
-    if report.status != NOT_ENOUGH_DATA and render_html is not None:
-        html = _html(endpoint, thresholds, render_html, reference, summary, report)
-        outcome.html_uri = sink.write_once(f"{base}.html", html, "text/html")
-        outcome.duplicate = outcome.html_uri is None
-    body = dumps(outcome.as_dict(), indent=2, default=_iso) + "\n"
-    written = sink.write_once(f"{base}.json", body, "application/json")
-    outcome.json_uri = written or f"{base}.json (exists: this run was recorded before)"
-    outcome.duplicate = outcome.duplicate or written is None
-    return outcome
-
-
-def _html(
-    endpoint: str,
-    thresholds: DriftThresholds,
-    render: Callable[..., str],
-    reference: Reference,
-    summary: WindowSummary,
-    report: VariantDriftReport,
-) -> str:
-    ref: dict[str, np.ndarray] = dict(reference.features)
-    # The window's rows in the report: the summary's sample (at most report_sample_rows rows,
-    # the same ones however the window was split into shards).
-    current: dict[str, np.ndarray] = summary.sample.columns()
-    columns = list(FEATURE_NAMES)
-    if reference.scores is not None and len(reference.scores):
-        # The reference scores come from the test split, the features from the training
-        # split: one table of equal columns, each drawn at random from its own source
-        # (every test is per column, so the pairing of values in a row carries nothing).
-        # As many rows as the larger source (up to the report's sample), the smaller one drawn
-        # with replacement: a short test split must not shrink the reference to a size where
-        # Evidently would switch from distance tests to p-values.
-        rows = min(
-            thresholds.report_sample_rows, max(len(reference.scores), len(next(iter(ref.values()))))
-        )
-        ref = sample(ref, rows, seed=1, replace=True)
-        ref[SCORE] = sample({SCORE: reference.scores}, rows, seed=2, replace=True)[SCORE]
-        current[SCORE] = summary.sample.scores.copy()
-        columns.append(SCORE)
-    return render(
-        ref,
-        current,
-        columns=columns,
-        title=f"{endpoint} / {report.variant}: data and prediction drift",
-        sample_rows=thresholds.report_sample_rows,
-        share_threshold=thresholds.share_threshold,
-        distance_threshold=thresholds.distance_threshold,
     )

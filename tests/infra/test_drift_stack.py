@@ -94,6 +94,10 @@ def test_drift_function_reads_only_what_it_checks(serving_template: Template) ->
         "sqs:SendMessage",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
+        # A window too large for the function: its Processing job (see below).
+        "sagemaker:CreateProcessingJob",
+        "sagemaker:DescribeProcessingJob",
+        "iam:PassRole",
     }
     text = json.dumps(statements)
     assert "capture/mlops-dev-visits/*" in text
@@ -252,3 +256,168 @@ def test_dashboard_shows_each_variant(serving_template: Template) -> None:
         assert metric in body, metric
     assert body.count('\\"VariantName\\",\\"champion\\"') >= 5
     assert body.count('\\"VariantName\\",\\"challenger\\"') >= 5
+
+
+# -- a window too large for the function: a SageMaker Processing job ---------------------------
+def job_definition(function: dict[str, Any]) -> dict[str, Any]:
+    """The PROCESSING_JOB variable: JSON joined with intrinsics (kept as they are)."""
+    value = function["Properties"]["Environment"]["Variables"]["PROCESSING_JOB"]
+    parts = value["Fn::Join"][1] if isinstance(value, dict) else [value]
+    intrinsics = [p for p in parts if not isinstance(p, str)]
+    text = "".join(p if isinstance(p, str) else f"@@{i}@@" for i, p in enumerate(parts))
+    markers = {f"@@{i}@@": p for i, p in enumerate(parts) if not isinstance(p, str)}
+    assert len(markers) == len(intrinsics)
+
+    def restore(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: restore(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [restore(v) for v in node]
+        return markers.get(node, node) if isinstance(node, str) else node
+
+    restored: dict[str, Any] = restore(json.loads(text))
+    return restored
+
+
+def processing_role(template: Template) -> tuple[str, Any]:
+    (found,) = [
+        (lid, r) for lid, r in template.find_resources("AWS::IAM::Role").items()
+        if r["Properties"].get("RoleName") == "mlops-dev-drift-processing"
+    ]  # fmt: skip
+    return found
+
+
+def test_the_job_definition_is_synthesized_from_the_config(serving_template: Template) -> None:
+    _, function = drift_function(serving_template)
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert variables["JOB_THRESHOLD_BYTES"] == str(2000 * 10**6)
+    assert variables["JOB_PREFIX"] == "mlops-dev-drift-"
+    definition = job_definition(function)
+    role_id, _ = processing_role(serving_template)
+    data_key = {"Fn::ImportValue": "mlops-dev-data-key-arn"}
+    assert definition["RoleArn"] == {"Fn::GetAtt": [role_id, "Arn"]}
+    # The function's own image, run with the shard's entry point.
+    assert definition["AppSpecification"] == {
+        "ImageUri": function["Properties"]["Code"]["ImageUri"],
+        "ContainerEntrypoint": ["python3", "-m", "lambdas.drift.shard"],
+    }
+    assert definition["ProcessingResources"]["ClusterConfig"] == {
+        "InstanceCount": 2,
+        "InstanceType": "ml.m5.xlarge",
+        "VolumeSizeInGB": 30,
+        "VolumeKmsKeyId": data_key,
+    }
+    assert definition["ProcessingOutputConfig"] == {"KmsKeyId": data_key}
+    assert definition["NetworkConfig"] == {"EnableNetworkIsolation": True}
+    assert definition["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600}
+    assert definition["Environment"] == {"PYTHONPATH": "/var/task", "DO_NOT_TRACK": "1"}
+
+
+def test_the_job_definition_follows_the_context(built: BuildFn) -> None:
+    _, platform = built(
+        drift_job_instance_count=4, drift_job_instance_type="ml.c5.2xlarge",
+        drift_job_threshold_mb=500, vpc_subnet_ids="subnet-0123456789abcdef0",
+        vpc_security_group_ids="sg-0123456789abcdef0",
+    )  # fmt: skip
+    template = Template.from_stack(platform.serving)
+    function_id, function = drift_function(template)
+    definition = job_definition(function)
+    assert function["Properties"]["Environment"]["Variables"]["JOB_THRESHOLD_BYTES"] == str(
+        500 * 10**6
+    )
+    cluster = definition["ProcessingResources"]["ClusterConfig"]
+    assert (cluster["InstanceCount"], cluster["InstanceType"]) == (4, "ml.c5.2xlarge")
+    assert definition["NetworkConfig"] == {
+        "EnableNetworkIsolation": True,
+        "VpcConfig": {
+            "SecurityGroupIds": ["sg-0123456789abcdef0"],
+            "Subnets": ["subnet-0123456789abcdef0"],
+        },
+    }
+    (start,) = [
+        s for s in policy_statements(template, function_id)
+        if s["Action"] == "sagemaker:CreateProcessingJob"
+    ]  # fmt: skip
+    assert start["Condition"]["ForAllValues:StringEquals"] == {
+        "sagemaker:InstanceTypes": ["ml.c5.2xlarge"]
+    }
+
+
+def test_the_function_starts_only_isolated_encrypted_jobs_of_its_own(
+    serving_template: Template,
+) -> None:
+    function_id, _ = drift_function(serving_template)
+    statements = {s["Sid"]: s for s in policy_statements(serving_template, function_id)}
+    start, follow = statements["StartCheckJobs"], statements["FollowCheckJobs"]
+    assert start["Action"] == "sagemaker:CreateProcessingJob"
+    assert follow["Action"] == "sagemaker:DescribeProcessingJob"
+    for statement in (start, follow):
+        assert json.dumps(statement["Resource"]).endswith(':processing-job/mlops-dev-drift-*"]]}')
+    data_key = {"Fn::ImportValue": "mlops-dev-data-key-arn"}
+    assert start["Condition"] == {
+        "Bool": {"sagemaker:NetworkIsolation": "true"},
+        "ArnEquals": {"sagemaker:VolumeKmsKeyArn": data_key, "sagemaker:OutputKmsKeyArn": data_key},
+        "ForAllValues:StringEquals": {"sagemaker:InstanceTypes": ["ml.m5.xlarge"]},
+        "Null": {"sagemaker:InstanceTypes": "false"},
+    }
+    role_id, _ = processing_role(serving_template)
+    passing = statements["PassProcessingRole"]
+    assert (passing["Action"], passing["Resource"]) == (
+        "iam:PassRole",
+        {"Fn::GetAtt": [role_id, "Arn"]},
+    )
+    assert passing["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    }
+
+
+def test_the_processing_role_reads_the_window_and_writes_summaries_only(
+    serving_template: Template,
+) -> None:
+    role_id, role = processing_role(serving_template)
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert json.dumps(trust["Condition"]["ArnLike"]).endswith(
+        ':processing-job/mlops-dev-drift-*"]]}}'
+    )
+    (policy,) = [
+        p for p in serving_template.find_resources("AWS::IAM::ManagedPolicy").values()
+        if {"Ref": role_id} in p["Properties"].get("Roles", [])
+    ]  # fmt: skip
+    statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    assert actions(list(statements.values())) == {
+        "s3:GetObject", "s3:ListBucket", "s3:PutObject", "kms:Decrypt", "kms:GenerateDataKey",
+        "kms:CreateGrant", "ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability",
+        "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage", "logs:CreateLogStream",
+        "logs:PutLogEvents", "logs:DescribeLogStreams", "cloudwatch:PutMetricData",
+    }  # fmt: skip
+    assert "capture/mlops-dev-visits/*" in json.dumps(statements["ReadWindow"]["Resource"])
+    assert "drift/mlops-dev-visits/jobs/*" in json.dumps(statements["ReadJobInputs"]["Resource"])
+    # Writes: the jobs' summaries only; never the capture, never the results.
+    (write,) = [s for s in statements.values() if "s3:PutObject" in s["Action"]]
+    assert json.dumps(write["Resource"]).endswith('/drift/mlops-dev-visits/jobs/*/summaries/*"]]}')
+    assert statements["ListJobInputs"]["Condition"] == {
+        "StringLike": {"s3:prefix": ["drift/mlops-dev-visits/jobs/*"]}
+    }
+    assert statements["VolumeKey"]["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    assert statements["JobMetrics"]["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/ProcessingJobs"}
+    }
+    assert ":log-group:/aws/sagemaker/ProcessingJobs:*" in json.dumps(statements["JobLogs"])
+
+
+def test_a_jobs_end_reaches_the_drift_function(serving_template: Template) -> None:
+    function_id, _ = drift_function(serving_template)
+    (rule,) = [
+        r for r in serving_template.find_resources("AWS::Events::Rule").values()
+        if r["Properties"].get("EventPattern", {}).get("source") == ["aws.sagemaker"]
+        and r["Properties"]["EventPattern"]["detail-type"]
+        == ["SageMaker Processing Job State Change"]
+    ]  # fmt: skip
+    assert rule["Properties"]["EventPattern"]["detail"] == {
+        "ProcessingJobName": [{"prefix": "mlops-dev-drift-"}],
+        "ProcessingJobStatus": ["Completed", "Failed", "Stopped"],
+    }
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}

@@ -16,7 +16,7 @@ import cfnlint  # type: ignore[import-untyped]
 import pytest
 from aws_cdk.assertions import Template
 
-from mlops.core import names, permissions
+from mlops.core import names, permissions, processing_permissions
 from mlops.core.config import PlatformConfig
 from mlops.local.iam.simulator import IamRequest, Identity, PolicySimulator
 from tests.support.iam_template import (
@@ -108,7 +108,12 @@ def key_policies(
 
 
 def role(template: dict[str, Any], resolution: Resolution, principal: str) -> Identity:
-    (role_id,) = roles_assumed_by(template, principal, resolution)
+    # The drift checks' Processing job role is SageMaker's too; CloudFormation never passes it.
+    (role_id,) = [
+        r for r in roles_assumed_by(template, principal, resolution)
+        if template["Resources"][r]["Properties"].get("RoleName")
+        != names.drift_processing_role(CONFIG)
+    ]  # fmt: skip
     resolved = role_policies(template, resolution)[role_id]
     return Identity(resolved.arn, resolved.policies)
 
@@ -366,6 +371,7 @@ def test_every_grant_is_rendered_into_the_template(
         "ops_key_arn": resolve(template, {"Fn::GetAtt": [by_type["AWS::KMS::Key"], "Arn"]}, resolution),
         "cloudformation_role_arn": role(template, resolution, "cloudformation.amazonaws.com").role_arn,
         "model_role_arn": role(template, resolution, "sagemaker.amazonaws.com").role_arn,
+        "processing_role_arn": f"arn:aws:iam::{ACCOUNT}:role/{names.drift_processing_role(CONFIG)}",
         "bootstrap_qualifier": "hnb659fds",
     }  # fmt: skip
     functions = {
@@ -376,9 +382,17 @@ def test_every_grant_is_rendered_into_the_template(
     for function, grants in (
         *((f, permissions.for_function(f, CONFIG)) for f in functions),
         ("cloudformation", permissions.cloudformation(CONFIG)),
+        ("drift-processing", processing_permissions.drift_processing(CONFIG)),
     ):
         if function == "cloudformation":
             role_id = roles_assumed_by(template, "cloudformation.amazonaws.com", resolution)[0]
+            own = refs
+        elif function == "drift-processing":
+            (role_id,) = [
+                lid for lid, r in resources.items()
+                if r["Type"] == "AWS::IAM::Role"
+                and r["Properties"].get("RoleName") == names.drift_processing_role(CONFIG)
+            ]  # fmt: skip
             own = refs
         else:
             properties = functions[function]["Properties"]

@@ -18,11 +18,13 @@ from botocore.stub import Stubber
 from mlops.adapters.resources import PlatformResources
 from mlops.adapters.target import AwsTarget
 from mlops.core import names, specs
+from mlops.core.capture import encode_record, object_key
 from mlops.core.functions import DeploySettings, TrafficSettings
 from mlops.local.aws_services import create_alarms, invoke_function, scheduled_drift_check
-from mlops.local.iam.enforce import TwinIam, simulator
+from mlops.local.iam.enforce import PROCESSING, TwinIam, simulator
 from mlops.local.iam.simulator import Decision, Identity
 from mlops.local.replay import requests, send
+from pipeline_steps.schema import FEATURE_NAMES
 from tests.local.test_drift_scheduled import CONFIG, serving
 from tests.support.iam_template import (
     Resolution,
@@ -46,6 +48,24 @@ NOT_CALLED = {
         "logs:PutLogEvents": "The Lambda runtime writes the function's logs.",
     }.items()
 }
+# What SageMaker does with the drift jobs' role and the twin's job runner does not need to.
+JOB_LOGS = "The processing containers' log driver writes /aws/sagemaker/ProcessingJobs with the role; local instances log to the runner."
+NOT_CALLED |= {
+    ("drift-processing", "kms:CreateGrant"): "SageMaker takes a grant on the data key for each "
+    "instance's encrypted volume; local instances use no volume.",
+    ("drift-processing", "ecr:GetAuthorizationToken"): "SageMaker pulls the drift image; the "
+    "local instances run this checkout.",
+    ("drift-processing", "ecr:BatchCheckLayerAvailability"): "SageMaker pulls the drift image.",
+    ("drift-processing", "ecr:GetDownloadUrlForLayer"): "SageMaker pulls the drift image.",
+    ("drift-processing", "ecr:BatchGetImage"): "SageMaker pulls the drift image.",
+    ("drift-processing", "logs:CreateLogStream"): JOB_LOGS,
+    ("drift-processing", "logs:PutLogEvents"): JOB_LOGS,
+    ("drift-processing", "logs:DescribeLogStreams"): JOB_LOGS,
+    ("drift-processing", "cloudwatch:PutMetricData"): "SageMaker publishes the instances' "
+    "metrics under /aws/sagemaker/ProcessingJobs; local instances publish none.",
+}
+# A drift check runs as a Processing job above this: 10 kB, any window of real traffic.
+JOBS = CONFIG.model_copy(update={"drift_job_threshold_mb": 0.01})
 
 
 def role_of(template: Mapping[str, Any], handler: str) -> str:
@@ -100,6 +120,15 @@ def aws_roles(
         )
         for function, handler in specs.HANDLERS.items()
     }
+    # The drift checks' Processing job role: what the twin's job runner does with it.
+    (processing,) = [
+        r for r in roles_assumed_by(template, "sagemaker.amazonaws.com", resolution)
+        if template["Resources"][r]["Properties"].get("RoleName")
+        == names.drift_processing_role(CONFIG)
+    ]  # fmt: skip
+    identities[PROCESSING] = Identity(
+        roles[processing].arn, roles[processing].policies, session_name="SageMaker"
+    )
     (cfn_role,) = roles_assumed_by(template, "cloudformation.amazonaws.com", resolution)
     ops_key = next(lid for lid, r in template["Resources"].items() if r["Type"] == "AWS::KMS::Key")
     iam = TwinIam(
@@ -130,6 +159,26 @@ def approval_event(arn: str) -> dict[str, Any]:
             "ModelApprovalStatus": "Approved",
         },
     }
+
+
+def put_capture(
+    emulator: AwsTarget, resources: PlatformResources, variant: str, *, at: datetime
+) -> None:
+    """A capture file of 200 one-row requests at ``at``, as SageMaker writes them."""
+    rows = requests(200, seed=3)[list(FEATURE_NAMES)].to_numpy(float)
+    lines = [
+        encode_record(
+            request=",".join(f"{v:g}" for v in row).encode(), request_type="text/csv",
+            response=b'{"predictions": [{"score": 0.5, "label": 1}]}',
+            response_type="application/json", inference_time=at,
+        )
+        for row in rows
+    ]  # fmt: skip
+    emulator.client("s3").put_object(
+        Bucket=resources.capture_bucket,
+        Key=object_key("capture", CONFIG.endpoint_name, variant, at),
+        Body=("\n".join(lines) + "\n").encode(),
+    )
 
 
 def run_every_function(
@@ -172,6 +221,14 @@ def run_every_function(
                                     topic_arn=topic, iam=iam)  # fmt: skip
         assert run.result["ok"], run.result
     assert [target for target, _ in run.actions] == []
+    # More capture than one function checks: the champion's next window goes to a Processing
+    # job, run by the twin with the jobs' role; its end event reaches the drift function.
+    put_capture(emulator, resources, "champion", at=now + timedelta(minutes=2, seconds=10))
+    run = scheduled_drift_check(emulator, JOBS, resources, now=now + timedelta(minutes=3),
+                                topic_arn=topic, iam=iam)  # fmt: skip
+    # (Both variants: the window's listing counts the files of its hours, read or not.)
+    assert {job.status for job in run.jobs} == {"Completed"}, [j.logs for j in run.jobs]
+    assert all(result["ok"] for _, result in run.job_results), run.job_results
 
     # The deploy function against the serving stack (CloudFormation stubbed: the emulator does
     # not run stacks); every other call goes to the emulator.
@@ -225,6 +282,9 @@ def test_every_call_is_allowed_by_the_template_and_every_grant_is_needed(
     assert not denied, "\n".join(denied)
     made = {f: {d.request for g, _, d in iam.decisions if g == f} for f in identities}
     assert all(made.values()), {f: len(r) for f, r in made.items()}
+    drift_actions = {r.action for r in made["drift"]}
+    assert {"sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob",
+            "iam:PassRole"} <= drift_actions  # fmt: skip
     # The implied requests are judged too: KMS through S3 and SNS, CloudFormation's PassRole
     # and its read of the SSM-typed bootstrap parameter with the caller's credentials.
     deploy_actions = {r.action for r in made["deploy"]}

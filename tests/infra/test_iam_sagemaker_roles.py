@@ -235,7 +235,13 @@ def roles(
     ):
         document = template.to_json()
         resolution = Resolution(stack_name=stack, exports=exports)
-        (role_id,) = roles_assumed_by(document, "sagemaker.amazonaws.com", resolution)
+        # The drift checks' Processing job role: judged with the functions' calls
+        # (tests/infra/test_iam_recorded_calls.py), where the twin runs its jobs.
+        (role_id,) = [
+            r for r in roles_assumed_by(document, "sagemaker.amazonaws.com", resolution)
+            if document["Resources"][r]["Properties"].get("RoleName")
+            != names.drift_processing_role(CONFIG)
+        ]  # fmt: skip
         resolved = role_policies(document, resolution)[role_id]
         assert not resolved.external_policy_arns, resolved.external_policy_arns
         identities[role] = Identity(resolved.arn, resolved.policies, session_name="SageMaker")

@@ -23,7 +23,13 @@ IMAGES = {
     "lambdas/drift/Dockerfile": (
         "lambdas/drift/requirements.txt",
         # The drift handler imports Evidently lazily, when it renders a report: load that too.
-        ["lambdas.drift.handler", "mlops.adapters.evidently_report", "evidently.presets"],
+        # The same image runs a drift check's Processing job shards (lambdas.drift.shard).
+        [
+            "lambdas.drift.handler",
+            "mlops.adapters.evidently_report",
+            "evidently.presets",
+            "lambdas.drift.shard",
+        ],
     ),
 }
 

@@ -74,6 +74,9 @@ DEFAULT_IDS = {
     "ApprovalRuleAllowEventRulemlopsdevservingDeployFunction75DD350D8B05480C": "AWS::Lambda::Permission",
     "ChallengerAlarmRuleAllowEventRulemlopsdevservingTrafficFunctionD4BE0F14031865B3": "AWS::Lambda::Permission",
     "DriftScheduleAllowEventRulemlopsdevservingDriftFunctionE8FCFB17F122A3DD": "AWS::Lambda::Permission",
+    # Added later (a drift check run as a Processing job: its end reaches the drift function).
+    "DriftJobRule9047F12A": "AWS::Events::Rule",
+    "DriftJobRuleAllowEventRulemlopsdevservingDriftFunctionE8FCFB173980C5E8": "AWS::Lambda::Permission",
     "OpsKeyD2AEB59B": "AWS::KMS::Key",
     "DeployLogs6AB4AD5F": "AWS::Logs::LogGroup",
     "DriftLogsBBEDFA1D": "AWS::Logs::LogGroup",

@@ -13,14 +13,19 @@ import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from mlops.adapters.resources import PlatformResources
 from mlops.adapters.target import EMULATOR_ACCOUNT, observe_calls
-from mlops.core import names, permissions, specs
+from mlops.core import names, permissions, processing_permissions, specs
 from mlops.core.config import PlatformConfig
 from mlops.local.iam.calls import CallFacts, requests_for_call
 from mlops.local.iam.simulator import Decision, Identity, PolicySimulator, access_denied
+
+# The drift checks' Processing job role: what SageMaker does with it around a job (the twin's
+# runner, mlops.local.processing) is judged against its grants like a function's calls.
+PROCESSING: Literal["drift-processing"] = "drift-processing"
+Principal = specs.Function | Literal["drift-processing"]
 
 _SIMULATOR: PolicySimulator | None = None
 _LOCK = threading.Lock()
@@ -64,11 +69,11 @@ class TwinIam:
     topic_arn: str | None = None
     account: str = EMULATOR_ACCOUNT
     # Roles other than the grants' own rendering (tests judge calls by a synthesized template).
-    identities: Mapping[specs.Function, Identity] | None = None
+    identities: Mapping[Principal, Identity] | None = None
     ops_key: str | None = None  # the serving stack's key (the alerts topic's), if known
     cloudformation_role_arn: str | None = None
     # Every decision made while enforcing, in order (tests read it).
-    decisions: list[tuple[specs.Function, str, Decision]] = field(default_factory=list)
+    decisions: list[tuple[Principal, str, Decision]] = field(default_factory=list)
 
     def _arn(self, service: str, resource: str) -> str:
         return f"arn:aws:{service}:{self.region}:{self.account}:{resource}"
@@ -78,10 +83,15 @@ class TwinIam:
         return self.resources.key_arn or self._arn("kms", "key/data-key")
 
     @property
+    def processing_role_arn(self) -> str:
+        """The drift checks' Processing job role (the stack names it so too)."""
+        return f"arn:aws:iam::{self.account}:role/{names.drift_processing_role(self.config)}"
+
+    @property
     def ops_key_arn(self) -> str:
         return self.ops_key or self._arn("kms", "key/ops-key")
 
-    def refs(self, function: specs.Function | None = None) -> dict[str, str]:
+    def refs(self, function: Principal | None = None) -> dict[str, str]:
         """The values of the grants' ARN fields on the embedded default."""
         name = f"{self.config.prefix}-{function or 'cloudformation'}"
         return {
@@ -98,14 +108,27 @@ class TwinIam:
             "cloudformation_role_arn": self.cloudformation_role_arn
             or f"arn:aws:iam::{self.account}:role/{self.config.prefix}-cfn",
             "model_role_arn": f"arn:aws:iam::{self.account}:role/{self.config.prefix}-model",
+            "processing_role_arn": self.processing_role_arn,
             "dead_letters_arn": self._arn("sqs", f"{name}-dead-letters"),
             "log_group_arn": self._arn("logs", f"log-group:/aws/lambda/{name}:*"),
             "bootstrap_qualifier": "hnb659fds",
         }
 
-    def identity(self, function: specs.Function) -> Identity:
-        if self.identities is not None:
+    def identity(self, function: Principal) -> Identity:
+        if self.identities is not None and function in self.identities:
             return self.identities[function]
+        if function == "drift-processing":
+            return Identity(
+                self.processing_role_arn,
+                {
+                    f"{PROCESSING}-policy": permissions.policy(
+                        processing_permissions.drift_processing(self.config), self.refs()
+                    )
+                },
+                session_name="SageMaker",
+            )
+        if self.identities is not None:
+            raise KeyError(function)
         grants = permissions.for_function(function, self.config)
         return Identity(
             f"arn:aws:iam::{self.account}:role/{self.config.prefix}-{function}",
@@ -134,7 +157,7 @@ class TwinIam:
         return {arn: key_policy(self.account) for arn in (self.data_key_arn, self.ops_key_arn)}
 
     def check(
-        self, function: specs.Function, service: str, operation: str, params: Mapping[str, Any]
+        self, function: Principal, service: str, operation: str, params: Mapping[str, Any]
     ) -> list[Decision]:
         """The decisions for one call made with ``function``'s role."""
         requests = requests_for_call(
@@ -148,9 +171,9 @@ class TwinIam:
         return decisions
 
     @contextlib.contextmanager
-    def enforced(self, function: specs.Function) -> Iterator[None]:
+    def enforced(self, function: Principal) -> Iterator[None]:
         """Refuse, as AWS would, every call inside the block that ``function``'s role does
-        not allow."""
+        not allow (``PROCESSING``: the drift jobs' role, for what SageMaker does with it)."""
         identity = self.identity(function)
 
         def judge(service: str, operation: str, params: Mapping[str, Any]) -> None:

@@ -43,6 +43,49 @@ for _operation, (_kind, _param) in SAGEMAKER.items():
     TABLE[("sagemaker", _operation)] = simple(_operation, sagemaker(_kind, _param))
 
 
+TABLE[("sagemaker", "DescribeProcessingJob")] = simple(
+    "DescribeProcessingJob", sagemaker("processing-job", "ProcessingJobName")
+)
+TABLE[("sagemaker", "StopProcessingJob")] = simple(
+    "StopProcessingJob", sagemaker("processing-job", "ProcessingJobName")
+)
+
+
+@maps("sagemaker", "CreateProcessingJob")
+def create_processing_job(call: Call) -> list[IamRequest]:
+    """Authorized on the new job with the request's condition keys, and iam:PassRole of its
+    role to SageMaker (the caller's)."""
+    cluster = call.require("ProcessingResources")["ClusterConfig"]
+    network = call.params.get("NetworkConfig") or {}
+    context: Context = {
+        "sagemaker:InstanceTypes": [str(cluster["InstanceType"])],
+        "sagemaker:NetworkIsolation": "true" if network.get("EnableNetworkIsolation") else "false",
+    }
+    for key, value in (
+        ("sagemaker:VolumeKmsKeyArn", cluster.get("VolumeKmsKeyId")),
+        (
+            "sagemaker:OutputKmsKeyArn",
+            (call.params.get("ProcessingOutputConfig") or {}).get("KmsKeyId"),
+        ),
+        (
+            "sagemaker:MaxRuntimeInSeconds",
+            (call.params.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds"),
+        ),
+    ):
+        if value is not None:
+            context[key] = call.key_arn(str(value)) if "Kms" in key else str(value)
+    vpc = network.get("VpcConfig")
+    if vpc:
+        context["sagemaker:VpcSubnets"] = list(vpc["Subnets"])
+        context["sagemaker:VpcSecurityGroupIds"] = list(vpc["SecurityGroupIds"])
+    resource = sagemaker("processing-job", "ProcessingJobName")(call)
+    passed: Context = {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    return [
+        call.request("CreateProcessingJob", resource, context),
+        call.request("iam:PassRole", str(call.require("RoleArn")), passed),
+    ]
+
+
 @maps("sagemaker", "UpdateModelPackage")
 def sagemaker_update_package(call: Call) -> list[IamRequest]:
     status = call.params.get("ModelApprovalStatus")
