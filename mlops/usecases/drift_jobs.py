@@ -259,9 +259,18 @@ class DriftJobs:
         try:
             self.checker.sagemaker.create_processing_job(**request)
         except ClientError as exc:
-            # A redelivered run names the same job: SageMaker refuses a second one.
+            # A redelivered run names the same job: SageMaker refuses a second one. Still
+            # running or done, it is this run's; one that failed is not taken up again (the
+            # next scheduled run, another name, checks the window).
             if not _exists(exc):
                 raise
+            status, reason = self._status(run)
+            if status not in (*drift_job.RUNNING, "Completed"):
+                raise DriftJobFailed(
+                    f"this run's processing job {name} ended {status} ({reason}); the window "
+                    f"{start.isoformat()} - {end.isoformat()} is checked again by the next "
+                    "scheduled run"
+                ) from None
         self.states.save(variant, package_arn, start, job=name)
         return self._pending(run, note=_started(run, settings, request))
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from mlops.adapters import s3io
 from mlops.adapters.resources import PlatformResources
@@ -215,3 +216,31 @@ def test_below_the_threshold_the_window_is_checked_in_the_function(
     assert outcome.report.status == "no-drift"
     assert outcome.job is None
     assert world.sagemaker.list_processing_jobs()["ProcessingJobSummaries"] == []
+
+
+def test_a_redelivered_run_does_not_take_up_its_failed_job_again(
+    jobs_world: tuple[World, DriftMonitor], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world, monitor = jobs_world
+    arn = world.packages["champion"]
+    started = monitor.check("champion", arn, 0.8, now=NOW, run_id="r1")
+    assert started.job is not None
+    world.sagemaker.stop_processing_job(ProcessingJobName=started.job)
+    with pytest.raises(DriftJobFailed, match="Stopped"):
+        monitor.finish_job(started.job)
+
+    # The run is redelivered (its invocation failed): the same name, which SageMaker refuses
+    # (the emulator does not: its answer is made here).
+    def refuse(**_: Any) -> None:
+        message = (
+            "Job name must be unique within an AWS account and region, and a job with this "
+            "name already exists"
+        )
+        error = {"Error": {"Code": "ValidationException", "Message": message}}
+        raise ClientError(error, "CreateProcessingJob")  # type: ignore[arg-type]
+
+    monkeypatch.setattr(world.sagemaker, "create_processing_job", refuse)
+    with pytest.raises(DriftJobFailed, match=r"this run's processing job .* ended Stopped"):
+        monitor.check("champion", arn, 0.8, now=NOW, run_id="r1")
+    assert "job" not in (monitor.states.read("champion") or {})
+    assert monitor.window("champion", arn, NOW)[0] == NOW - timedelta(hours=1)
