@@ -46,6 +46,7 @@ from mlops.core.capture import encode_record, object_key
 from mlops.local.replay import requests
 from mlops.usecases.drift_inputs import load_capture
 from pipeline_steps.schema import FEATURE_NAMES
+from stacks.serving.drift_function import DRIFT_MEMORY_MB
 
 NOW = datetime(2026, 11, 26, 14, 0, tzinfo=UTC)
 HERE = Path(__file__).resolve().parent
@@ -55,9 +56,6 @@ LAMBDA_GB_SECOND = 0.0000166667  # x86, first 6 billion GB-s a month
 LAMBDA_REQUEST = 0.0000002
 MODEL_MONITOR_INSTANCE_HOUR = 0.269  # ml.m5.xlarge processing, Model Monitor's default
 HOURS_A_MONTH = 730
-# Lambda gives one vCPU per 1,769 MB: the parse uses a thread per core, so the function gets two.
-LAMBDA_MB_PER_VCPU = 1769
-LAMBDA_MAX_MB = 10_240
 
 
 def write_capture(folder: Path, rows: int, per_file: int) -> None:
@@ -143,12 +141,6 @@ def timed(argv: list[str]) -> tuple[float, float, str]:
     return seconds, peak_kb / 1024, out.stdout
 
 
-def lambda_memory_mb(peak_mb: float) -> int:
-    """The function's memory from the measured peak: headroom of half again, at least two
-    vCPUs' worth (the parse runs a thread per core), in Lambda's 1 MB steps."""
-    return min(LAMBDA_MAX_MB, max(2 * LAMBDA_MB_PER_VCPU, math.ceil(peak_mb * 1.5)))
-
-
 def cost_table(points: list[tuple[int, float, float]]) -> None:
     """Time and peak memory as a line through two measured sizes (rows, seconds, MB)."""
     (small, small_s, small_mb), (large, large_s, large_mb) = sorted(points)[0], sorted(points)[-1]
@@ -159,24 +151,24 @@ def cost_table(points: list[tuple[int, float, float]]) -> None:
           f"{per_row_s * 1e6:.2f} us and {per_row_mb * 1e3:.3f} kB a row beyond a fixed "
           f"{small_s - per_row_s * small:.1f} s")  # fmt: skip
     print(
-        f"cost of an hourly check for a month ({HOURS_A_MONTH} runs): Lambda at its measured "
-        "peak x 1.5 (at least 2 vCPUs), against Model Monitor's ml.m5.xlarge job:"
+        f"cost of an hourly check for a month ({HOURS_A_MONTH} runs): the function as deployed "
+        f"({DRIFT_MEMORY_MB:,} MB), against Model Monitor's ml.m5.xlarge job:"
     )
     print(
-        f"  {'rows an hour':>12}  {'run (s)':>8}  {'memory':>9}  {'Lambda':>9}  {'Model Monitor':>13}"
+        f"  {'rows an hour':>12}  {'run (s)':>8}  {'peak':>9}  {'Lambda':>9}  {'Model Monitor':>13}"
     )
     for rows in (100_000, 1_000_000, 10_000_000):
         seconds = small_s + per_row_s * (rows - small)
         peak = small_mb + per_row_mb * (rows - small)
-        memory = lambda_memory_mb(peak)
+        memory = DRIFT_MEMORY_MB
         run = seconds * memory / 1024 * LAMBDA_GB_SECOND + LAMBDA_REQUEST
         # Model Monitor bills each hourly job by the second, one minute at least, start-up
         # (provisioning, image pull) included: counted here as 5 minutes.
         monitor = max(60.0, seconds + 300) / 3600 * MODEL_MONITOR_INSTANCE_HOUR
         note = "" if rows in (small, large) else " (extrapolated)"
-        if peak * 1.5 > LAMBDA_MAX_MB or seconds > 900:
-            note += " past one function: a Processing job"
-        print(f"  {rows:>12,}  {seconds:>8.1f}  {memory:>6,} MB  ${run * HOURS_A_MONTH:>8.2f}  "
+        if peak > DRIFT_MEMORY_MB or seconds > 900:
+            note += " past one function: a Processing job (README)"
+        print(f"  {rows:>12,}  {seconds:>8.1f}  {peak:>6,.0f} MB  ${run * HOURS_A_MONTH:>8.2f}  "
               f"${monitor * HOURS_A_MONTH:>12.2f}{note}")  # fmt: skip
 
 
