@@ -216,11 +216,16 @@ def _matched(texts: list[str]) -> tuple[pl.DataFrame, list[tuple[str, int]]]:
         )
         if found["in_encoding"].null_count() == 0:
             matched.append(found)
-            return pl.concat(matched) if len(matched) > 1 else found, []
+            return _in_line_order(matched), []
         hit = pl.col("in_encoding").is_not_null()
         matched.append(found.filter(hit))
         left = found.filter(~hit).select("line", "number")
-    return pl.concat(matched), list(left.iter_rows())
+    return _in_line_order(matched), list(left.iter_rows())
+
+
+def _in_line_order(matched: list[pl.DataFrame]) -> pl.DataFrame:
+    """The lines each template matched, back in line order (positions follow from it)."""
+    return matched[0] if len(matched) == 1 else pl.concat(matched).sort("number")
 
 
 def read_file(

@@ -240,6 +240,24 @@ def test_near_misses_of_the_template_read_as_the_reference_reads_them(line: str)
     assert_same(read_file(body, source=SOURCE), reference(body, SOURCE, None, None))
 
 
+def test_lines_of_different_templates_keep_their_order() -> None:
+    """Rows and examples in line order when lines match different templates (inferenceId)."""
+    lines = [
+        encode_record(
+            request=request, request_type="text/csv",
+            response=b'{"predictions": [{"score": 0.5, "label": 1}]}',
+            response_type="application/json", inference_time=NOW, event_id=f"e{i}",
+            inference_id="i" if i % 2 == 0 else None,
+        )
+        for i, request in enumerate([b"1,2,3", b"1,2", b"1,2,3,4,5,6,7,8,9", b"9,8,7,6,5,4,3,2,1"])
+    ]  # fmt: skip
+    body = ("\n".join(lines) + "\n").encode()
+    fast = read_file(body, source=SOURCE)
+    assert_same(fast, reference(body, SOURCE, None, None))
+    assert fast.table is not None
+    assert fast.table.event_ids.tolist() == ["e2", "e3"]
+
+
 def test_first_and_last_are_of_records_only() -> None:
     """A line with a valid time that is no record (bad base64) is not the window's first."""
     early = CANONICAL.replace("14:00:00Z", "13:59:00Z").replace(
