@@ -43,10 +43,10 @@ from evidently.presets import DataDriftPreset
 
 from mlops.adapters.evidently_report import preset_verdicts
 from mlops.core.capture import encode_record, object_key
+from mlops.core.functions import DRIFT_MEMORY_MB
 from mlops.local.replay import requests
 from mlops.usecases.drift_inputs import load_capture
 from pipeline_steps.schema import FEATURE_NAMES
-from stacks.serving.drift_function import DRIFT_MEMORY_MB
 
 NOW = datetime(2026, 11, 26, 14, 0, tzinfo=UTC)
 HERE = Path(__file__).resolve().parent

@@ -38,7 +38,7 @@ from botocore.exceptions import ClientError
 
 from mlops.core.capture import encode_record, object_key
 from mlops.core.config import PlatformConfig
-from mlops.core.functions import DriftSettings
+from mlops.core.functions import DRIFT_MEMORY_MB, DriftSettings
 from mlops.local.replay import requests
 from mlops.usecases.check_drift import DriftMonitor, LocalSink
 from mlops.usecases.drift_inputs import Reference
@@ -53,7 +53,7 @@ BUCKET = "capture"
 # proportion to memory, one vCPU at 1,769 MB, six at 10,240 MB.
 LAMBDA_TIMEOUT_S = 15 * 60
 LAMBDA_MAX_MB = 10_240
-FUNCTION_MB = 3_008  # the drift function's memory (stacks/serving/drift_function.py)
+FUNCTION_MB = DRIFT_MEMORY_MB
 MB_PER_VCPU = 1_769
 # Of the limits, a check may use this share: the rest is headroom (noisy neighbours, a slower
 # S3, a heavier window than this synthetic one).

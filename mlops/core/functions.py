@@ -177,6 +177,14 @@ class DriftThresholds:
         )
 
 
+# The drift function's size, specified once for the stack, the twin and the benchmarks.
+# 3,008 MB holds a 1,000,000-row check at a fifth of it (benchmarks/drift_check.py); memory
+# binds before the 15 minutes, at about 8 million one-row requests
+# (benchmarks/drift_window_limits.py): windows past half of that go to a Processing job.
+DRIFT_MEMORY_MB = 3008
+DRIFT_TIMEOUT_MINUTES = 15
+
+
 class DriftSettings(FunctionSettings):
     """The drift function (lambdas/drift): scheduled checks and retraining on drift."""
 

@@ -33,6 +33,7 @@ from mlops.core import drift_job, names, specs
 from mlops.core.config import PlatformConfig
 from mlops.core.functions import (
     CONTRACTS,
+    DRIFT_MEMORY_MB,
     DeploySettings,
     DriftSettings,
     FunctionSettings,
@@ -64,7 +65,7 @@ class FakeContext:
 
     function_name: str
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    memory_limit_in_mb: int = 3008
+    memory_limit_in_mb: int = DRIFT_MEMORY_MB
     invoked_function_arn: str = ""
     log_group_name: str = ""
     log_stream_name: str = ""

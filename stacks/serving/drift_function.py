@@ -13,16 +13,12 @@ from constructs import Construct
 
 from mlops.core import drift_job, names, permissions, processing_permissions, specs
 from mlops.core.config import PlatformConfig
-from mlops.core.functions import DriftSettings
+from mlops.core.functions import DRIFT_MEMORY_MB, DRIFT_TIMEOUT_MINUTES, DriftSettings
 from mlops.core.specs import DRIFT, HANDLERS
 from stacks.storage import StorageImports
 
 from .function import Grants, PlatformFunction, rule
 from .logical_ids import Group
-
-# Evidently's import and a 1M-row window need room (benchmarks/drift_check.py).
-DRIFT_MEMORY_MB = 3008
-DRIFT_TIMEOUT_MINUTES = 15
 
 
 class DriftFunction(Group):
