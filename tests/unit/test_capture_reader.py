@@ -191,6 +191,48 @@ def test_the_reference_result_on_generated_files(
     )
 
 
+ODD_FILES = st.sampled_from(
+    [(b"\x1f\x8bnot gzip", "odd.gz"), (b"x\n\xff\n", "odd.jsonl"), (b"", "odd.jsonl")]
+)
+
+
+@PROPERTY
+@given(
+    data=st.data(),
+    written=st.lists(lines(), min_size=1, max_size=4),
+    odd=st.lists(ODD_FILES, max_size=1),
+    window=WINDOWS,
+    batch_bytes=st.sampled_from([capture_reader.BATCH_BYTES, 1]),
+)
+def test_files_read_together_read_as_each_alone(
+    data: st.DataObject,
+    written: list[list[bytes]],
+    odd: list[tuple[bytes, str]],
+    window: tuple[datetime | None, datetime | None],
+    batch_bytes: int,
+) -> None:
+    """A batch (several files in one frame, line numbers and positions per file) gives each
+    file the reference result; so does a batch cut in parts (BATCH_BYTES)."""
+    drawn = [data.draw(files(w))[:2] for w in written] + odd
+    named = [(body, f"f{i}/{name}") for i, (body, name) in enumerate(drawn)]
+    start, end = window
+    saved, capture_reader.BATCH_BYTES = capture_reader.BATCH_BYTES, batch_bytes
+    try:
+        got = list(
+            read_files(
+                ((name, functools.partial(bytes, body)) for body, name in named),
+                start=start,
+                end=end,
+                workers=1,
+            )
+        )
+    finally:
+        capture_reader.BATCH_BYTES = saved
+    assert [name for name, _ in got] == [name for _, name in named]
+    for (body, name), (_, read) in zip(named, got, strict=True):
+        assert_same(read, reference(body, name, start, end))
+
+
 # -- lines the fast path must not vouch for ----------------------------------------------------
 def _line() -> str:
     return encode_record(
