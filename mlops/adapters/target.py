@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 if TYPE_CHECKING:
+    import boto3
+
     # Type-only: the Lambda images install boto3 but not the stubs.
     from botocore.client import BaseClient
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -131,6 +132,8 @@ class AwsTarget:
         """One session per target for the life of the process: a session caches the service
         models its clients load (~0.2 s per client otherwise), and inside a warm Lambda
         container every invocation reuses it, as boto3's default session would."""
+        import boto3  # noqa: PLC0415 - 0.2 s a command that makes no AWS call need not pay
+
         with _SESSIONS_LOCK:
             if self not in _SESSIONS:
                 _SESSIONS[self] = (
