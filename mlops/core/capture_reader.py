@@ -26,8 +26,9 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -534,11 +535,15 @@ def _numbers(fast: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return matrix, scores, np.isfinite(matrix).all(axis=1) & np.isfinite(scores)
 
 
-# Files a worker reads at once: polars' per-call costs are per batch, so a batch of 16 MB reads
-# a line in about a third less time than a file of 1,000 lines alone; batches are no larger,
-# to bound memory, and no fewer than the workers, to keep every core busy.
+# Files read at once: polars' per-call costs are per batch, so a batch of a few MB reads a line
+# in about a third less time than a file of 1,000 lines alone; batches are no larger, to bound
+# memory, and no fewer than the workers, to keep every core busy.
 BATCH_FILES = 64
 BATCH_BYTES = 8 << 20
+# Files fetched at once, and how far ahead of the reading: an S3 GET waits tens of milliseconds
+# on the network, not on a core, so many are in flight while the cores read what has arrived.
+FETCHERS = 16
+FETCH_AHEAD = 64
 
 
 def read_files(
@@ -549,30 +554,54 @@ def read_files(
     keep_errors: int = EXAMPLES_PER_KIND,
     workers: int | None = None,
 ) -> Iterator[tuple[str, FileRead]]:
-    """(name, read) of each file, in the order given; files are fetched (``load``) and read in
-    batches, in ``workers`` threads (default: one per core)."""
-
-    def work(batch: list[tuple[str, Callable[[], bytes]]]) -> list[tuple[str, FileRead]]:
-        done: list[tuple[str, FileRead]] = []
-        loaded: list[tuple[str, bytes]] = []
-        for position, (name, load) in enumerate(batch):
-            loaded.append((name, load()))
-            last = position == len(batch) - 1
-            if last or sum(len(body) for _, body in loaded) >= BATCH_BYTES:
-                reads = _read_batch(loaded, start, end, keep_errors)
-                done += zip((name for name, _ in loaded), reads, strict=True)
-                loaded = []
-        return done
-
+    """(name, read) of each file, in the order given: files are fetched (``load``) in
+    FETCHERS threads, and read in batches in ``workers`` threads (default: one per core)."""
     listed = list(files)
     count = workers or len(os.sched_getaffinity(0))
     # Every worker gets work, even in a window of few files.
     size = max(1, min(BATCH_FILES, -(-len(listed) // count)))
-    batches = [listed[i : i + size] for i in range(0, len(listed), size)]
-    if count <= 1:
-        for batch in batches:
-            yield from work(batch)
-        return
-    with ThreadPoolExecutor(max_workers=count, thread_name_prefix="capture") as pool:
-        for done in pool.map(work, batches):
-            yield from done
+
+    def read(batch: list[tuple[str, bytes]]) -> list[tuple[str, FileRead]]:
+        reads = _read_batch(batch, start, end, keep_errors)
+        return list(zip((name for name, _ in batch), reads, strict=True))
+
+    with (
+        ThreadPoolExecutor(FETCHERS, thread_name_prefix="capture-fetch") as fetching,
+        ThreadPoolExecutor(count, thread_name_prefix="capture") as reading,
+    ):
+        reads: deque[Future[list[tuple[str, FileRead]]]] = deque()
+        for batch in _batches(_fetched(fetching, listed), size):
+            reads.append(reading.submit(read, batch))
+            while len(reads) > count:  # bounded: a batch waits while the cores are busy
+                yield from reads.popleft().result()
+        while reads:
+            yield from reads.popleft().result()
+
+
+def _fetched(
+    pool: ThreadPoolExecutor, files: list[tuple[str, Callable[[], bytes]]]
+) -> Iterator[tuple[str, bytes]]:
+    """Each file's (name, bytes), in order, at most FETCH_AHEAD fetched ahead."""
+    pending: deque[tuple[str, Future[bytes]]] = deque()
+    for name, load in files:
+        pending.append((name, pool.submit(load)))
+        if len(pending) >= FETCH_AHEAD:
+            name_, body = pending.popleft()
+            yield name_, body.result()
+    while pending:
+        name_, body = pending.popleft()
+        yield name_, body.result()
+
+
+def _batches(files: Iterator[tuple[str, bytes]], size: int) -> Iterator[list[tuple[str, bytes]]]:
+    """Runs of at most ``size`` files and BATCH_BYTES (or one file, if larger)."""
+    batch: list[tuple[str, bytes]] = []
+    held = 0
+    for name, body in files:
+        batch.append((name, body))
+        held += len(body)
+        if len(batch) >= size or held >= BATCH_BYTES:
+            yield batch
+            batch, held = [], 0
+    if batch:
+        yield batch
