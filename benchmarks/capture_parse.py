@@ -18,56 +18,41 @@ ratio, and whether both gave the same table (values bit for bit, event ids, malf
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from mlops.core.capture import encode_record, object_key, parse_file
+from mlops.core.capture import parse_file
 from mlops.core.capture_reader import read_files
 from mlops.core.variant_check import CaptureTable, concat_tables, table_from_records
-from mlops.local.replay import requests
+from mlops.local.replay import CAPTURE_ENCODINGS, requests, write_capture_files
 from pipeline_steps.schema import FEATURE_NAMES
 
 NOW = datetime(2026, 11, 26, 14, 0, tzinfo=UTC)
 PER_FILE = 1000
-ENCODINGS = ("CSV", "JSON", "BASE64")
+ENCODINGS = CAPTURE_ENCODINGS
 
 
 def write(folder: Path, records: int, encoding: str) -> list[Path]:
     values = requests(records, seed=2)[list(FEATURE_NAMES)].to_numpy(float)
-    paths = []
-    for start in range(0, records, PER_FILE):
-        when = NOW + timedelta(seconds=start // PER_FILE)
-        lines = []
-        for i, row in enumerate(values[start : start + PER_FILE]):
-            if encoding == "JSON":
-                body, kind = json.dumps({"instances": [row.tolist()]}), "application/json"
-            else:
-                body, kind = ",".join(f"{v:g}" for v in row), "text/csv"
-            score = 0.3 + 0.4 * ((start + i) % 7) / 7
-            lines.append(
-                encode_record(
-                    request=body.encode(),
-                    request_type=kind,
-                    response=json.dumps({"predictions": [{"score": score, "label": 0}]}).encode(),
-                    response_type="application/json",
-                    inference_time=when,
-                    csv_types=() if encoding == "BASE64" else ("text/csv",),
-                    json_types=() if encoding == "BASE64" else ("application/json",),
-                )
-            )
-        path = folder / encoding / object_key("capture", "bench", "challenger", when)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(lines) + "\n")
-        paths.append(path)
-    return paths
+    scores = [0.3 + 0.4 * (n % 7) / 7 for n in range(records)]
+    return write_capture_files(
+        folder / encoding,
+        values,
+        scores,
+        endpoint="bench",
+        variant="challenger",
+        first=NOW,
+        per_file=PER_FILE,
+        encoding=encoding,
+        labels=[0] * records,
+    )
 
 
 def reference(paths: list[Path], workers: int) -> CaptureTable:

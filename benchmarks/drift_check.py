@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 # The parent writes the files; the preset child runs this file too (its imports are timed).
@@ -42,9 +42,8 @@ from evidently import DataDefinition, Dataset, Report
 from evidently.presets import DataDriftPreset
 
 from mlops.adapters.evidently_report import preset_verdicts
-from mlops.core.capture import encode_record, object_key
 from mlops.core.functions import DRIFT_MEMORY_MB
-from mlops.local.replay import requests
+from mlops.local.replay import requests, write_capture_files
 from mlops.usecases.drift_inputs import load_capture
 from pipeline_steps.schema import FEATURE_NAMES
 
@@ -66,25 +65,16 @@ def write_capture(folder: Path, rows: int, per_file: int) -> None:
         *frame[list(FEATURE_NAMES)].to_numpy(float),
         *drifted[list(FEATURE_NAMES)].to_numpy(float),
     ]
-    for start in range(0, rows, per_file):
-        when = NOW + timedelta(seconds=start // per_file)
-        lines = []
-        for i, row in enumerate(values[start : start + per_file]):
-            score = 0.3 + 0.4 * ((start + i) % 7) / 7
-            lines.append(
-                encode_record(
-                    request=",".join(f"{v:g}" for v in row).encode(),
-                    request_type="text/csv",
-                    response=json.dumps(
-                        {"predictions": [{"score": score, "label": int(score >= 0.5)}]}
-                    ).encode(),
-                    response_type="application/json",
-                    inference_time=when,
-                )
-            )
-        path = folder / "capture" / object_key("capture", "bench", "challenger", when)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(lines) + "\n")
+    scores = [0.3 + 0.4 * (n % 7) / 7 for n in range(rows)]
+    write_capture_files(
+        folder / "capture",
+        values,
+        scores,
+        endpoint="bench",
+        variant="challenger",
+        first=NOW,
+        per_file=per_file,
+    )
     reference = folder / "reference" / "reference.csv"
     reference.parent.mkdir(parents=True, exist_ok=True)
     requests(14_000, seed=1)[list(FEATURE_NAMES)].to_csv(reference, index=False)

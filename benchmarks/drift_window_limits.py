@@ -36,10 +36,9 @@ from typing import Any
 import numpy as np
 from botocore.exceptions import ClientError
 
-from mlops.core.capture import encode_record, object_key
 from mlops.core.config import PlatformConfig
 from mlops.core.functions import DRIFT_MEMORY_MB, DriftSettings
-from mlops.local.replay import requests
+from mlops.local.replay import requests, write_capture_files
 from mlops.usecases.check_drift import DriftMonitor, LocalSink
 from mlops.usecases.drift_inputs import Reference
 from pipeline_steps.schema import FEATURE_NAMES
@@ -119,30 +118,18 @@ def write_capture(root: Path, variant: str, rows: int) -> int:
             requests(rows - half, seed=3, drifted=True)[list(FEATURE_NAMES)].to_numpy(float),
         ]
     )
-    scores = np.random.default_rng(4).beta(2, 3, rows)
-    written = 0
-    for start in range(0, rows, PER_FILE):
-        when = NOW - timedelta(minutes=50) + timedelta(seconds=start // PER_FILE)
-        lines = [
-            encode_record(
-                request=",".join(f"{v:g}" for v in row).encode(),
-                request_type="text/csv",
-                response=json.dumps(
-                    {"predictions": [{"score": round(float(s), 6), "label": int(s >= 0.5)}]}
-                ).encode(),
-                response_type="application/json",
-                inference_time=when,
-            )
-            for row, s in zip(
-                values[start : start + PER_FILE], scores[start : start + PER_FILE], strict=True
-            )
-        ]
-        path = root / BUCKET / object_key("capture", "bench", variant, when)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        body = ("\n".join(lines) + "\n").encode()
-        path.write_bytes(body)
-        written += len(body)
-    return written
+    drawn = np.random.default_rng(4).beta(2, 3, rows)
+    paths = write_capture_files(
+        root / BUCKET,
+        values,
+        [round(float(s), 6) for s in drawn],
+        endpoint="bench",
+        variant=variant,
+        first=NOW - timedelta(minutes=50),
+        per_file=PER_FILE,
+        labels=(drawn >= 0.5).tolist(),  # the unrounded score's label, as the model's
+    )
+    return sum(p.stat().st_size for p in paths)
 
 
 def child(root: Path, variant: str) -> None:

@@ -49,7 +49,7 @@ from mlops.core.window_summary import (
     row_hashes,
     summarize,
 )
-from mlops.local.replay import requests
+from mlops.local.replay import capture_line, requests
 from mlops.usecases.check_drift import LabelFacts, LocalSink, evaluate, record
 from mlops.usecases.drift_inputs import Reference
 from pipeline_steps.schema import FEATURE_NAMES
@@ -62,19 +62,6 @@ THRESHOLDS = DriftThresholds.from_config(
 PER_FILE = 150
 FILES = 12
 PROPERTY = settings(max_examples=40, deadline=None, database=None)
-
-
-def line(row: np.ndarray, score: float, when: datetime, event: str) -> str:
-    return encode_record(
-        request=",".join(f"{v:g}" for v in row).encode(),
-        request_type="text/csv",
-        response=json.dumps(
-            {"predictions": [{"score": score, "label": int(score >= 0.5)}]}
-        ).encode(),
-        response_type="application/json",
-        inference_time=when,
-        event_id=event,
-    )
 
 
 @dataclass
@@ -103,17 +90,20 @@ def window() -> Window:
             n = f * PER_FILE + i
             score = round(float(rng.beta(2 + 3 * (n >= half), 3)), 6)
             event = f"e{n}"
-            lines.append(line(values[n], score, when + timedelta(seconds=i % 50), event))
+            lines.append(
+                capture_line(values[n], score, when + timedelta(seconds=i % 50), event_id=event)
+            )
             if n % 3 == 0:  # a third of the events labelled, against the scores half the time
                 made.labels.labels[event] = [float((score > 0.5) == (n % 2 == 0))]
         if f == 2:
             copied = f"e{2 * PER_FILE + 6}"  # a labelled event of file 2 ...
         if f == 9:  # ... again in file 9, scored otherwise: its one label goes to file 2's row
-            lines.insert(3, line(values[n], 0.999, when, copied))
+            lines.insert(3, capture_line(values[n], 0.999, when, event_id=copied))
         if f % 2 == 1:  # "not JSON" in six files: more than the 3 examples kept per kind
             lines.insert(f, f"not json {f}")
         if f in (4, 7):
-            lines.append(line(values[0][:8], 0.5, when, f"short-{f}"))  # 8 values: bad input
+            # 8 values: bad input
+            lines.append(capture_line(values[0][:8], 0.5, when, event_id=f"short-{f}"))
             lines.append('{"captureData": {}, "eventMetadata": {"eventId": "x"}}')
         if f == 5:  # a request of three rows (JSON in, JSON out), all three labelled
             rows = values[10:13]
@@ -130,7 +120,8 @@ def window() -> Window:
                 )
             )
             made.labels.labels["three"] = [1.0, 0.0, 0.0]
-            lines.append(line(values[1], 0.4, END + timedelta(minutes=1), "late"))  # not in it
+            late = END + timedelta(minutes=1)  # not in the window
+            lines.append(capture_line(values[1], 0.4, late, event_id="late"))
         name = object_key("capture", "ep", "challenger", when, unique=f"{f:04d}")
         made.files.append((name, ("\n".join(lines) + "\n").encode()))
     made.files.insert(6, ("capture/ep/challenger/broken.jsonl.gz", b"not gzip at all"))
