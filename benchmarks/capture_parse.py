@@ -11,6 +11,9 @@ Encodings: CSV (a text/csv request captured as CSV), JSON (an application/json r
 the endpoint's CaptureContentTypeHeader lists no type). Both readers read the files from disk
 (page cache: the files are read once before timing). Prints records/s (median, min-max), the
 ratio, and whether both gave the same table (values bit for bit, event ids, malformed counts).
+Then fetching: the CSV files read again by the column-wise reader with each fetch first waiting
+--get-ms, as an S3 GET waits on the network, with its FETCHERS fetches in flight against one
+per reading thread.
 
     .venv/bin/python benchmarks/capture_parse.py --records 200000 --repeats 5
 """
@@ -18,6 +21,7 @@ ratio, and whether both gave the same table (values bit for bit, event ids, malf
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import tempfile
@@ -28,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mlops.core import capture_reader
 from mlops.core.capture import parse_file
 from mlops.core.capture_reader import read_files
 from mlops.core.variant_check import CaptureTable, concat_tables, table_from_records
@@ -86,6 +91,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--get-ms", type=float, default=30.0, help="an S3 GET's wait (fetching)")
     args = parser.parse_args()
     readers: dict[str, Callable[[list[Path], int], CaptureTable]] = {
         "reference": reference,
@@ -112,6 +118,32 @@ def main() -> None:
             print(
                 f"  ratio {ratio:.1f}x; same table: {same(tables['reference'], tables['columns'])}"
             )
+        if args.get_ms:
+            fetching(write(Path(scratch), args.records, "CSV"), args)
+
+
+def fetching(paths: list[Path], args: argparse.Namespace) -> None:
+    """The CSV files again, each fetch first waiting --get-ms as an S3 GET waits on the network:
+    the reader's FETCHERS fetches in flight against one per reading thread."""
+
+    def get(path: Path) -> bytes:
+        time.sleep(args.get_ms / 1000)
+        return path.read_bytes()
+
+    many = capture_reader.FETCHERS
+    rates: dict[int, list[float]] = {many: [], args.workers: []}
+    for _ in range(args.repeats):
+        for fetchers, values in rates.items():
+            capture_reader.FETCHERS = fetchers
+            started = time.perf_counter()
+            files = ((str(p), functools.partial(get, p)) for p in paths)
+            list(read_files(files, workers=args.workers))
+            values.append(args.records / (time.perf_counter() - started))
+    capture_reader.FETCHERS = many
+    print(f"CSV, each GET waiting {args.get_ms:g} ms (columns):")
+    for fetchers, values in rates.items():
+        print(f"  {fetchers:2d} fetches in flight: median {statistics.median(values):>9,.0f} "
+              f"records/s (min {min(values):,.0f}, max {max(values):,.0f})")  # fmt: skip
 
 
 if __name__ == "__main__":
