@@ -40,7 +40,7 @@ from mlops.adapters.registry import PackageLineage, model_package_of
 from mlops.core import names
 from mlops.core.capture import GroundTruth, read_ground_truth
 from mlops.core.finite import finite_or_none
-from mlops.core.functions import DriftSettings, DriftThresholds
+from mlops.core.functions import DriftSettings
 from mlops.core.variant_check import NOT_ENOUGH_DATA, SCORE
 from mlops.usecases.drift_inputs import (
     REFERENCE_FILE,
@@ -54,6 +54,7 @@ from mlops.usecases.drift_results import (
     LabelFacts,
     LocalSink,
     ReportSink,
+    RunFacts,
     RunSink,
     S3Sink,
     VariantOutcome,
@@ -73,6 +74,7 @@ __all__ = [
     "LabelFacts",
     "LocalSink",
     "ReportSink",
+    "RunFacts",
     "S3Sink",
     "VariantOutcome",
     "evaluate",
@@ -247,30 +249,24 @@ class DriftMonitor:
             # duplicate; a late event leaves a "nothing new" record. The state stays put.
             sink = self._run_sink()
             outcome = evaluate(
-                self.settings.endpoint_name, self.settings.thresholds,
+                self.facts(variant, weight, start=end, end=end, run_id=run_id),
                 self.reference(package_arn), CaptureWindow(), GroundTruth(),
-                variant=variant, weight=weight, start=end, end=end, run_id=run_id,
                 sink=sink, render_html=None,
             )  # fmt: skip
             outcome.duplicate = not sink.written
             outcome.notes.append(f"already checked up to {_iso(start)}: nothing new to check")
             outcome.already_checked = True
             return outcome
+        run = self.facts(variant, weight, start=start, end=end, run_id=run_id)
         try:
             settings = self.settings
             listing = list_window(
                 self.s3, settings.capture_uri, settings.endpoint_name, variant, start, end
             )
             if jobs.wanted(listing):
-                return jobs.start(
-                    variant=variant, package_arn=package_arn, weight=weight, start=start,
-                    end=end, run_id=run_id, listing=listing,
-                )  # fmt: skip
+                return jobs.start(run, package_arn=package_arn, listing=listing)
             sink = self._run_sink()
-            outcome = self.check_window(
-                variant, package_arn, weight, start=start, end=end, run_id=run_id, sink=sink,
-                listing=listing,
-            )  # fmt: skip
+            outcome = self._check_window(run, package_arn, sink=sink, listing=listing)
             # A retry of a run that failed after writing (at the notice, the state) finds its
             # reports: the outcome links them all the same, and is a duplicate if it wrote none.
             outcome.duplicate = not sink.written
@@ -304,6 +300,20 @@ class DriftMonitor:
             self.s3, self.settings.reports_bucket, f"{REPORT_PREFIX}/{self.settings.endpoint_name}"
         )
 
+    def facts(
+        self, variant: str, weight: float | None, *, start: datetime, end: datetime, run_id: str
+    ) -> RunFacts:
+        """A check of this endpoint's ``variant`` over ``start`` - ``end``, by its settings."""
+        return RunFacts(
+            endpoint=self.settings.endpoint_name,
+            variant=variant,
+            weight=weight,
+            start=start,
+            end=end,
+            run_id=run_id,
+            thresholds=self.settings.thresholds,
+        )
+
     def check_window(
         self,
         variant: str,
@@ -318,23 +328,28 @@ class DriftMonitor:
     ) -> VariantOutcome:
         """A variant's capture between ``start`` and ``end`` against its model's reference, in
         this process (``listing``: the window's files, if listed already)."""
+        run = self.facts(variant, weight, start=start, end=end, run_id=run_id)
+        return self._check_window(run, package_arn, sink=sink, listing=listing)
+
+    def _check_window(
+        self,
+        run: RunFacts,
+        package_arn: str,
+        *,
+        sink: ReportSink,
+        listing: WindowListing | None = None,
+    ) -> VariantOutcome:
         settings = self.settings
         reference = self.reference(package_arn)
         captured: CaptureWindow = read_window(
-            self.s3, settings.capture_uri, settings.endpoint_name, variant, start, end,
-            listing=listing,
+            self.s3, settings.capture_uri, settings.endpoint_name, run.variant, run.start,
+            run.end, listing=listing,
         )  # fmt: skip
         return evaluate(
-            settings.endpoint_name,
-            settings.thresholds,
+            run,
             reference,
             captured,
-            self.labels(start, end),
-            variant=variant,
-            weight=weight,
-            start=start,
-            end=end,
-            run_id=run_id,
+            self.labels(run.start, run.end),
             sink=sink,
             render_html=self.render_html,
         )
@@ -369,35 +384,24 @@ class DriftMonitor:
 
 
 def evaluate(
-    endpoint: str,
-    thresholds: DriftThresholds,
+    run: RunFacts,
     reference: Reference,
     captured: CaptureWindow,
     labels: GroundTruth,
     *,
-    variant: str,
-    weight: float | None,
-    start: datetime,
-    end: datetime,
-    run_id: str,
     sink: ReportSink,
     render_html: Callable[..., str] | None,
 ) -> VariantOutcome:
     """The check of one variant's window, its JSON result and HTML report written to ``sink``:
     the window summarized in one pass, then judged as a merge of shards is (``record``)."""
-    summary = captured.summary(labels=labels.labels, sample_rows=thresholds.report_sample_rows)
+    sample_rows = run.thresholds.report_sample_rows
+    summary = captured.summary(labels=labels.labels, sample_rows=sample_rows)
     return record(
-        endpoint,
-        thresholds,
+        run,
         reference,
         summary,
         LabelFacts.of(labels),
         skipped_files=captured.skipped_files,
-        variant=variant,
-        weight=weight,
-        start=start,
-        end=end,
-        run_id=run_id,
         sink=sink,
         render_html=render_html,
     )

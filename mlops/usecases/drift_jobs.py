@@ -36,7 +36,14 @@ from mlops.core.functions import DriftSettings
 from mlops.core.variant_check import NOT_ENOUGH_DATA, VariantDriftReport
 from mlops.core.window_summary import WindowSummary, merged
 from mlops.usecases.drift_inputs import Reference
-from mlops.usecases.drift_results import PENDING, LabelFacts, RunSink, VariantOutcome, record
+from mlops.usecases.drift_results import (
+    PENDING,
+    LabelFacts,
+    RunFacts,
+    RunSink,
+    VariantOutcome,
+    record,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -116,6 +123,18 @@ class JobRun:
     skipped_files: tuple[str, ...]
     labels: LabelFacts
 
+    def facts(self, settings: DriftSettings) -> RunFacts:
+        """The check this job runs, judged by the settings the job's end is recorded with."""
+        return RunFacts(
+            endpoint=settings.endpoint_name,
+            variant=self.variant,
+            weight=self.weight,
+            start=self.start,
+            end=self.end,
+            run_id=self.run_id,
+            thresholds=settings.thresholds,
+        )
+
     def as_document(self) -> dict[str, Any]:
         return {
             "format": drift_job.RUN_FORMAT,
@@ -194,25 +213,16 @@ class DriftJobs:
         return str(job) if job else None
 
     # -- start ------------------------------------------------------------------------------
-    def start(
-        self,
-        *,
-        variant: str,
-        package_arn: str,
-        weight: float | None,
-        start: datetime,
-        end: datetime,
-        run_id: str,
-        listing: WindowListing,
-    ) -> VariantOutcome:
+    def start(self, facts: RunFacts, *, package_arn: str, listing: WindowListing) -> VariantOutcome:
         settings, s3 = self.settings, self.checker.s3
         if settings.processing_job is None:
             raise ValueError("no processing job definition in the drift settings")
+        variant, start, end = facts.variant, facts.start, facts.end
         name = drift_job.job_name(
             settings.job_prefix,
             settings.endpoint_name,
             variant=variant,
-            run_id=run_id,
+            run_id=facts.run_id,
             end=end,
         )
         paths = self.paths(name)
@@ -233,8 +243,8 @@ class DriftJobs:
             job=name,
             variant=variant,
             package_arn=package_arn,
-            weight=weight,
-            run_id=run_id,
+            weight=facts.weight,
+            run_id=facts.run_id,
             start=start,
             end=end,
             files=len(listing.keys),
@@ -275,26 +285,22 @@ class DriftJobs:
         return self._pending(run, note=_started(run, settings, request))
 
     def _pending(self, run: JobRun, *, note: str) -> VariantOutcome:
+        facts = run.facts(self.settings)
         report = VariantDriftReport(
             variant=run.variant,
             status=PENDING,
             rows=0,
             records=0,
             malformed=0,
-            min_rows=self.settings.min_rows,
+            min_rows=facts.thresholds.min_rows,
         )
-        return VariantOutcome(
-            endpoint=self.settings.endpoint_name,
-            variant=run.variant,
+        return VariantOutcome.of(
+            facts,
             package_arn=run.package_arn,
-            weight=run.weight,
-            window_start=run.start,
-            window_end=run.end,
             report=report,
             files=run.files,
             labelled_events=run.labels.events,
             json_uri=self.paths(run.job).uri("run.json"),
-            html_uri=None,
             notes=[note],
             job=run.job,
         )
@@ -344,17 +350,11 @@ class DriftJobs:
             f"{names.DRIFT_REPORTS_PREFIX}/{self.settings.endpoint_name}",
         )
         outcome = record(
-            self.settings.endpoint_name,
-            self.settings.thresholds,
+            run.facts(self.settings),
             self.checker.reference(run.package_arn),
             summary,
             run.labels,
             skipped_files=list(run.skipped_files),
-            variant=run.variant,
-            weight=run.weight,
-            start=run.start,
-            end=run.end,
-            run_id=run.run_id,
             sink=sink,
             render_html=self.checker.render_html,
             job=job,

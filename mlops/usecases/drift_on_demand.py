@@ -28,6 +28,7 @@ from mlops.usecases.check_drift import (
     DriftMonitor,
     LocalSink,
     ReportSink,
+    RunFacts,
     S3Sink,
     VariantOutcome,
     evaluate,
@@ -141,17 +142,20 @@ class OnDemandCheck:
             start = captured.first
         if not span.end_given and captured.last is not None:
             end = captured.last + timedelta(seconds=1)
-        outcome = evaluate(
-            self.endpoint,
-            DriftThresholds.from_config(self.config),
-            given,
-            captured,
-            GroundTruth(),
+        run = RunFacts(
+            endpoint=self.endpoint,
             variant=variant,
             weight=None,  # capture files: no endpoint, no weight (null in the result)
             start=start,
             end=end,
             run_id=self.run_id,
+            thresholds=DriftThresholds.from_config(self.config),
+        )
+        outcome = evaluate(
+            run,
+            given,
+            captured,
+            GroundTruth(),
             sink=self.sink(LocalSink(DEFAULT_FOLDER)),
             render_html=evidently_html if self.html else None,
         )

@@ -40,6 +40,21 @@ if TYPE_CHECKING:
 PENDING = "pending"
 
 
+@dataclass(frozen=True, kw_only=True)
+class RunFacts:
+    """What one check of a variant's window is: whose window, at what weight, from when to
+    when, in which run, judged how. Built once per check (scheduled, on demand, or handed to a
+    Processing job and recorded when it ends) and passed to what judges and records it."""
+
+    endpoint: str
+    variant: str
+    weight: float | None  # None: no endpoint weight (capture files)
+    start: datetime
+    end: datetime
+    run_id: str
+    thresholds: DriftThresholds
+
+
 @dataclass
 class VariantOutcome:
     endpoint: str
@@ -66,6 +81,37 @@ class VariantOutcome:
     def pending(self) -> bool:
         """Handed to a Processing job: no verdict yet (nothing to emit or announce)."""
         return self.report.status == PENDING
+
+    @classmethod
+    def of(
+        cls,
+        run: RunFacts,
+        *,
+        package_arn: str,
+        report: VariantDriftReport,
+        files: int,
+        labelled_events: int,
+        json_uri: str = "",
+        notes: list[str] | None = None,
+        job: str | None = None,
+    ) -> VariantOutcome:
+        """The outcome of ``run``, with no HTML report (yet); a weight that is not a finite
+        number is None."""
+        return cls(
+            endpoint=run.endpoint,
+            variant=run.variant,
+            package_arn=package_arn,
+            weight=finite_or_none(run.weight),
+            window_start=run.start,
+            window_end=run.end,
+            report=report,
+            files=files,
+            labelled_events=labelled_events,
+            json_uri=json_uri,
+            html_uri=None,
+            notes=list(notes or ()),
+            job=job,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -157,18 +203,12 @@ class LabelFacts:
 
 
 def record(
-    endpoint: str,
-    thresholds: DriftThresholds,
+    run: RunFacts,
     reference: Reference,
     summary: WindowSummary,
     labels: LabelFacts,
     *,
     skipped_files: list[str],
-    variant: str,
-    weight: float | None,
-    start: datetime,
-    end: datetime,
-    run_id: str,
     sink: ReportSink,
     render_html: Callable[..., str] | None,
     job: str | None = None,
@@ -178,32 +218,27 @@ def record(
     its JSON result and HTML report written to ``sink`` under the run's names. ``job``: the
     Processing job that summarized the window; ``notes``: what the result should also say."""
     report = check_summary(
-        variant,
+        run.variant,
         reference.features,
         summary,
         reference_scores=reference.scores,
         baseline_auc=reference.baseline_auc,
-        thresholds=thresholds,
+        thresholds=run.thresholds,
     )
     # Lines that were not capture records count as malformed too: by kind, with the first
     # examples of each kind (of the lines, then of the payloads), then the labels'.
     report.errors = report.errors + list(labels.errors)
     report.skipped_files = list(skipped_files)
-    base = f"{variant}/{end:%Y/%m/%d}/{end:%Y%m%dT%H%M%SZ}-{run_id}"
-    outcome = VariantOutcome(
-        endpoint=endpoint,
-        variant=variant,
+    base = f"{run.variant}/{run.end:%Y/%m/%d}/{run.end:%Y%m%dT%H%M%SZ}-{run.run_id}"
+    outcome = VariantOutcome.of(
+        run,
         package_arn=reference.package_arn,
-        weight=finite_or_none(weight),
-        window_start=start,
-        window_end=end,
         report=report,
         files=summary.files,
         labelled_events=labels.events,
-        json_uri="",
-        html_uri=None,
         notes=list(reference.notes)
         + ([f"{labels.malformed} malformed label line(s)"] if labels.malformed else []),
+        job=job,
     )
     if report.malformed_files:
         outcome.notes.append(
@@ -215,12 +250,11 @@ def record(
             f"{len(skipped_files)} file(s) skipped, not capture files (*.jsonl, "
             "*.jsonl.gz): see skipped_files"
         )
-    if weight is not None and outcome.weight is None:
-        outcome.notes.append(f"the variant's weight {weight!r} is not a finite number")
-    outcome.job = job
+    if run.weight is not None and outcome.weight is None:
+        outcome.notes.append(f"the variant's weight {run.weight!r} is not a finite number")
     outcome.notes += notes
     if report.status != NOT_ENOUGH_DATA and render_html is not None:
-        html = _html(endpoint, thresholds, render_html, reference, summary, report)
+        html = _html(run, render_html, reference, summary, report)
         outcome.html_uri = sink.write_once(f"{base}.html", html, "text/html")
         outcome.duplicate = outcome.html_uri is None
     body = dumps(outcome.as_dict(), indent=2, default=_iso) + "\n"
@@ -231,13 +265,13 @@ def record(
 
 
 def _html(
-    endpoint: str,
-    thresholds: DriftThresholds,
+    run: RunFacts,
     render: Callable[..., str],
     reference: Reference,
     summary: WindowSummary,
     report: VariantDriftReport,
 ) -> str:
+    thresholds = run.thresholds
     ref: dict[str, np.ndarray] = dict(reference.features)
     # The window's rows in the report: the summary's sample (at most report_sample_rows rows,
     # the same ones however the window was split into shards).
@@ -261,7 +295,7 @@ def _html(
         ref,
         current,
         columns=columns,
-        title=f"{endpoint} / {report.variant}: data and prediction drift",
+        title=f"{run.endpoint} / {report.variant}: data and prediction drift",
         sample_rows=thresholds.report_sample_rows,
         share_threshold=thresholds.share_threshold,
         distance_threshold=thresholds.distance_threshold,

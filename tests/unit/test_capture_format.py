@@ -28,7 +28,7 @@ from mlops.core.capture import (
 )
 from mlops.core.config import PlatformConfig
 from mlops.core.functions import DriftSettings, DriftThresholds
-from mlops.usecases.check_drift import DriftMonitor, LocalSink, evaluate
+from mlops.usecases.check_drift import DriftMonitor, LocalSink, RunFacts, evaluate
 from mlops.usecases.drift_inputs import Reference, load_capture
 from pipeline_steps.data import synthetic_dataset
 from pipeline_steps.schema import FEATURE_NAMES
@@ -378,10 +378,13 @@ def test_counts_by_kind_and_examples_of_each_kind_reach_the_result(tmp_path: Pat
         "(given)", "ref.csv", {n: frame[n].to_numpy(dtype=float) for n in FEATURE_NAMES},
         None, None,
     )  # fmt: skip
+    run = RunFacts(
+        endpoint="ep", variant="v", weight=None, start=NOW, end=NOW, run_id="r",
+        thresholds=DriftThresholds.from_config(PlatformConfig(min_rows_for_drift=100)),
+    )  # fmt: skip
     outcome = evaluate(
-        "ep", DriftThresholds.from_config(PlatformConfig(min_rows_for_drift=100)), reference,
-        load_capture(str(capture)), GroundTruth(), variant="v", weight=None, start=NOW, end=NOW,
-        run_id="r", sink=LocalSink(tmp_path / "out"), render_html=None,
+        run, reference, load_capture(str(capture)), GroundTruth(),
+        sink=LocalSink(tmp_path / "out"), render_html=None,
     )  # fmt: skip
     result = json.loads(Path(outcome.json_uri).read_text())
     assert result["malformed"] == 35

@@ -10,6 +10,7 @@ import io
 import json
 import math
 from contextlib import redirect_stdout
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from mlops.core.traffic import (
 from mlops.core.variant_check import DRIFT, check_table, table_from_records
 from mlops.usecases.check_drift import (
     LocalSink,
+    RunFacts,
     VariantOutcome,
     evaluate,
 )
@@ -207,17 +209,20 @@ def test_a_capture_file_check_writes_json_with_a_null_weight(tmp_path: Path) -> 
         "(given)", "ref.csv", {n: frame[n].to_numpy(dtype=float) for n in FEATURE_NAMES},
         None, float("nan"),
     )  # fmt: skip
+    run = RunFacts(
+        endpoint="ep", variant="v", weight=None, start=NOW, end=NOW, run_id="r",
+        thresholds=THRESHOLDS,
+    )  # fmt: skip
     outcome = evaluate(
-        "ep", THRESHOLDS, reference, CaptureWindow(), GroundTruth(), variant="v",
-        weight=None, start=NOW, end=NOW, run_id="r", sink=LocalSink(tmp_path), render_html=None,
+        run, reference, CaptureWindow(), GroundTruth(), sink=LocalSink(tmp_path),
+        render_html=None,
     )  # fmt: skip
     text = Path(outcome.json_uri).read_text()
     document = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in the result"))
     assert document["weight"] is None
     nan_weight = evaluate(
-        "ep", THRESHOLDS, reference, CaptureWindow(), GroundTruth(), variant="w",
-        weight=float("inf"), start=NOW, end=NOW, run_id="r", sink=LocalSink(tmp_path),
-        render_html=None,
+        replace(run, variant="w", weight=float("inf")), reference, CaptureWindow(),
+        GroundTruth(), sink=LocalSink(tmp_path), render_html=None,
     )  # fmt: skip
     assert nan_weight.weight is None
     assert any("not a finite number" in n for n in nan_weight.notes)

@@ -50,7 +50,7 @@ from mlops.core.window_summary import (
     summarize,
 )
 from mlops.local.replay import capture_line, requests
-from mlops.usecases.check_drift import LabelFacts, LocalSink, evaluate, record
+from mlops.usecases.check_drift import LabelFacts, LocalSink, RunFacts, evaluate, record
 from mlops.usecases.drift_inputs import Reference
 from pipeline_steps.schema import FEATURE_NAMES
 
@@ -59,6 +59,10 @@ START, END = NOW - timedelta(hours=1), NOW
 THRESHOLDS = DriftThresholds.from_config(
     PlatformConfig.from_context({"min_rows_for_drift": 500, "drift_report_sample_rows": 1000})
 )
+RUN = RunFacts(
+    endpoint="ep", variant="challenger", weight=0.5, start=START, end=END, run_id="r",
+    thresholds=THRESHOLDS,
+)  # fmt: skip
 PER_FILE = 150
 FILES = 12
 PROPERTY = settings(max_examples=40, deadline=None, database=None)
@@ -173,18 +177,7 @@ def one_pass() -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return judged(
         folder,
         lambda sink, render: evaluate(
-            "ep",
-            THRESHOLDS,
-            reference(),
-            captured,
-            window().labels,
-            variant="challenger",
-            weight=0.5,
-            start=START,
-            end=END,
-            run_id="r",
-            sink=sink,
-            render_html=render,
+            RUN, reference(), captured, window().labels, sink=sink, render_html=render
         ),
     )
 
@@ -207,17 +200,11 @@ def sharded(
     return judged(
         folder,
         lambda sink, render: record(
-            "ep",
-            THRESHOLDS,
+            RUN,
             reference(),
             summary,
             LabelFacts.of(window().labels),
             skipped_files=[],
-            variant="challenger",
-            weight=0.5,
-            start=START,
-            end=END,
-            run_id="r",
             sink=sink,
             render_html=render,
         ),
