@@ -28,6 +28,7 @@ from mlops.core.drift_stats import ColumnDrift, DriftResult, column_drift, datas
 from mlops.core.functions import DriftThresholds
 from mlops.core.summaries import LabelledScores
 from mlops.core.window_summary import LabelledRows, WindowSummary, summarize_table
+from pipeline_steps.payloads import read_request
 from pipeline_steps.schema import FEATURE_NAMES
 
 DRIFT = "drift"
@@ -171,13 +172,10 @@ def record_rows(
         event_ids=[np.asarray([r.event_id for r in bulk_records], dtype=object)],
         positions=[np.asarray([positions[i] for i in bulk_positions], dtype=np.int64)],
     )
-    if others:
-        # The serving handlers' parser (and scikit-learn, which its module loads) only here.
-        from pipeline_steps import inference  # noqa: PLC0415
     for position, record, line in others:
         kind = BAD_INPUT
         try:
-            matrix = inference.input_fn(record.input.data, record.input.content_type)
+            matrix = read_request(record.input.data, record.input.content_type)
             kind = NO_OUTPUT
             if record.output is None:
                 raise ValueError("no captured output")
@@ -188,7 +186,7 @@ def record_rows(
                 raise ValueError(f"{len(matrix)} input rows but {len(predicted)} predictions")
         # InvalidRequest is a ValueError; OverflowError: a JSON integer beyond the float range.
         except (ValueError, KeyError, TypeError, OverflowError) as exc:
-            # input_fn's and _finite's words for a NaN, an infinity or 1e999.
+            # read_request's and _finite's words for a NaN, an infinity or 1e999.
             if "not a finite number" in str(exc):
                 kind = NON_FINITE
             where = f"{source}:{line}: " if line is not None else ""
