@@ -13,7 +13,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from mlops.core import names
+from mlops.core import drift_job, names
 from mlops.core.config import PlatformConfig
 
 from .compliance import acknowledge
@@ -175,6 +175,21 @@ class StorageStack(Stack):
         # Captured requests/responses are personal-data-adjacent: they expire.
         self.capture = data_bucket("Capture", config.capture_expiration_days)
         self.reports = data_bucket("Reports")
+        # A drift check run as a Processing job leaves working files (manifest, task, labels,
+        # run record, the instances' summaries) under one fixed prefix: they expire once no
+        # check can need them, and their old versions and delete markers a day later.
+        job_files = drift_job.files_prefix(config.endpoint_name)
+        self.reports.add_lifecycle_rule(
+            id="expire-drift-job-files",
+            prefix=job_files,
+            expiration=Duration.days(drift_job.files_expiration_days(config)),
+            noncurrent_version_expiration=Duration.days(1),
+        )
+        self.reports.add_lifecycle_rule(
+            id="remove-drift-job-delete-markers",
+            prefix=job_files,
+            expired_object_delete_marker=True,
+        )
         self.buckets = {
             "datasets": self.datasets,
             "artifacts": self.artifacts,

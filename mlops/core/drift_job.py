@@ -19,6 +19,10 @@ variant's results (``JobPaths``):
     drift/<endpoint>/jobs/<job>/run.json           the function's record of the run it started
     drift/<endpoint>/jobs/<job>/summaries/<host>.json   each instance's summary (the output)
 
+They are working files, read until the job's verdict is recorded: the storage stack expires
+everything under ``files_prefix`` after ``files_expiration_days`` (one endpoint per deployment,
+so the prefix is fixed at synth, as a lifecycle rule's filter must be).
+
 Each instance runs ``python3 -m lambdas.drift.shard`` in the drift function's image: it reads the
 capture files SageMaker gave it, summarizes them (mlops.core.window_summary) and writes its
 summary; the drift function merges the summaries and judges them like any other window.
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -53,6 +58,25 @@ RESOURCE_CONFIG = "/opt/ml/config/resourceconfig.json"  # {"current_host": "algo
 RUNNING = ("InProgress", "Stopping")
 ENDED = ("Completed", "Failed", "Stopped")
 JOB_STATE_CHANGE = "SageMaker Processing Job State Change"
+
+
+# A job's files are kept at least this long (a week to look into a job that went wrong).
+FILES_KEPT_DAYS = 7
+
+
+def files_prefix(endpoint: str) -> str:
+    """Every file of ``endpoint``'s drift jobs is under this prefix of the reports bucket."""
+    return f"{names.DRIFT_REPORTS_PREFIX}/{endpoint}/jobs/"
+
+
+def files_expiration_days(config: PlatformConfig) -> int:
+    """Days a job's files are kept: ``FILES_KEPT_DAYS``, and longer than the latest they can be
+    needed: the job's longest run, then two schedule periods (its end event lost, the next
+    scheduled run records the verdict; that run failed, the one after it), a day to spare."""
+    needed = config.drift_job_max_runtime_minutes * 60 + 2 * names.schedule_seconds(
+        config.drift_schedule
+    )
+    return max(FILES_KEPT_DAYS, math.ceil(needed / 86_400) + 1)
 
 
 def job_prefix(config: PlatformConfig) -> str:
@@ -108,7 +132,7 @@ class JobPaths:
 
     @classmethod
     def of(cls, bucket: str, endpoint: str, job: str) -> JobPaths:
-        return cls(bucket, f"{names.DRIFT_REPORTS_PREFIX}/{endpoint}/jobs/{job}")
+        return cls(bucket, f"{files_prefix(endpoint)}{job}")
 
     def key(self, name: str) -> str:
         return f"{self.prefix}/{name}"

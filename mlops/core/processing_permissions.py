@@ -14,7 +14,7 @@ def drift_processing(config: PlatformConfig) -> list[Grant]:
     files and the job's task into the instances, writes their summaries back, pulls the drift
     image, and the jobs log. The container itself has no network and no credentials."""
     endpoint = config.endpoint_name
-    jobs = f"{names.DRIFT_REPORTS_PREFIX}/{endpoint}/jobs/"
+    jobs = drift_job.files_prefix(endpoint)
     log_group = _arn("logs", "log-group:/aws/sagemaker/ProcessingJobs:*")
     return [
         Grant(

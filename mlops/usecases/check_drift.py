@@ -241,7 +241,7 @@ class DriftMonitor:
         state = self.states.read(variant)
         job = jobs.job_of(state, package_arn)
         if job is not None:
-            return jobs.follow(job, on_outcome=on_outcome)
+            return jobs.follow(job, variant=variant, on_outcome=on_outcome)
         start, end = self._window(state, package_arn, now)
         if start >= end:
             # A redelivered (or late) schedule event: this variant is checked up to ``start``

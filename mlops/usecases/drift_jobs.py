@@ -313,10 +313,17 @@ class DriftJobs:
         return JobRun.from_document(json.loads(s3io.read(self.checker.s3, paths.bucket, paths.run)))
 
     def follow(
-        self, job: str, *, on_outcome: Callable[[VariantOutcome], None] | None = None
+        self,
+        job: str,
+        *,
+        variant: str,
+        on_outcome: Callable[[VariantOutcome], None] | None = None,
     ) -> VariantOutcome:
-        """A scheduled run finds the variant's window with a job: still running, its verdict
+        """A scheduled run finds ``variant``'s window with a job: still running, its verdict
         recorded now (its end event was lost or is late), or its failure reported."""
+        paths = self.paths(job)
+        if not s3io.exists(self.checker.s3, paths.bucket, paths.run):
+            self._lost(job, variant)
         run = self.run(job)
         status, _ = self._status(run)
         if status in drift_job.RUNNING:
@@ -398,6 +405,20 @@ class DriftJobs:
                 run, f"{len(keys)} summaries cover {covered} of the window's {run.files} files"
             )
         return summary
+
+    def _lost(self, job: str, variant: str) -> NoReturn:
+        """The job's record is gone before its verdict was recorded (a job's files expire:
+        mlops.core.drift_job.files_expiration_days): the window goes back to the next run."""
+        state = self.states.read(variant) or {}
+        since = state.get("checked_until")
+        if state.get("job") == job and since:
+            checked_until = datetime.fromisoformat(since)
+            self.states.save(variant, str(state["model_package_arn"]), checked_until)
+        raise DriftJobFailed(
+            f"the drift check of {self.settings.endpoint_name}/{variant} as processing job {job} "
+            f"has no record ({self.paths(job).run}: its files expired); its window from {since} "
+            "is checked again by the next scheduled run"
+        )
 
     def _failed(self, run: JobRun, why: str) -> NoReturn:
         """Report a job that gave no verdict, and give its window back to the next run."""

@@ -207,6 +207,27 @@ def test_a_stopped_job_found_by_the_next_run_is_reported(
     assert monitor.window("champion", arn, NOW)[0] == NOW - timedelta(hours=1)
 
 
+def test_a_job_whose_files_expired_gives_its_window_back(
+    jobs_world: tuple[World, DriftMonitor],
+) -> None:
+    """Its end event lost, and the next run later than the job's files are kept (a sparse
+    cron schedule): the window is checked again, never left waiting on a job forever."""
+    world, monitor = jobs_world
+    arn = world.packages["champion"]
+    started = monitor.check("champion", arn, 0.8, now=NOW, run_id="r1")
+    assert started.job is not None
+    settings = monitor.settings
+    paths = drift_job.JobPaths.of(settings.reports_bucket, settings.endpoint_name, started.job)
+    for key in s3io.list_keys(world.s3, paths.bucket, paths.prefix + "/"):
+        world.s3.delete_object(Bucket=paths.bucket, Key=key)  # what the lifecycle rule does
+    with pytest.raises(DriftJobFailed, match=r"has no record .* its files expired"):
+        monitor.check("champion", arn, 0.8, now=NOW + timedelta(days=8), run_id="r2")
+    assert monitor.states.read("champion") == {
+        "model_package_arn": arn,
+        "checked_until": (NOW - timedelta(hours=1)).isoformat(),
+    }
+
+
 def test_below_the_threshold_the_window_is_checked_in_the_function(
     jobs_world: tuple[World, DriftMonitor],
 ) -> None:
