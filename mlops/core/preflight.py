@@ -193,8 +193,10 @@ class QuotaNeed:
     instance_type: str
     usage: str  # "endpoint", "training job", "processing job"
     minimum: int  # below this, the deploy or the first pipeline run fails
-    wanted: int  # below this, autoscaling cannot reach endpoint_max_instances
+    wanted: int  # below this, ``beyond`` fails (a warning: the platform deploys and runs)
     keys: tuple[str, ...]  # the config keys that chose the type
+    beyond: str = "autoscaling to endpoint_max_instances"  # what needs more than the minimum
+    lower: str = "endpoint_max_instances"  # the key that would need less
 
     @property
     def quota_name(self) -> str:
@@ -204,7 +206,10 @@ class QuotaNeed:
 def quota_needs(config: PlatformConfig) -> list[QuotaNeed]:
     """Both variants run endpoint_min_instances each (up to endpoint_max_instances): on one
     quota when they share an instance type. A pipeline run takes one training and one
-    processing instance at a time."""
+    processing instance at a time. A drift check of a window above drift_job_threshold_mb
+    runs as a Processing job on up to drift_job_instance_count instances: without them that
+    check fails, nothing else does (a warning); on the pipeline's quota when the types match,
+    as both can run at once."""
     endpoint: dict[str, list[str]] = {}
     for key in ("champion_instance_type", "challenger_instance_type"):
         endpoint.setdefault(getattr(config, key), []).append(key)
@@ -221,12 +226,30 @@ def quota_needs(config: PlatformConfig) -> list[QuotaNeed]:
     needs.append(
         QuotaNeed(config.training_instance_type, "training job", 1, 1, ("training_instance_type",))
     )
-    needs.append(
-        QuotaNeed(
-            config.processing_instance_type, "processing job", 1, 1, ("processing_instance_type",)
-        )
+    processing = QuotaNeed(
+        config.processing_instance_type, "processing job", 1, 1, ("processing_instance_type",)
     )
-    return needs
+    drift = QuotaNeed(
+        config.drift_job_instance_type,
+        "processing job",
+        0,
+        config.drift_job_instance_count,
+        ("drift_job_instance_type",),
+        beyond="a drift check run as a Processing job (drift_job_instance_count)",
+        lower="drift_job_instance_count",
+    )
+    if drift.instance_type != processing.instance_type:
+        return [*needs, processing, drift]
+    shared = QuotaNeed(
+        processing.instance_type,
+        "processing job",
+        processing.minimum,
+        processing.wanted + drift.wanted,
+        (*processing.keys, *drift.keys),
+        beyond=f"a pipeline run's processing step and {drift.beyond} at once",
+        lower=drift.lower,
+    )
+    return [*needs, shared]
 
 
 def _increase(code: str, value: int) -> str:
@@ -259,13 +282,13 @@ def check_quotas(needs: Sequence[QuotaNeed], quotas: Mapping[str, Quota]) -> lis
                 )
             )
         elif have < need.wanted:
+            enough = f"enough for {need.minimum}, but " if need.minimum else ""
             checks.append(
                 Check(
                     name,
                     Status.WARN,
-                    f"quota {have} ({quota.code}): enough for {need.minimum}, but autoscaling "
-                    f"to endpoint_max_instances needs {need.wanted}",
-                    f"{_increase(quota.code, need.wanted)} (or lower endpoint_max_instances)",
+                    f"quota {have} ({quota.code}): {enough}{need.beyond} needs {need.wanted}",
+                    f"{_increase(quota.code, need.wanted)} (or lower {need.lower})",
                 )
             )
         else:

@@ -164,6 +164,7 @@ def test_quota_needs_count_both_variants_on_one_type() -> None:
         ("ml.m5.large for endpoint usage", 2, 8),
         ("ml.m5.large for training job usage", 1, 1),
         ("ml.m5.large for processing job usage", 1, 1),
+        ("ml.m5.xlarge for processing job usage", 0, 2),  # drift_job_instance_type x count
     ]
     split = quota_needs(CONFIG.model_copy(update={"challenger_instance_type": "ml.c5.xlarge"}))
     assert [(n.quota_name, n.minimum, n.wanted, n.keys) for n in split[:2]] == [
@@ -172,11 +173,14 @@ def test_quota_needs_count_both_variants_on_one_type() -> None:
     ]
 
 
-def quotas(endpoint: float, training: float = 1, processing: float = 1) -> dict[str, Quota]:
+def quotas(
+    endpoint: float, training: float = 1, processing: float = 1, drift: float = 2
+) -> dict[str, Quota]:
     return {
         "ml.m5.large for endpoint usage": Quota("L-2F737F8D", endpoint),
         "ml.m5.large for training job usage": Quota("L-D2B2D1B2", training),
         "ml.m5.large for processing job usage": Quota("L-69B3E1C5", processing),
+        "ml.m5.xlarge for processing job usage": Quota("L-DRIFTJOB", drift),
     }
 
 
@@ -204,6 +208,45 @@ def test_an_endpoint_quota_below_autoscaling_is_a_warning() -> None:
     assert not failed(low.values())
     enough = check_quotas(quota_needs(CONFIG), quotas(endpoint=8))
     assert all(check.status is Status.OK for check in enough)
+
+
+def test_a_drift_job_quota_below_its_instances_is_a_warning() -> None:
+    """Many accounts start at 0: only a window above drift_job_threshold_mb would fail."""
+    drift = "quota: ml.m5.xlarge for processing job usage"
+    zero = by_name(check_quotas(quota_needs(CONFIG), quotas(endpoint=8, drift=0)))
+    assert zero[drift].status is Status.WARN
+    assert zero[drift].detail == (
+        "quota 0 (L-DRIFTJOB): a drift check run as a Processing job "
+        "(drift_job_instance_count) needs 2"
+    )
+    assert zero[drift].action == (
+        "request an increase: aws service-quotas request-service-quota-increase "
+        "--service-code sagemaker --quota-code L-DRIFTJOB --desired-value 2 "
+        "(or lower drift_job_instance_count)"
+    )
+    assert [c.name for c in zero.values() if c.status is not Status.OK] == [drift]
+    assert by_name(check_quotas(quota_needs(CONFIG), quotas(endpoint=8)))[drift].status is (
+        Status.OK
+    )
+
+
+def test_a_drift_job_on_the_pipelines_processing_type_shares_its_quota() -> None:
+    config = CONFIG.model_copy(
+        update={"drift_job_instance_type": "ml.m5.large", "drift_job_instance_count": 3}
+    )
+    (processing,) = [n for n in quota_needs(config) if n.usage == "processing job"]
+    assert (processing.quota_name, processing.minimum, processing.wanted, processing.keys) == (
+        "ml.m5.large for processing job usage", 1, 4,
+        ("processing_instance_type", "drift_job_instance_type"),
+    )  # fmt: skip
+    name = "quota: ml.m5.large for processing job usage"
+    one = by_name(check_quotas(quota_needs(config), quotas(endpoint=8, processing=1)))[name]
+    assert one.status is Status.WARN
+    assert "enough for 1, but a pipeline run's processing step and a drift check" in one.detail
+    assert "--desired-value 4 (or lower drift_job_instance_count)" in one.action
+    none = by_name(check_quotas(quota_needs(config), quotas(endpoint=8, processing=0)))[name]
+    assert none.status is Status.FAIL
+    assert "--desired-value 4" in none.action
 
 
 def test_a_type_without_a_quota_in_the_region_is_not_offered_there() -> None:
@@ -377,9 +420,11 @@ def answer_quotas(
 
 
 def sagemaker_quotas(
-    endpoint: float, training: float = 1, processing: float = 1
+    endpoint: float, training: float = 1, processing: float = 1, drift: float = 2
 ) -> dict[str, tuple[str, float]]:
-    return {name: (q.code, q.value) for name, q in quotas(endpoint, training, processing).items()}
+    return {
+        name: (q.code, q.value) for name, q in quotas(endpoint, training, processing, drift).items()
+    }
 
 
 def answer_stack(
@@ -555,7 +600,7 @@ def test_a_fresh_account_fails_with_what_to_do(stubbed: dict[str, Stubber], tmp_
     answer_bootstrap(stubbed["ssm"], None)
     answer_concurrency(stubbed["lambda"], limit=10, unreserved=10)
     answer_stack(stubbed["cloudformation"], names.serving_stack(config), None)
-    answer_quotas(stubbed["service-quotas"], sagemaker_quotas(endpoint=0))
+    answer_quotas(stubbed["service-quotas"], sagemaker_quotas(endpoint=0, drift=0))
     answer_leftovers(stubbed, stacks=None, group=True, server=False, logs=True)
 
     checks = aws_preflight(clients(stubbed), config, docker=DOCKER_OK, cdk_out=tmp_path)
@@ -571,6 +616,9 @@ def test_a_fresh_account_fails_with_what_to_do(stubbed: dict[str, Stubber], tmp_
     endpoint = found["quota: ml.m5.large for endpoint usage"]
     assert endpoint.status is Status.FAIL
     assert "--quota-code L-2F737F8D" in endpoint.action
+    drift = found["quota: ml.m5.xlarge for processing job usage"]  # drift jobs: a warning
+    assert drift.status is Status.WARN
+    assert "--quota-code L-DRIFTJOB --desired-value 2" in drift.action
     assert found["instance types"].status is Status.OK
     assert found["leftover: package group"].status is Status.FAIL
     assert found["leftover: mlflow server"].status is Status.OK
