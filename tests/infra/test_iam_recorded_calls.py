@@ -21,6 +21,7 @@ from mlops.core import names, specs
 from mlops.core.capture import encode_record, object_key
 from mlops.core.functions import DeploySettings, TrafficSettings
 from mlops.local.aws_services import create_alarms, invoke_function, scheduled_drift_check
+from mlops.local.emulator import bootstrap
 from mlops.local.iam.enforce import PROCESSING, TwinIam, simulator
 from mlops.local.iam.simulator import Decision, Identity
 from mlops.local.replay import requests, send
@@ -78,14 +79,20 @@ def role_of(template: Mapping[str, Any], handler: str) -> str:
 
 
 @pytest.fixture
+def resources(emulator: AwsTarget) -> PlatformResources:
+    """The twin's buckets, key and registry: what ``serving`` serves from (bootstrap is
+    idempotent), without its two trainings and endpoint for a test that only reads roles."""
+    return bootstrap(emulator, CONFIG)
+
+
+@pytest.fixture
 def aws_roles(
     emulator: AwsTarget,
-    serving: tuple[PlatformResources, Any],
+    resources: PlatformResources,
     storage_template: Template,
     serving_template: Template,
 ) -> tuple[TwinIam, dict[str, Identity], str]:
     """The template's roles, resolved with the twin's buckets, key and topic."""
-    resources, _ = serving
     storage = storage_template.to_json()
     bucket_ids = {
         output["Export"]["Name"].removeprefix(f"{CONFIG.prefix}-").removesuffix("-bucket-name"): (
