@@ -22,7 +22,10 @@ from mlops.usecases.apply_traffic import TrafficController, TrafficRequest
 from tests.local.test_traffic_control import make_endpoint
 from tests.support import races
 
-ROUNDS = 50
+# Each round is a fresh race. With the lease's exclusion taken out (holders never waited for,
+# or its writes unconditional) every round of 30 failed the checks, and issue #12's bug undid
+# the rollback in 27 of 30: 20 rounds miss such a regression with odds below 1e-20.
+ROUNDS = 20
 
 
 @pytest.fixture
