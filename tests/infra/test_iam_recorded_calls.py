@@ -25,7 +25,9 @@ from mlops.local.emulator import bootstrap
 from mlops.local.iam.enforce import PROCESSING, TwinIam, simulator
 from mlops.local.iam.simulator import Decision, Identity
 from mlops.local.replay import requests, send
+from mlops.usecases import check_drift
 from pipeline_steps.schema import FEATURE_NAMES
+from tests.local.test_drift_monitor import FakeRenderer
 from tests.local.test_drift_scheduled import CONFIG, serving
 from tests.support.iam_template import (
     Resolution,
@@ -283,7 +285,12 @@ def test_every_call_is_allowed_by_the_template_and_every_grant_is_needed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     iam, identities, topic = aws_roles
+    # Evidently's page is a fake: rendering it makes no call (its PutObject still happens),
+    # and the real page is tested where it is the point (test_drift_scheduled, the demo).
+    renderer = FakeRenderer()
+    monkeypatch.setattr(check_drift, "evidently_html", renderer)
     run_every_function(emulator, serving, iam, topic, monkeypatch)
+    assert renderer.calls  # the drift reports were written
 
     denied = [f"{f} {op}: {d}" for f, op, d in iam.decisions if not d.allowed]
     assert not denied, "\n".join(denied)

@@ -143,12 +143,22 @@ def test_challenger_drift_is_found_reported_and_rolled_back(
 
 
 def test_cli_checks_the_endpoint_and_runs_the_schedule(
-    emulator: AwsTarget, serving: tuple[PlatformResources, Any], tmp_path: Path
+    emulator: AwsTarget,
+    serving: tuple[PlatformResources, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from typer.testing import CliRunner  # noqa: PLC0415
 
     from mlops.cli import DRIFT_EXIT_CODE, app  # noqa: PLC0415
+    from mlops.usecases import check_drift  # noqa: PLC0415
+    from tests.local.test_drift_monitor import FakeRenderer  # noqa: PLC0415
 
+    # Evidently's page is a fake here (four renders, most of this test's time): the CLI's
+    # wiring is under test. The real page: the test above (the schedule's path), and
+    # test_drift_cli (the CLI's on-demand path).
+    renderer = FakeRenderer()
+    monkeypatch.setattr(check_drift, "evidently_html", renderer)
     _, (server, runtime) = serving
     send(runtime, CONFIG.endpoint_name, requests(300, seed=21), target_variant="champion")
     send(
@@ -172,6 +182,7 @@ def test_cli_checks_the_endpoint_and_runs_the_schedule(
     assert scheduled.exit_code == 0, scheduled.output
     assert "alarm mlops-dev-visits-challenger-drift: OK -> ALARM" in scheduled.output
     assert "all traffic to the champion" in scheduled.output
+    assert len(renderer.calls) == 4  # a page per variant, on demand and on the schedule
     state = endpoints.describe(emulator.client("sagemaker"), CONFIG.endpoint_name)
     assert state.weights == {"champion": 1.0, "challenger": 0.0}
 
