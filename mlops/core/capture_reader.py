@@ -211,6 +211,8 @@ def _in_line_order(matched: list[pl.DataFrame]) -> pl.DataFrame:
     return matched[0] if len(matched) == 1 else pl.concat(matched).sort("row")
 
 
+# What the fast path keeps of a line: where it stands (its number in its file, its file's index
+# in the batch, its row in the batch) and what it says (the payloads' texts: capture_payloads).
 COLUMNS = ("line", "number", "file", "row", "event_id", "time", "values", "score")
 
 
