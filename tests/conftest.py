@@ -10,6 +10,14 @@ Tests live in one folder per kind, and each test is marked with its folder's kin
 from __future__ import annotations
 
 import os
+
+# One OpenMP (and OpenBLAS) thread per test process, set before numpy or scikit-learn load;
+# subprocesses inherit it. xdist already runs a process per core: OpenMP's threads in each
+# (scikit-learn's gradient boosting fits and predicts) spin-waiting for a core the other
+# worker holds made a 10-row predict ~15x and a fit ~6x slower here. Results do not depend on
+# it (test_model_bytes_do_not_depend_on_the_cpu_count sets its own, 1 and 4).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
