@@ -55,11 +55,20 @@ def deployed(emulator: AwsTarget) -> tuple[AwsTarget, PlatformResources, list[st
 
 
 @pytest.fixture
+def refresh_seconds() -> float:
+    """How long the endpoint keeps what it read of SageMaker: 0, a change takes effect on the
+    next request (each request then reads the endpoint, its config, models and packages)."""
+    return 0.0
+
+
+@pytest.fixture
 def server(
-    deployed: tuple[AwsTarget, PlatformResources, list[str]], tmp_path: Path
+    deployed: tuple[AwsTarget, PlatformResources, list[str]],
+    tmp_path: Path,
+    refresh_seconds: float,
 ) -> Iterator[LocalEndpointServer]:
     target, _, _ = deployed
-    local = LocalEndpoints(target, cache_dir=tmp_path, refresh_seconds=0, seed=7)
+    local = LocalEndpoints(target, cache_dir=tmp_path, refresh_seconds=refresh_seconds, seed=7)
     started = LocalEndpointServer(local).start()
     yield started
     started.stop()
@@ -125,6 +134,9 @@ def test_deployment_mirrors_the_serving_design(
     assert current == ServingState(champion=arns[0], challenger=arns[1])
 
 
+# Nothing changes the endpoint during these 200 requests: read once, not six calls each (the
+# same routes, and the same seeded draws); re-reading is the rollback test's point.
+@pytest.mark.parametrize("refresh_seconds", [600.0], ids=["read-once"])
 def test_invocations_route_by_weight_and_capture_round_trips(
     deployed: tuple[AwsTarget, PlatformResources, list[str]], server: LocalEndpointServer
 ) -> None:
