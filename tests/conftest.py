@@ -37,6 +37,18 @@ os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """xdist hands out test files in collection order (the kinds' folders, slowest first:
+    the demo, the CDK app, the emulator; the many quick unit files last), not reordered by
+    how many tests a file holds: that put the few-test, slow files (the demo, the synth,
+    the fault and race runs) at the end, one worker running them while the other idled.
+    ``--loadscope-reorder`` on the command line still asks for xdist's order."""
+    if "--loadscope-reorder" not in config.invocation_params.args and hasattr(
+        config.option, "loadscopereorder"
+    ):
+        config.option.loadscopereorder = False
+
+
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     """``pytest -m unit`` (one kind) does not even import the other kinds' test modules:
     collecting the CDK or emulator tests costs more than running the unit tests."""
