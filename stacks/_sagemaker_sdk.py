@@ -6,8 +6,11 @@ no telemetry, no instance metadata, a default region) and while build_definition
 warnings and logging the SDK emits as it imports its own modules.
 """
 
+from typing import Any
+
 import boto3
 from sagemaker.core import image_uris
+from sagemaker.core.config.config_manager import SageMakerConfig
 from sagemaker.core.metadata_properties import MetadataProperties
 from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
 from sagemaker.core.processing import ScriptProcessor
@@ -43,7 +46,27 @@ from sagemaker.train.configs import (
     StoppingCondition,
 )
 
+# The SDK's documented telemetry opt-out (else a background thread calls STS and an HTTPS
+# endpoint). The SDK validates a session's config against its JSON schema, the schema itself
+# included, on every config lookup: ~44 in a definition, most of a synth's time. This config is
+# validated once, here, as the SDK would; only this object (never changed) skips re-validation.
+TELEMETRY_OPT_OUT: dict[str, Any] = {
+    "SchemaVersion": "1.0",
+    "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
+}
+_validate = SageMakerConfig.validate_sagemaker_config
+_validate(TELEMETRY_OPT_OUT)
+
+
+def _validate_unless_opt_out(sagemaker_config: dict[str, Any] | None = None) -> None:
+    if sagemaker_config is not TELEMETRY_OPT_OUT:
+        _validate(sagemaker_config)
+
+
+SageMakerConfig.validate_sagemaker_config = staticmethod(_validate_unless_opt_out)
+
 __all__ = [
+    "TELEMETRY_OPT_OUT",
     "Compute",
     "ConditionGreaterThanOrEqualTo",
     "ConditionStep",

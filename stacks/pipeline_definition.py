@@ -139,11 +139,8 @@ def _build(spec: PipelineSpec) -> str:
         region_name=spec.region,
     )
     session = sdk.PipelineSession(boto_session=boto_session, default_bucket="${ArtifactsBucket}")
-    # The SDK's documented telemetry opt-out: no STS or HTTPS call from a background thread.
-    session.sagemaker_config = {
-        "SchemaVersion": "1.0",
-        "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
-    }
+    # No telemetry: no STS or HTTPS call from a background thread (validated once: see sdk).
+    session.sagemaker_config = sdk.TELEMETRY_OPT_OUT
 
     input_data = sdk.ParameterString("InputDataUri", default_value="s3://${DatasetsBucket}/raw/")
     processing_instance = sdk.ParameterString(

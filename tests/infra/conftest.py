@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import aws_cdk as cdk
@@ -11,7 +11,6 @@ import pytest
 from aws_cdk.assertions import Template
 
 from mlops.core.config import PlatformConfig, read_cdk_json_context
-from stacks import pipeline_definition
 from stacks.platform import Platform, build_platform
 from tests.conftest import ROOT
 
@@ -29,39 +28,6 @@ VARIED_CONTEXT: dict[str, Any] = {
     "capture_sampling_percentage": 40,
     "rollout_steps": "0.2,0.6",
 }
-
-
-@pytest.fixture(scope="session", autouse=True)
-def sagemaker_config_validated_once() -> Iterator[None]:
-    """The SageMaker SDK validates the session's (constant) config against its JSON schema,
-    metaschema check included, on each of the ~44 config lookups of a pipeline definition:
-    about two thirds of a platform build, and the infra tests build the platform ~20 times.
-    Validation is a pure function of the config (it raises or returns nothing), so here it
-    runs once per distinct config and process; an invalid config still raises, every time.
-    The definition built is unchanged; subprocess builds (test_synth, the fresh-process test
-    of test_pipeline_definition) run the SDK untouched."""
-    build_inside = pipeline_definition._build
-    valid: set[str] = set()
-
-    def build_validating_once(spec: pipeline_definition.PipelineSpec) -> str:
-        # Imported here, as _build imports the SDK: inside build_definition's offline setup.
-        from sagemaker.core.config.config_manager import SageMakerConfig  # noqa: PLC0415
-
-        validate = SageMakerConfig.__dict__["validate_sagemaker_config"].__func__
-
-        def once(sagemaker_config: dict[str, Any] | None = None) -> None:
-            key = json.dumps(sagemaker_config, sort_keys=True)
-            if key not in valid:
-                validate(sagemaker_config)
-                valid.add(key)
-
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(SageMakerConfig, "validate_sagemaker_config", staticmethod(once))
-            return build_inside(spec)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pipeline_definition, "_build", build_validating_once)
-        yield
 
 
 @pytest.fixture(scope="session")

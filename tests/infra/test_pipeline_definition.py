@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema.exceptions import ValidationError
 
 from mlops.adapters.images import sklearn_image_uri
 from stacks.pipeline_definition import PLACEHOLDERS, PipelineSpec, build_definition
@@ -245,3 +246,24 @@ def test_mlflow_attachment(definition: dict[str, Any]) -> None:
     environment = steps(tracked)["Train"]["Arguments"]["Environment"]
     assert environment["MLFLOW_TRACKING_URI"] == arn
     assert environment["MLFLOW_EXPERIMENT_NAME"] == "exp"
+
+
+def test_sdk_config_validated_once_not_per_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The telemetry opt-out is validated when the SDK is loaded, not again on each of the
+    definition's config lookups (they took most of a synth); any other config still is."""
+    build_definition(SPEC)  # the SDK loaded, the opt-out validated
+    from sagemaker.core.config import config_manager  # noqa: PLC0415 - after the offline setup
+
+    validations: list[object] = []
+    validate = config_manager.jsonschema.validate
+
+    def counted(instance: object, schema: object) -> None:
+        validations.append(instance)
+        validate(instance, schema)
+
+    monkeypatch.setattr(config_manager.jsonschema, "validate", counted)
+    assert json.loads(build_definition(SPEC))["Steps"]
+    assert validations == []
+    with pytest.raises(ValidationError):
+        config_manager.SageMakerConfig.validate_sagemaker_config({"SchemaVersion": "9.9"})
+    assert validations == [{"SchemaVersion": "9.9"}]
