@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import io
 import json
 import math
 import os
@@ -15,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import get_args
 
+import pandas as pd
 import pytest
 import typer
 from typer.main import get_command
@@ -25,7 +27,9 @@ from mlops.cli import app
 from mlops.cli.group import MainGroup
 from mlops.cli.output import Column, Report, jsonable, progress
 from mlops.cli.pipeline import Algorithm, ApprovalStatus
+from mlops.local.replay import send
 from pipeline_steps import hyperparameters
+from pipeline_steps.schema import FEATURE_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -188,3 +192,18 @@ def test_piped_output_keeps_long_paths_whole(tmp_path: Path) -> None:
     assert len(str(home)) > 80
     assert f"home: {home}\n" in done.stdout
     assert "\x1b[" not in done.stdout
+
+
+class Runtime:
+    """The sagemaker-runtime client's invoke_endpoint, answered at once."""
+
+    def invoke_endpoint(self, **request: object) -> dict[str, object]:
+        return {"Body": io.BytesIO(b"{}"), "InvokedProductionVariant": "champion"}
+
+
+def test_sent_requests_report_each_batch_of_rows() -> None:
+    frame = pd.DataFrame([[1.0] * len(FEATURE_NAMES)] * 25, columns=list(FEATURE_NAMES))
+    reported: list[int] = []
+    served = send(Runtime(), "ep", frame, batch=10, on_sent=reported.append)  # type: ignore[arg-type]
+    assert reported == [10, 10, 5]
+    assert served == {"champion": 25}
