@@ -24,8 +24,9 @@ import sys
 import typer
 
 from mlops.cli import aws, data, demo, drift, endpoint, local, pipeline, registry, serving, traffic
-from mlops.cli.common import MainGroup, errors, main_options
+from mlops.cli.common import errors, main_options
 from mlops.cli.drift import DRIFT_EXIT_CODE
+from mlops.cli.group import MainGroup
 
 __all__ = ["DRIFT_EXIT_CODE", "app", "main"]
 

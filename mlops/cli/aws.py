@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -14,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlops.cli.common import PROJECT_ROOT, LazyModule, State, Target, checked, console
+from mlops.cli.output import JsonOption, print_json
 
 if TYPE_CHECKING:
     from mlops.adapters import preflight as facts
@@ -112,9 +112,7 @@ def preflight(
             callback=checked(_folder_if_any),
         ),
     ] = str(PROJECT_ROOT / "cdk.out"),
-    as_json: Annotated[
-        bool, typer.Option("--json", help="print the checks as one JSON document")
-    ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Before a deploy: is the account and region ready? Exits 1 when a check fails.
 
@@ -147,7 +145,7 @@ def preflight(
             "failed": verdicts.failed(checks),
             "checks": [check.as_dict() for check in checks],
         }
-        console.print_json(json.dumps(document))
+        print_json(document)
     else:
         console.print(f"[bold]preflight[/bold] for {config.prefix} on {where}")
         console.print(_table(checks))

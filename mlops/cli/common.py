@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import functools
 import importlib
+import importlib.metadata
 import logging
 import math
 import os
@@ -31,7 +32,6 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperGroup
 
 
 class LazyModule:
@@ -59,8 +59,6 @@ class LazyModule:
 
 
 if TYPE_CHECKING:
-    from typer import _click
-
     from mlops.adapters import resources as platform_resources
     from mlops.adapters import target as aws_target
     from mlops.adapters.resources import PlatformResources
@@ -355,7 +353,8 @@ class State:
                 region=self.config.region, endpoint_url=emulator.endpoint_url
             )
             embedded.bootstrap(target, self.config)
-            console.print(f"[dim]started the embedded default at {emulator.endpoint_url}[/dim]")
+            # A note, not the result: on stderr, so that stdout holds only --json's document.
+            errors.print(f"[dim]started the embedded default at {emulator.endpoint_url}[/dim]")
             return target
         return aws_target.AwsTarget(region=self.config.region, endpoint_url=emulator.endpoint_url)
 
@@ -412,6 +411,16 @@ def main_options(
             callback=checked(lambda value: output_folder(value, writable=False)),
         ),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            expose_value=False,
+            callback=lambda value: _print_version() if value else None,
+            help="print the installed version and exit",
+        ),
+    ] = False,
 ) -> None:
     """Operate the MLOps platform: the embedded default or a real AWS account."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -427,6 +436,18 @@ def main_options(
     if not ctx.meta.get(HELP_ASKED):
         state.config  # noqa: B018 - made now, before any work: a bad setting is a usage error
     ctx.obj = state
+
+
+DISTRIBUTION = "sagemaker-mlops-platform"  # pyproject.toml's [project] name
+
+
+def _print_version() -> NoReturn:
+    try:
+        found = importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout never installed
+        fail(f"{DISTRIBUTION} is not installed: run `uv sync` (or pip install -e .)")
+    typer.echo(f"mlops {found}")
+    raise typer.Exit
 
 
 def _platform_config(overrides: list[str]) -> PlatformConfig:
@@ -445,18 +466,4 @@ def _platform_config(overrides: list[str]) -> PlatformConfig:
         fail(f"{header} {'; '.join(p.strip().removeprefix('- ') for p in problems)}", code=2)
 
 
-HELP_ASKED = "mlops.help_asked"
-
-
-class MainGroup(TyperGroup):
-    """The `mlops` group. It notes whether its subcommand's arguments ask for a help page, before
-    `main_options` runs: a help page is shown without making the config."""
-
-    def resolve_command(
-        self, ctx: _click.Context, args: list[str]
-    ) -> tuple[str | None, _click.Command | None, list[str]]:
-        name, command, rest = super().resolve_command(ctx, args)
-        ctx.meta[HELP_ASKED] = any(arg in ctx.help_option_names for arg in rest) or (
-            not rest and bool(getattr(command, "no_args_is_help", False))
-        )
-        return name, command, rest
+HELP_ASKED = "mlops.help_asked"  # set by mlops.cli.group.MainGroup

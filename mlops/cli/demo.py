@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -9,6 +10,7 @@ import typer
 from rich.table import Table
 
 from mlops.cli.common import LazyModule, checked, console, errors, fail, output_folder, usage_error
+from mlops.cli.output import Advance, progress
 
 if TYPE_CHECKING:
     from mlops.local import demo as lifecycle
@@ -47,6 +49,11 @@ def demo(
 
         def say(self, text: str) -> None:
             console.print(f"      {text}")
+
+        def progress(
+            self, description: str, total: int | None = None, unit: str = ""
+        ) -> AbstractContextManager[Advance]:
+            return progress(f"      {description}", total, unit)
 
     console.print("[bold]The MLOps platform's lifecycle on the embedded default[/bold] "
                   "(AWS emulator + local MLflow; the same code as in AWS)")  # fmt: skip

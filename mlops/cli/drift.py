@@ -8,14 +8,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from mlops.cli.common import (
     EndpointOption,
     LazyModule,
     State,
     checked,
-    console,
     errors,
     fail,
     input_location,
@@ -24,6 +22,7 @@ from mlops.cli.common import (
     usage_error,
     variant_name,
 )
+from mlops.cli.output import Column, JsonOption, Report, progress
 
 if TYPE_CHECKING:
     from mlops.adapters import resources as platform_resources
@@ -100,6 +99,7 @@ def drift_check(
     fail_on_drift: Annotated[
         bool, typer.Option(help=f"exit {DRIFT_EXIT_CODE} when any variant drifts (for CI)")
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Check captured requests for drift against the model's reference, and write the reports.
 
@@ -136,71 +136,92 @@ def drift_check(
         target=target, output=output, html=html,
     )  # fmt: skip
     try:
-        if capture is not None:
-            outcomes = check.capture_files(
-                capture, str(reference), reference_scores, (variant or ["capture"])[0]
-            )
-        else:
-            outcomes = check.endpoint_variants(resources, variant or [])
+        with progress("capture read and checked", unit="variant(s)") as checked_one:
+            if capture is not None:
+                outcomes = check.capture_files(
+                    capture, str(reference), reference_scores, (variant or ["capture"])[0]
+                )
+                checked_one(1)
+            else:
+                outcomes = check.endpoint_variants(
+                    resources, variant or [], on_outcome=lambda _: checked_one(1)
+                )
     except on_demand.DriftRequestError as exc:
         fail(str(exc), code=2)
     except on_demand.INPUT_ERRORS as exc:
         fail(str(exc))
-    _print_drift(outcomes)
+    report = Report(as_json)
     drifted = [o.variant for o in outcomes if o.drifted]
+    report.add(run_id=check.run_id, drifted=drifted)
+    _print_drift(report, outcomes)
+    report.emit()
     if drifted and fail_on_drift:
         errors.print(f"[bold red]drift[/bold red] on {', '.join(drifted)}")
         raise typer.Exit(DRIFT_EXIT_CODE)
 
 
-def _print_drift(outcomes: list[VariantOutcome]) -> None:
-    table = Table(title="drift check")
-    for column in (
-        "variant",
-        "status",
-        "rows",
-        "malformed",
-        "drift share",
-        "drifted features",
-        "prediction",
-        "AUC (eval)",
-    ):
-        table.add_column(column)  # fmt: skip
-    colour = {"drift": "bold red", "no-drift": "green", "not-enough-data": "yellow"}
+def _row(o: VariantOutcome) -> dict[str, Any]:
+    """One variant's check, as the table shows it and --json prints it (whole)."""
+    report = o.report
+    data, prediction, quality = report.data, report.prediction, report.quality
+    return {
+        "variant": o.variant,
+        "status": report.status,
+        "rows": report.rows,
+        "min_rows": report.min_rows,
+        "malformed": report.malformed,
+        "drift_share": data.drift_share if data else None,
+        "drifted_features": [c.column for c in data.columns if c.drifted] if data else None,
+        "prediction": prediction,
+        "quality": quality,
+        "package_arn": o.package_arn,
+        "weight": o.weight,
+        "window_start": o.window_start,
+        "window_end": o.window_end,
+        "result": o.json_uri,
+        "report": o.html_uri,
+        "notes": o.notes,
+        "malformed_by_kind": report.malformed_by_kind,
+        "errors": report.errors,
+    }
+
+
+_STATUS_COLOUR = {"drift": "bold red", "no-drift": "green", "not-enough-data": "yellow"}
+_DRIFT_COLUMNS = (
+    Column("variant", "variant"),
+    Column("status", "status", lambda s: f"[{_STATUS_COLOUR.get(s, 'white')}]{s}[/]"),
+    Column("rows", "rows", of_row=lambda row: f"{row['rows']} (min {row['min_rows']})"),
+    Column("malformed", "malformed"),
+    Column("drift_share", "drift share", lambda share: "-" if share is None else f"{share:.2f}"),
+    Column("drifted_features", "drifted features",
+           lambda found: "-" if found is None else ", ".join(found) or "none"),
+    Column("prediction", "prediction", lambda p: "-" if p is None
+           else f"{p.score:.3f}{' drifted' if p.drifted else ''}"),
+    Column("quality", "AUC (eval)", lambda q: f"{q.value:.3f} ({q.baseline:.3f})"
+           if q and q.value is not None else "-"),
+)  # fmt: skip
+
+
+def _print_drift(report: Report, outcomes: list[VariantOutcome]) -> None:
+    report.table("variants", [_row(o) for o in outcomes], _DRIFT_COLUMNS, title="drift check")
     for o in outcomes:
-        report = o.report
-        data, prediction, quality = report.data, report.prediction, report.quality
-        table.add_row(
-            o.variant,
-            f"[{colour[report.status]}]{report.status}[/]",
-            f"{report.rows} (min {report.min_rows})",
-            str(report.malformed),
-            f"{data.drift_share:.2f}" if data else "-",
-            ", ".join(c.column for c in data.columns if c.drifted) or "none" if data else "-",
-            f"{prediction.score:.3f}{' drifted' if prediction.drifted else ''}"
-            if prediction else "-",
-            f"{quality.value:.3f} ({quality.baseline:.3f})"
-            if quality and quality.value is not None else "-",
-        )  # fmt: skip
-    console.print(table)
-    for o in outcomes:
-        console.print(
+        report.line(
             f"{o.variant}: window {o.window_start:%Y-%m-%d %H:%M:%S} - {o.window_end:%H:%M:%S} UTC"
         )
-        console.print(f"  result: {o.json_uri}")
+        report.line(f"  result: {o.json_uri}")
         if o.html_uri:
-            console.print(f"  report: {o.html_uri}")
+            report.line(f"  report: {o.html_uri}")
         for note in o.notes:
-            console.print(f"  [dim]{note}[/dim]")
+            report.line(f"  [dim]{note}[/dim]")
         if o.report.malformed_by_kind:
             kinds = ", ".join(f"{n} {k}" for k, n in o.report.malformed_by_kind.items())
-            console.print(f"  [yellow]malformed:[/yellow] {escape(kinds)} (examples in the result)")
+            report.line(f"  [yellow]malformed:[/yellow] {escape(kinds)} (examples in the result)")
         for error in o.report.errors[:5]:
-            console.print(f"  [yellow]malformed:[/yellow] {escape(error)}")
+            report.line(f"  [yellow]malformed:[/yellow] {escape(error)}")
 
 
 @app.command("scheduled")
-def drift_scheduled(ctx: typer.Context) -> None:
+def drift_scheduled(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Run the scheduled drift check now, as its schedule does.
 
     Embedded default: the drift Lambda's handler on a schedule event, its metrics into the
@@ -212,38 +233,48 @@ def drift_scheduled(ctx: typer.Context) -> None:
     resources = state.resources(target)
     run: ScheduledRun | None = None
     if target.is_emulator:
-        run = aws_services.scheduled_drift_check(target, state.config, resources)
+        with progress("scheduled drift check"):
+            run = aws_services.scheduled_drift_check(target, state.config, resources)
         result = run.result
     else:
         outputs = platform_resources.stack_outputs(target, names.serving_stack(state.config))
         function = outputs["DriftFunctionName"]
         # A run may take minutes: wait for it, and never invoke twice on a read timeout.
         client = target.client("lambda", read_timeout=910, retries={"max_attempts": 1})
-        response = client.invoke(FunctionName=function, Payload=json.dumps({"action": "check"}))
+        with progress(f"scheduled drift check ({function})"):
+            response = client.invoke(FunctionName=function, Payload=json.dumps({"action": "check"}))
         result = json.loads(response["Payload"].read())
         if response.get("FunctionError"):
             fail(f"the drift function failed: {result}")
-    _print_scheduled(result)
+    if not result.get("ok"):
+        fail(str(result.get("error")))
+    report = Report(as_json)
+    report.add(**{k: v for k, v in result.items() if k != "variants"}, alarms=[], actions=[])
+    report.table("variants", result["variants"], _SCHEDULED_COLUMNS,
+                 title=f"scheduled drift check {result['run_id']}")  # fmt: skip
+    for v in result["variants"]:
+        if v["report"]:
+            report.line(f"{v['variant']} report: {v['report']}")
     if run is not None:
         for event in run.alarm_events:
             detail = event["detail"]
-            console.print(f"alarm {detail['alarmName']}: {detail['previousState']['value']} -> "
-                          f"{detail['state']['value']}")  # fmt: skip
+            report.data["alarms"].append(
+                {"alarm": detail["alarmName"], "from": detail["previousState"]["value"],
+                 "to": detail["state"]["value"]}
+            )  # fmt: skip
+            report.line(f"alarm {detail['alarmName']}: {detail['previousState']['value']} -> "
+                        f"{detail['state']['value']}")  # fmt: skip
         for route, outcome in run.actions:
-            console.print(f"{route} function: {outcome.get('decision') or outcome}")
+            report.data["actions"].append({"function": route, "outcome": outcome})
+            report.line(f"{route} function: {outcome.get('decision') or outcome}")
+    report.emit()
 
 
-def _print_scheduled(result: dict[str, Any]) -> None:
-    if not result.get("ok"):
-        fail(str(result.get("error")))
-    table = Table(title=f"scheduled drift check {result['run_id']}")
-    for column in ("variant", "status", "rows", "malformed", "drift share", "result"):
-        table.add_column(column)
-    for v in result["variants"]:
-        share = "-" if v["drift_share"] is None else f"{v['drift_share']:.2f}"
-        table.add_row(v["variant"], v["status"], str(v["rows"]), str(v["malformed"]), share,
-                      v["result"])  # fmt: skip
-    console.print(table)
-    for v in result["variants"]:
-        if v["report"]:
-            console.print(f"{v['variant']} report: {v['report']}")
+_SCHEDULED_COLUMNS = (
+    Column("variant", "variant"),
+    Column("status", "status"),
+    Column("rows", "rows"),
+    Column("malformed", "malformed"),
+    Column("drift_share", "drift share", lambda share: "-" if share is None else f"{share:.2f}"),
+    Column("result", "result"),
+)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
-from mlops.cli.common import EndpointOption, LazyModule, State, console, fail
+from mlops.cli.common import EndpointOption, LazyModule, State, fail
+from mlops.cli.output import Column, JsonOption, Report
 
 if TYPE_CHECKING:
     from mlops.adapters import endpoints
@@ -26,7 +26,9 @@ def _watched(endpoint: str, variant: str) -> list[str]:
 
 
 @app.command("status")
-def endpoint_status(ctx: typer.Context, endpoint: EndpointOption = None) -> None:
+def endpoint_status(
+    ctx: typer.Context, endpoint: EndpointOption = None, as_json: JsonOption = False
+) -> None:
     """The endpoint, its variants, their weights, instances and models, and their alarms."""
     state: State = ctx.obj
     target = state.target()
@@ -46,20 +48,30 @@ def endpoint_status(ctx: typer.Context, endpoint: EndpointOption = None) -> None
         .describe_alarms(AlarmNames=alarm_names)
         .get("MetricAlarms", [])
     }
-    console.print(f"[bold]{name}[/bold]: {current.status} (config {current.config_name})")
-    table = Table()
-    for column in ("variant", "weight", "traffic", "instances", "model", "alarms"):
-        table.add_column(column)
-    for variant in current.variants:
-        states = [
-            f"{a.rsplit('-', 1)[1]} {alarms.get(a, 'none')}" for a in _watched(name, variant.name)
-        ]
-        table.add_row(
-            variant.name,
-            f"{variant.weight:g}",
-            f"{shares[variant.name]:.0%}",
-            str(variant.instances if variant.instances is not None else "-"),
-            models.get(variant.name, "-"),
-            ", ".join(states),
-        )
-    console.print(table)
+    report = Report(as_json)
+    report.add(endpoint=name, status=current.status, config=current.config_name)
+    report.line(f"[bold]{name}[/bold]: {current.status} (config {current.config_name})")
+    rows = [
+        {
+            "variant": variant.name,
+            "weight": variant.weight,
+            "traffic": shares[variant.name],
+            "instances": variant.instances,
+            "model": models.get(variant.name),
+            "alarms": {a: alarms.get(a) for a in _watched(name, variant.name)},
+        }
+        for variant in current.variants
+    ]
+    columns = [
+        Column("variant", "variant"),
+        Column("weight", "weight", lambda weight: f"{weight:g}"),
+        Column("traffic", "traffic", lambda share: f"{share:.0%}"),
+        Column("instances", "instances"),
+        Column("model", "model"),
+        # "5xx OK": the alarm's kind (the end of its name) and its state
+        Column("alarms", "alarms", lambda states: ", ".join(
+            f"{a.rsplit('-', 1)[1]} {state or 'none'}" for a, state in states.items()
+        )),
+    ]  # fmt: skip
+    report.table("variants", rows, columns)
+    report.emit()

@@ -19,6 +19,7 @@ from mlops.cli.common import (
     start_emulator,
     usage_error,
 )
+from mlops.cli.output import JsonOption, Report
 
 if TYPE_CHECKING:
     from mlops.adapters import target as aws_target
@@ -72,22 +73,33 @@ def local_down(ctx: typer.Context) -> None:
 
 
 @app.command("status")
-def local_status(ctx: typer.Context) -> None:
+def local_status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Is the emulator running, and where is everything."""
     state: State = ctx.obj
     emulator = embedded.running_emulator(state.home)
+    home = state.home
+    report = Report(as_json)
+    report.add(
+        running=emulator is not None,
+        endpoint_url=emulator.endpoint_url if emulator else None,
+        pid=emulator.pid if emulator else None,
+        home=home.root,
+        mlflow_tracking_uri=home.mlflow_tracking_uri,
+        mlflow_artifact_root=home.mlflow_artifact_root,
+    )
     if emulator is None:
-        console.print("emulator: [yellow]not running[/yellow] (`mlops local up`)")
+        report.line("emulator: [yellow]not running[/yellow] (`mlops local up`)")
     else:
-        console.print(
+        report.line(
             f"emulator: [green]running[/green] at {emulator.endpoint_url} (pid {emulator.pid})"
         )
-    console.print(f"home: {state.home.root}")
-    console.print(f"MLflow: {state.home.mlflow_tracking_uri}")
-    console.print(
-        f"  UI: mlflow ui --backend-store-uri {state.home.mlflow_tracking_uri} "
-        f"--default-artifact-root {state.home.mlflow_artifact_root}"
+    report.line(f"home: {home.root}")
+    report.line(f"MLflow: {home.mlflow_tracking_uri}")
+    report.line(
+        f"  UI: mlflow ui --backend-store-uri {home.mlflow_tracking_uri} "
+        f"--default-artifact-root {home.mlflow_artifact_root}"
     )
+    report.emit()
 
 
 @app.command("serve")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,56 +15,55 @@ from mlops.cli.common import (
     LazyModule,
     State,
     checked,
-    console,
     fail,
     input_file,
     number,
     parse_pairs,
     s3_uri,
 )
-from pipeline_steps.hyperparameters import DEFAULTS, Hyperparameters
+from mlops.cli.output import JsonOption, Report, progress
+from pipeline_steps.hyperparameters import DEFAULTS
 
 if TYPE_CHECKING:
-    from mlops.adapters import executions, registry
+    from mlops.adapters import executions
     from mlops.local import pipeline as local_pipeline
 else:
     executions = LazyModule("mlops.adapters.executions")
-    registry = LazyModule("mlops.adapters.registry")
     # The pipeline's steps import pandas and scikit-learn.
     local_pipeline = LazyModule("mlops.local.pipeline")
 
 app = typer.Typer(help="The training pipeline.", no_args_is_help=True)
 
 
-def _algorithm(value: str) -> str | None:
-    try:
-        Hyperparameters(algorithm=value)  # type: ignore[arg-type]
-    except ValueError as exc:  # its own message: "algorithm must be one of ..."
-        return str(exc)
-    return None
+class Algorithm(StrEnum):
+    """pipeline_steps.hyperparameters.ALGORITHMS, as choices (tests/unit/test_cli_output.py)."""
+
+    logistic = "logistic"
+    gradient_boosting = "gradient_boosting"
 
 
-def _approval_status(value: str) -> str | None:
-    choices = registry.APPROVAL_STATUSES
-    return None if value in choices else f"must be one of {', '.join(choices)}, got {value!r}"
+class ApprovalStatus(StrEnum):
+    """mlops.adapters.registry.APPROVAL_STATUSES, as choices."""
+
+    PendingManualApproval = "PendingManualApproval"
+    Approved = "Approved"
+    Rejected = "Rejected"
 
 
+DEFAULT_ALGORITHM = Algorithm(DEFAULTS.algorithm)
 _STATUS_STYLE = {"Executing": "cyan", "Succeeded": "green", "Failed": "red", "Stopped": "yellow"}
 
 
-def _print_step(step: str, status: str, detail: str) -> None:
+def _print_step(report: Report, step: str, status: str, detail: str) -> None:
     style = _STATUS_STYLE.get(status, "white")
     suffix = f"  [dim]{detail}[/dim]" if detail else ""
-    console.print(f"  {step:<12} [{style}]{status:<10}[/{style}]{suffix}")
+    report.line(f"  {step:<12} [{style}]{status:<10}[/{style}]{suffix}")
 
 
 @app.command("run-local")
 def pipeline_run_local(
     ctx: typer.Context,
-    algorithm: Annotated[
-        str,
-        typer.Option(help="logistic or gradient_boosting", callback=checked(_algorithm)),
-    ] = DEFAULTS.algorithm,
+    algorithm: Annotated[Algorithm, typer.Option(help="the model's algorithm")] = DEFAULT_ALGORITHM,
     seed: Annotated[
         int,
         typer.Option(
@@ -103,19 +103,16 @@ def pipeline_run_local(
         typer.Option(help="an S3 prefix of CSV files to train on", callback=checked(s3_uri)),
     ] = None,
     approval_status: Annotated[
-        str,
-        typer.Option(
-            help="registration status: PendingManualApproval, Approved or Rejected",
-            callback=checked(_approval_status),
-        ),
-    ] = "PendingManualApproval",
+        ApprovalStatus, typer.Option(help="the package's status when registered")
+    ] = ApprovalStatus.PendingManualApproval,
+    as_json: JsonOption = False,
 ) -> None:
     """Run preprocess -> train -> evaluate -> check -> register here, with the pipeline's code."""
     state: State = ctx.obj
     if data is not None and input_uri is not None:
         fail("give --data or --input-uri, not both", code=2)
     options = local_pipeline.RunOptions(
-        algorithm=algorithm,
+        algorithm=algorithm.value,
         seed=seed,
         max_iter=max_iter,
         learning_rate=learning_rate,
@@ -123,7 +120,7 @@ def pipeline_run_local(
         metric_threshold=threshold,
         input_uri=input_uri,
         data_file=data,
-        approval_status=approval_status,
+        approval_status=approval_status.value,
     )
     try:
         options.hyperparameters()
@@ -140,29 +137,40 @@ def pipeline_run_local(
     )
     if target.is_emulator:
         state.home.mlflow_dir.mkdir(parents=True, exist_ok=True)
-    runner = local_pipeline.LocalPipelineRunner(
-        target=target,
-        resources=resources,
-        config=state.config,
-        mlflow_tracking_uri=tracking,
-        mlflow_artifact_root=state.home.mlflow_artifact_root if target.is_emulator else None,
-        progress=_print_step,
-    )
-    console.print(f"[bold]{resources.pipeline_name}[/bold] on {target.describe()}")
-    result = runner.run(options)
-    console.print(f"  execution: {result.execution_id}")
-    console.print(f"  input:     {result.input_uri}")
+    report = Report(as_json)
+    steps = local_pipeline.STEP_NAMES
+    report.line(f"[bold]{resources.pipeline_name}[/bold] on {target.describe()}")
+    with progress("training pipeline", total=len(steps), unit="steps") as step_done:
+
+        def on_step(step: str, status: str, detail: str) -> None:
+            _print_step(report, step, status, detail)
+            if status != "Executing":
+                step_done(1)
+
+        runner = local_pipeline.LocalPipelineRunner(
+            target=target,
+            resources=resources,
+            config=state.config,
+            mlflow_tracking_uri=tracking,
+            mlflow_artifact_root=state.home.mlflow_artifact_root if target.is_emulator else None,
+            progress=on_step,
+        )
+        result = runner.run(options)
+    report.add(**vars(result), mlflow_tracking_uri=tracking)
+    report.line(f"  execution: {result.execution_id}")
+    report.line(f"  input:     {result.input_uri}")
     if result.metrics:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()))
-        console.print(f"  test metrics: {shown}")
-    console.print(
+        report.line(f"  test metrics: {shown}")
+    report.line(
         f"  lineage:   dataset {(result.dataset_sha256 or '-')[:16]}  code {(result.code_version or '-')[:16]}  model {(result.model_sha256 or '-')[:16]}"
     )
     if result.mlflow_run_id:
-        console.print(f"  MLflow run: {result.mlflow_run_id} ({tracking})")
+        report.line(f"  MLflow run: {result.mlflow_run_id} ({tracking})")
+    report.emit()  # registered or not: the run's result, for a script to read
     if not result.registered:
         fail(f"not registered: {result.reason}")
-    console.print(f"[green]registered[/green] {result.model_package_arn}")
+    report.line(f"[green]registered[/green] {result.model_package_arn}")
 
 
 @app.command("start")
@@ -183,6 +191,7 @@ def pipeline_start(
             help="stop following after this long", callback=checked(number(0, above=True))
         ),
     ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Start an execution of the deployed SageMaker Pipeline, print each step, and the package."""
     state: State = ctx.obj
@@ -190,22 +199,34 @@ def pipeline_start(
     target = state.target()
     sagemaker = target.client("sagemaker")
     name = state.config.pipeline_name
+    report = Report(as_json)
     try:
         arn = executions.start_execution(sagemaker, name, parameters)
-        console.print(f"started [bold]{name}[/bold]: {arn}")
+        report.add(pipeline=name, execution_arn=arn, parameters=parameters)
+        report.line(f"started [bold]{name}[/bold]: {arn}")
         if not wait:
+            report.emit()
             return
         outcome = executions.follow_execution(
             sagemaker,
             arn,
             poll_seconds=poll_seconds,
             timeout_seconds=None if timeout_minutes is None else timeout_minutes * 60,
-            on_step=lambda step: _print_step(step.name, step.status, step.failure_reason or ""),
+            on_step=lambda step: _print_step(
+                report, step.name, step.status, step.failure_reason or ""
+            ),
         )
     except executions.ExecutionError as exc:
         fail(str(exc))
-    console.print(f"execution [bold]{outcome.status}[/bold]")
+    report.add(
+        status=outcome.status,
+        failure_reason=outcome.failure_reason,
+        steps=outcome.steps,
+        model_package_arn=outcome.model_package_arn,
+    )
+    report.line(f"execution [bold]{outcome.status}[/bold]")
     if outcome.model_package_arn:
-        console.print(f"[green]registered[/green] {outcome.model_package_arn}")
+        report.line(f"[green]registered[/green] {outcome.model_package_arn}")
+    report.emit()
     if outcome.status != "Succeeded":
         fail(outcome.failure_reason or f"the execution ended {outcome.status}")

@@ -11,10 +11,10 @@ from mlops.cli.common import (
     ReasonOption,
     State,
     checked,
-    console,
     fail,
     package_version,
 )
+from mlops.cli.output import JsonOption, Report
 
 if TYPE_CHECKING:
     from mlops.adapters import registry, stack_deployment
@@ -75,6 +75,7 @@ def apply_serving(
     action: Literal["deploy", "promote"],
     package: str | None,
     reason: str,
+    report: Report,
 ) -> None:
     resources = state.resources(target)
     try:
@@ -101,15 +102,16 @@ def apply_serving(
     ) as exc:
         fail(str(exc))
     entry = outcome.record
-    console.print(f"{action}: {entry.summary}")
-    console.print(f"  champion:   {entry.after.get('champion') or '-'}")
-    console.print(f"  challenger: {entry.after.get('challenger') or '-'}")
-    console.print(f"  weights:    {', '.join(f'{k} {v:g}' for k, v in entry.weights.items())}")
+    report.add(**vars(entry), duplicate=outcome.duplicate)
+    report.line(f"{action}: {entry.summary}")
+    report.line(f"  champion:   {entry.after.get('champion') or '-'}")
+    report.line(f"  challenger: {entry.after.get('challenger') or '-'}")
+    report.line(f"  weights:    {', '.join(f'{k} {v:g}' for k, v in entry.weights.items())}")
     if not target.is_emulator and entry.changed:
-        console.print(
+        report.line(
             f"  serving stack update started ({entry.stack_status}); follow it in CloudFormation"
         )
-    console.print(f"  audit: {entry.audit_uri}")
+    report.line(f"  audit: {entry.audit_uri}")
 
 
 @app.command("deploy")
@@ -122,15 +124,20 @@ def serving_deploy(
         ),
     ],
     reason: ReasonOption = "deploy an approved package",
+    as_json: JsonOption = False,
 ) -> None:
     """Serve an approved package: the challenger, or the champion if there is none yet."""
     state: State = ctx.obj
     target = state.target()
-    apply_serving(state, target, "deploy", package(state, target, version), reason)
+    report = Report(as_json)
+    apply_serving(state, target, "deploy", package(state, target, version), reason, report)
+    report.emit()
 
 
 @app.command("promote")
-def serving_promote(ctx: typer.Context, reason: ReasonOption) -> None:
+def serving_promote(ctx: typer.Context, reason: ReasonOption, as_json: JsonOption = False) -> None:
     """The challenger becomes the champion and takes all traffic."""
     state: State = ctx.obj
-    apply_serving(state, state.target(), "promote", None, reason)
+    report = Report(as_json)
+    apply_serving(state, state.target(), "promote", None, reason, report)
+    report.emit()

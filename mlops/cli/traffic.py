@@ -12,13 +12,13 @@ from mlops.cli.common import (
     ReasonOption,
     State,
     checked,
-    console,
     fail,
     number,
     parse_pairs,
     usage_error,
     variant_name,
 )
+from mlops.cli.output import JsonOption, Report
 
 if TYPE_CHECKING:
     from mlops.adapters import endpoints
@@ -38,7 +38,7 @@ app = typer.Typer(
 )
 
 
-def _apply_traffic(state: State, endpoint: str | None, **request: Any) -> None:
+def _apply_traffic(state: State, endpoint: str | None, as_json: bool, **request: Any) -> None:
     target = state.target()
     resources = state.resources(target)
     name = endpoint or state.config.endpoint_name
@@ -59,27 +59,33 @@ def _apply_traffic(state: State, endpoint: str | None, **request: Any) -> None:
         )
     except (traffic.TrafficError, endpoints.EndpointError) as exc:
         fail(str(exc))
+    report = Report(as_json)
+    report.add(**vars(outcome))
     before = ", ".join(f"{k} {v:g}" for k, v in sorted(outcome.weights_before.items()))
     after = ", ".join(f"{k} {v:g}" for k, v in sorted(outcome.weights_after.items()))
     verb = "changed" if outcome.changed else "unchanged"
-    console.print(f"{outcome.action} on [bold]{name}[/bold]: {verb}")
-    console.print(f"  before: {before}")
-    console.print(f"  after:  {after}")
-    console.print(f"  {outcome.decision}")
+    report.line(f"{outcome.action} on [bold]{name}[/bold]: {verb}")
+    report.line(f"  before: {before}")
+    report.line(f"  after:  {after}")
+    report.line(f"  {outcome.decision}")
     if outcome.seconds_to_request is not None:
-        console.print(
+        report.line(
             f"  new weights requested {outcome.seconds_to_request * 1000:.0f} ms after the trigger, "
             f"{sum(outcome.api_calls.values())} API calls"
         )
-    console.print(f"  audit: {outcome.audit_uri}")
+    report.line(f"  audit: {outcome.audit_uri}")
+    report.emit()
 
 
 @app.command("rollback")
 def traffic_rollback(
-    ctx: typer.Context, reason: ReasonOption, endpoint: EndpointOption = None
+    ctx: typer.Context,
+    reason: ReasonOption,
+    endpoint: EndpointOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """All traffic to the champion, now."""
-    _apply_traffic(ctx.obj, endpoint, action="rollback", reason=reason)
+    _apply_traffic(ctx.obj, endpoint, as_json, action="rollback", reason=reason)
 
 
 @app.command("shift")
@@ -96,6 +102,7 @@ def traffic_shift(
         list[str] | None, typer.Option("--weight", "-w", help="variant=weight (repeatable)")
     ] = None,
     endpoint: EndpointOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Set the variants' weights: --challenger 0.25, or --weight champion=3 --weight challenger=1."""
     weights = parse_pairs(weight or [], "--weight") if weight else None
@@ -112,7 +119,13 @@ def traffic_shift(
         except traffic.TrafficError as exc:
             usage_error("--weight", str(exc))
     _apply_traffic(
-        ctx.obj, endpoint, action="shift", reason=reason, challenger=challenger, weights=weights
+        ctx.obj,
+        endpoint,
+        as_json,
+        action="shift",
+        reason=reason,
+        challenger=challenger,
+        weights=weights,
     )
 
 
@@ -121,6 +134,7 @@ def traffic_rollout_step(
     ctx: typer.Context,
     reason: ReasonOption = "gated rollout step",
     endpoint: EndpointOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Raise the challenger to the next configured step if its alarms are OK; else roll back."""
-    _apply_traffic(ctx.obj, endpoint, action="rollout-step", reason=reason)
+    _apply_traffic(ctx.obj, endpoint, as_json, action="rollout-step", reason=reason)

@@ -19,7 +19,7 @@ import shutil
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -93,6 +93,13 @@ class Narrator:
 
     def say(self, text: str) -> None:
         print(f"      {text}")
+
+    def progress(
+        self, description: str, total: int | None = None, unit: str = ""
+    ) -> contextlib.AbstractContextManager[Callable[[int], None]]:
+        """A step that takes a while: the callback hears each ``unit`` done (the CLI shows a
+        bar with the count and the elapsed time; here, nothing)."""
+        return contextlib.nullcontext(lambda done: None)
 
 
 @contextlib.contextmanager
@@ -285,7 +292,9 @@ class Demo:
             aws_secret_access_key="testing",  # noqa: S106 - the local endpoint's dummy key
         )
         with self.stage("Traffic like the training data, then the scheduled drift check"):
-            served = send(runtime, endpoint, requests(self.options.normal_rows, seed=101))
+            rows = self.options.normal_rows
+            with self.narrator.progress("requests sent", total=rows, unit="rows") as sent:
+                served = send(runtime, endpoint, requests(rows, seed=101), on_sent=sent)
             summary.traffic["normal"] = dict(served)
             self.say(f"{self.options.normal_rows} rows through boto3 sagemaker-runtime: "
                      f"{_served(served)}")  # fmt: skip
@@ -293,13 +302,18 @@ class Demo:
             time.sleep(1.0)  # capture times have whole seconds: keep the next window apart
 
         with self.stage("The challenger's traffic drifts; the scheduled check finds it"):
-            drifted = send(
-                runtime,
-                endpoint,
-                requests(self.options.drifted_rows, seed=102, drifted=True),
-                target_variant=CHALLENGER,
-            )
-            normal = send(runtime, endpoint, requests(self.options.normal_rows, seed=103))
+            rows = self.options.drifted_rows + self.options.normal_rows
+            with self.narrator.progress("requests sent", total=rows, unit="rows") as sent:
+                drifted = send(
+                    runtime,
+                    endpoint,
+                    requests(self.options.drifted_rows, seed=102, drifted=True),
+                    target_variant=CHALLENGER,
+                    on_sent=sent,
+                )
+                normal = send(
+                    runtime, endpoint, requests(self.options.normal_rows, seed=103), on_sent=sent
+                )
             summary.traffic["drift"] = dict(drifted + normal)
             self.say(
                 f"{self.options.drifted_rows} rows from a shifted population (free care, sicker) "
@@ -352,9 +366,11 @@ class Demo:
     ) -> Any:  # fmt: skip
         server.endpoints.capture.flush()
         started = time.perf_counter()
-        run = scheduled_drift_check(
-            target, self.config, resources, now=datetime.now(UTC), log_dir=self.home.root / "logs"
-        )
+        with self.narrator.progress("capture read and drift checked (the drift Lambda's handler)"):
+            run = scheduled_drift_check(
+                target, self.config, resources, now=datetime.now(UTC),
+                log_dir=self.home.root / "logs",
+            )  # fmt: skip
         if not run.result.get("ok"):
             raise DemoFailed(f"the drift check failed: {run.result.get('error')}")
         checks: dict[str, dict[str, Any]] = {}

@@ -15,6 +15,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from werkzeug import serving as werkzeug_serving
+
 _LOCK = threading.RLock()
 _PATCHED = False
 
@@ -43,10 +45,17 @@ def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def plain_request_log() -> None:
+    """werkzeug colours its request log with ANSI codes whatever the output (on Linux): the
+    embedded default writes it to emulator.log, where the codes are noise; keep it plain."""
+    werkzeug_serving._log_add_style = False  # its own switch (off on Windows)
+
+
 def main() -> None:
     from moto.server import main as moto_main  # noqa: PLC0415
 
     atomic_conditional_writes()
+    plain_request_log()
     moto_main()
 
 

@@ -160,6 +160,9 @@ def pack_model(model_dir: Path, target: Path) -> Path:
     return target
 
 
+STEP_NAMES = ("Preprocess", "Train", "Evaluate", "CheckMetric", "Register")  # the pipeline's
+
+
 class LocalPipelineRunner:
     def __init__(
         self,
@@ -278,13 +281,12 @@ class LocalPipelineRunner:
                 ),
             )
             try:
-                for name, step in (
-                    ("Preprocess", self._preprocess),
-                    ("Train", self._train),
-                    ("Evaluate", self._evaluate),
-                    ("CheckMetric", self._check),
-                    ("Register", self._register_step),
-                ):
+                for name, step in zip(
+                    STEP_NAMES,
+                    (self._preprocess, self._train, self._evaluate, self._check,
+                     self._register_step),
+                    strict=True,
+                ):  # fmt: skip
                     self._step(result, name, lambda step=step: step(run))  # type: ignore[misc]
             except StepFailed as exc:
                 result.reason = result.reason or str(exc)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -64,8 +64,10 @@ def send(
     *,
     batch: int = 10,
     target_variant: str | None = None,
+    on_sent: Callable[[int], None] | None = None,
 ) -> Counter[str]:
-    """Send ``frame`` in CSV and JSON requests of ``batch`` rows; count the serving variants."""
+    """Send ``frame`` in CSV and JSON requests of ``batch`` rows; count the serving variants.
+    ``on_sent`` hears the rows of each request as it is answered (progress)."""
     served: Counter[str] = Counter()
     values = frame[list(FEATURE_NAMES)].to_numpy(dtype=float)
     for number, start in enumerate(range(0, len(values), batch)):
@@ -86,6 +88,8 @@ def send(
         response = runtime.invoke_endpoint(**request)
         response["Body"].read()
         served[response["InvokedProductionVariant"]] += len(chunk)
+        if on_sent is not None:
+            on_sent(len(chunk))
     return served
 
 

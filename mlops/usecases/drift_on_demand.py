@@ -9,7 +9,7 @@ bucket for an endpoint, ./drift-reports for capture files.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -162,10 +162,15 @@ class OnDemandCheck:
         return [outcome]
 
     def endpoint_variants(
-        self, resources: PlatformResources | None, variants: Sequence[str] = ()
+        self,
+        resources: PlatformResources | None,
+        variants: Sequence[str] = (),
+        *,
+        on_outcome: Callable[[VariantOutcome], None] | None = None,
     ) -> list[VariantOutcome]:
         """The endpoint's variants (``variants``, or all), each against the reference of the
-        model package it serves; results in the reports bucket unless an output is given."""
+        model package it serves; results in the reports bucket unless an output is given.
+        ``on_outcome`` hears of each variant's outcome as it is checked (progress)."""
         if self.target is None or self.s3 is None or resources is None:
             raise ValueError("checking an endpoint needs an AWS target")
         settings = DriftSettings.for_platform(
@@ -196,8 +201,11 @@ class OnDemandCheck:
                 f"(it has {', '.join(sorted(serving))})"
             )
         span = self.window
-        return [
-            monitor.check_window(
+        outcomes = []
+        for variant, (package, weight) in sorted(serving.items()):
+            if variants and variant not in variants:
+                continue
+            outcome = monitor.check_window(
                 variant,
                 package,
                 weight,
@@ -206,6 +214,7 @@ class OnDemandCheck:
                 run_id=self.run_id,
                 sink=self.sink(monitor.sink()),
             )
-            for variant, (package, weight) in sorted(serving.items())
-            if not variants or variant in variants
-        ]
+            outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+        return outcomes

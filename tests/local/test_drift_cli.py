@@ -92,6 +92,27 @@ def test_drifted_capture_fails_the_gate_and_writes_reports(reference: Path, tmp_
     assert json.loads(result_file.read_text()) == document
 
 
+def test_json_is_one_document_and_the_gate_still_exits_3(reference: Path, tmp_path: Path) -> None:
+    capture = tmp_path / "capture"
+    write_capture(capture, requests(1500, seed=2, drifted=True))
+    out = tmp_path / "out"
+    result = run("--capture", str(capture), "--reference", str(reference), "--output", str(out),
+                 "--fail-on-drift", "--json")  # fmt: skip
+    assert result.exit_code == DRIFT_EXIT_CODE, result.output
+    document = json.loads(result.stdout)
+    assert document["drifted"] == ["capture"]
+    (variant,) = document["variants"]
+    assert variant["status"] == "drift"
+    assert variant["rows"] == 1500
+    assert variant["drift_share"] >= 0.5
+    assert "lncoins" in variant["drifted_features"]
+    (result_file,) = out.rglob("*.json")
+    assert variant["result"] == str(result_file)  # the whole path, as the result says
+    assert json.loads(result_file.read_text())["data"]["drift_share"] == variant["drift_share"]
+    assert "capture read and checked" in result.stderr  # the progress, off stdout
+    assert "drift" in result.stderr
+
+
 def test_capture_like_the_reference_passes_the_gate(reference: Path, tmp_path: Path) -> None:
     capture = tmp_path / "capture"
     write_capture(capture, requests(1500, seed=3))

@@ -229,3 +229,24 @@ def test_cli_start_against_aws(
     assert f"started mlops-dev-training: {ARN}" in result.output
     assert "Register     Succeeded" in result.output
     assert f"registered {PACKAGE}" in result.output
+
+
+def test_cli_start_json(sagemaker: tuple[Any, Stubber], monkeypatch: pytest.MonkeyPatch) -> None:
+    client, stubber = sagemaker
+    expect_start(stubber, [])
+    expect_poll(
+        stubber,
+        "Succeeded",
+        [step("Register", "Succeeded", Metadata={"RegisterModel": {"Arn": PACKAGE}})],
+    )
+    monkeypatch.setattr(AwsTarget, "client", lambda self, service, **_: client)
+    result = CliRunner().invoke(
+        app, ["pipeline", "start", "--poll-seconds", "1", "--json", "--target", "aws"]
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["execution_arn"] == ARN
+    assert document["status"] == "Succeeded"
+    assert document["model_package_arn"] == PACKAGE
+    assert [s["name"] for s in document["steps"]] == ["Register"]
+    assert f"started mlops-dev-training: {ARN}" in result.stderr

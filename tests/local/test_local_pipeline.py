@@ -240,7 +240,9 @@ def test_cli_below_threshold_exits_1_with_the_reason(emulator: AwsTarget, tmp_pa
 def test_cli_rejects_bad_options(emulator: AwsTarget, tmp_path: Path) -> None:
     bad_algorithm = cli(emulator, tmp_path, "pipeline", "run-local", "--algorithm", "xgboost")
     assert bad_algorithm.exit_code == 2
-    assert "algorithm must be one of logistic, gradient_boosting" in bad_algorithm.output
+    assert "--algorithm: 'xgboost' is not one of 'logistic', 'gradient_boosting'" in (
+        bad_algorithm.output
+    )
     bad_context = cli(emulator, tmp_path, "-c", "stage=", "registry", "list")
     assert bad_context.exit_code == 2
     assert "'stage': must be 1-10 lowercase letters" in bad_context.output

@@ -69,6 +69,13 @@ CASES: list[tuple[list[str], str]] = [
     (["--home", "FILE/sub", "local", "status"], "--home"),
     (["-c", "stage=", "local", "status"], "-c"),
     (["-c", "stage", "local", "status"], "-c"),
+    # ... given after the subcommand, and given twice with different values
+    (["local", "status", "--home", "FILE"], "--home"),
+    (["local", "status", "-c", "stage="], "-c"),
+    (["registry", "list", "--endpoint-url", "localhost:5000"], "--endpoint-url"),
+    (["-t", "aws", "registry", "list", "--target", "local"], "--target"),
+    (["-c", "stage=dev", "local", "status", "-c", "stage=prod"], "--context"),
+    (["--home", "DIR", "local", "status", "--home=TAKEN"], "--home"),
     # mlops local
     (["local", "up", "--port", "-1"], "--port"),
     (["local", "up", "--port", "70000"], "--port"),
