@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jsonschema.exceptions import ValidationError
 
 from mlops.adapters.images import sklearn_image_uri
 from stacks.pipeline_definition import PLACEHOLDERS, PipelineSpec, build_definition
@@ -264,6 +263,6 @@ def test_sdk_config_validated_once_not_per_lookup(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(config_manager.jsonschema, "validate", counted)
     assert json.loads(build_definition(SPEC))["Steps"]
     assert validations == []
-    with pytest.raises(ValidationError):
+    with pytest.raises(config_manager.jsonschema.exceptions.ValidationError):
         config_manager.SageMakerConfig.validate_sagemaker_config({"SchemaVersion": "9.9"})
     assert validations == [{"SchemaVersion": "9.9"}]
