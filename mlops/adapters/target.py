@@ -109,6 +109,11 @@ def _notify_observers(model: Any, context: dict[str, Any], **_: Any) -> None:
         observer(model.service_model.service_name, model.name, params)
 
 
+# An S3 client's connection pool: room for the capture reader's fetches in flight
+# (mlops.core.capture_reader.FETCHERS; tests/unit/test_capture_reader.py holds them together).
+S3_CONNECTIONS = 32
+
+
 @dataclass(frozen=True)
 class AwsTarget:
     region: str
@@ -188,6 +193,8 @@ class AwsTarget:
     def client(self, service: Literal["sts"], **config: Any) -> STSClient: ...
     def client(self, service: Service, **config: Any) -> BaseClient:
         config.setdefault("retries", {"max_attempts": 3, "mode": "standard"})
+        if service == "s3":  # else connections past botocore's 10 are dropped after each GET
+            config.setdefault("max_pool_connections", S3_CONNECTIONS)
         session = self.session()
         with _SESSIONS_LOCK:  # creating clients from one session is not thread-safe
             return session.client(

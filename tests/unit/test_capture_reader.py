@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mlops.adapters.target import S3_CONNECTIONS, AwsTarget
 from mlops.core import capture, capture_reader
 from mlops.core.capture import encode_record
 from mlops.core.capture_reader import FileRead, read_file, read_files
@@ -428,3 +429,11 @@ def test_every_payload_shape_reads_as_the_reference_reads_it(
     assert_same(fast, expected)
     assert expected.table is not None
     assert expected.table.rows > 0 or request_type == "application/jsonl"  # not a type served
+
+
+def test_s3_clients_hold_a_connection_for_every_fetch_in_flight() -> None:
+    """Fetches past the pool's size would each open a connection (a TLS handshake in AWS) and
+    drop it, with a "Connection pool is full" warning per GET."""
+    s3 = AwsTarget(region="us-east-1", endpoint_url="http://127.0.0.1:9").client("s3")
+    pool = getattr(s3.meta.config, "max_pool_connections", None)  # botocore's stubs omit it
+    assert pool == S3_CONNECTIONS >= capture_reader.FETCHERS
