@@ -98,6 +98,8 @@ def test_every_stage_ends_as_the_lifecycle_needs(
     page = timeline.read_text()
     assert html.escape(audit["reason"]) in page
     assert "no records yet" not in page.lower()
+    assert "Alarm state changes (6)" in page  # each alarm's current state: no history here
+    assert "alarm mlops-dev-visits-challenger-drift is ALARM" in page
     assert not re.search(r"<script[^>]*\bsrc\s*=", page, re.IGNORECASE)
     # Every call the functions made was judged against their roles' grants (a refusal fails).
     assert s["iam_checked_calls"]["traffic"] > 0
