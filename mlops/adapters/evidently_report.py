@@ -10,7 +10,9 @@ functions never pay for it.
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -68,6 +70,42 @@ def evidently_html(
             reference_data=Dataset.from_pandas(ref, data_definition=definition),
         )
     return str(snapshot.get_html_str(as_iframe=False))
+
+
+BANNER_STYLE = (
+    "font-family: system-ui, sans-serif; background: #fff8e1; border-bottom: 2px solid #c9a227; "
+    "padding: 12px 20px; color: #222; line-height: 1.45"
+)
+
+
+def with_verdict(page: str, *, title: str, facts: Sequence[tuple[str, str]], caveat: str) -> str:
+    """Evidently's page with the verdict of record on top: ``title`` as the page's <title> and
+    heading, ``facts`` (label, value) and ``caveat`` in a banner at the top of the body. The
+    page itself is not re-rendered; all text is escaped."""
+    rows = "".join(
+        f"<tr><th style='text-align:left;padding-right:12px'>{html.escape(label)}</th>"
+        f"<td>{html.escape(value)}</td></tr>"
+        for label, value in facts
+    )
+    banner = (
+        f"<div id='verdict-of-record' style='{BANNER_STYLE}'>"
+        f"<h1 style='font-size:1.3em;margin:0 0 6px'>{html.escape(title)}</h1>"
+        f"<table style='font-size:0.95em'>{rows}</table>"
+        f"<p style='margin:6px 0 0'><b>Read the report below with this in mind:</b> "
+        f"{html.escape(caveat)}</p></div>"
+    )
+    head = f"<title>{html.escape(title)}</title>"
+    # The first </head> and <body> are the page's own (later ones sit inside its scripts).
+    if "</head>" in page:
+        page = page.replace("</head>", f"{head}</head>", 1)
+    else:
+        banner = head + banner
+    body = re.search(r"<body[^>]*>", page, re.IGNORECASE)
+    if body:
+        return page[: body.end()] + banner + page[body.end() :]
+    start = re.search(r"<html[^>]*>", page, re.IGNORECASE)
+    at = start.end() if start else 0
+    return page[:at] + banner + page[at:]
 
 
 def preset_verdicts(snapshot: Any) -> dict[str, bool]:

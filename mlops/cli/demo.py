@@ -98,6 +98,7 @@ def demo(
     console.print(f"models: v1 AUC {summary.auc['v1']:.4f}, v2 AUC {summary.auc['v2']:.4f}")
     console.print(f"drift report (open in a browser): {summary.report_html}")
     console.print(f"audit record of the rollback:     {summary.audit_record}")
+    console.print(f"timeline of the endpoint:         {summary.timeline_html}")
     console.print(f"MLflow: {summary.mlflow_runs} runs in {summary.mlflow_tracking_uri}")
     console.print(
         f"  open the UI: .venv/bin/mlflow ui --backend-store-uri {summary.mlflow_tracking_uri}"

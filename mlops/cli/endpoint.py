@@ -1,23 +1,35 @@
-"""`mlops endpoint`: the serving endpoint's status."""
+"""`mlops endpoint`: the serving endpoint's status, and its history as a page."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mlops.cli.common import EndpointOption, LazyModule, State, fail
+from mlops.cli.common import (
+    EndpointOption,
+    LazyModule,
+    State,
+    checked,
+    console,
+    endpoint_name,
+    fail,
+    output_folder,
+)
 from mlops.cli.output import Column, JsonOption, Report
 
 if TYPE_CHECKING:
     from mlops.adapters import endpoints
     from mlops.core import names, traffic
+    from mlops.usecases import endpoint_history
 else:
     endpoints = LazyModule("mlops.adapters.endpoints")
     names = LazyModule("mlops.core.names")
     traffic = LazyModule("mlops.core.traffic")
+    endpoint_history = LazyModule("mlops.usecases.endpoint_history")
 
-app = typer.Typer(help="The serving endpoint: status.", no_args_is_help=True)
+app = typer.Typer(help="The serving endpoint: status, history.", no_args_is_help=True)
 
 
 def _watched(endpoint: str, variant: str) -> list[str]:
@@ -75,3 +87,57 @@ def endpoint_status(
     ]  # fmt: skip
     report.table("variants", rows, columns)
     report.emit()
+
+
+def _page_path(value: Path) -> str | None:
+    """A new page's path: a folder to write in, or a file name whose folder can be made."""
+    if value.is_dir():
+        return output_folder(value)
+    if value.exists():
+        return f"{value} exists: choose another path (the page is never written over a file)"
+    return output_folder(value.parent)
+
+
+@app.command("history")
+def endpoint_history_page(
+    ctx: typer.Context,
+    endpoint: Annotated[
+        str | None,
+        typer.Argument(
+            help="endpoint name (default: <prefix>-<model_family>)",
+            callback=checked(endpoint_name),
+        ),
+    ] = None,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="the page's file, or a folder for <endpoint>-history-<time>.html",
+            callback=checked(_page_path),
+        ),
+    ] = Path(),
+) -> None:
+    """Write one HTML page (opens offline) of the endpoint over time: variant weights and each
+    traffic or serving action with its reason, drift share and prediction drift per check and
+    variant, alarm state changes; from the audit records, drift results and alarms."""
+    state: State = ctx.obj
+    target = state.target()
+    resources = state.resources(target)
+    name = endpoint or state.config.endpoint_name
+    try:
+        page = endpoint_history.write_history(target, resources.reports_bucket, name, out)
+    except endpoint_history.HistoryError as exc:
+        fail(str(exc))
+    for note in page.notes:
+        console.print(f"note: {note}", markup=False, soft_wrap=True)
+    if page.empty:
+        console.print(f"{name}: no records yet (the page says so)", markup=False)
+    else:
+        console.print(
+            f"{name}: {page.actions} actions, {page.checks} drift checks, "
+            f"{page.alarm_changes} alarm changes",
+            markup=False,
+        )
+    # The path alone on its line, never wrapped: a script (or a click) takes it whole.
+    console.print(str(page.path), markup=False, soft_wrap=True, highlight=False)

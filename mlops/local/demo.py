@@ -44,6 +44,7 @@ from mlops.local.iam.enforce import CHECKED
 from mlops.local.pipeline import LocalPipelineRunner, RunOptions
 from mlops.local.replay import requests, send
 from mlops.usecases.approve import ServingRequest, change_serving
+from mlops.usecases.endpoint_history import write_history
 
 DEFAULT_FOLDER = Path("demo-output")
 
@@ -77,6 +78,7 @@ class DemoSummary:
     report_uri: str | None = None
     audit_record: str | None = None
     audit_uri: str | None = None
+    timeline_html: str | None = None  # the endpoint's history page (`mlops endpoint history`)
     mlflow_tracking_uri: str = ""
     mlflow_runs: int = 0
     # AWS calls the functions made, each judged against its role's grants (none refused).
@@ -359,6 +361,12 @@ class Demo:
         experiments = client.search_experiments()
         summary.mlflow_tracking_uri = self.home.mlflow_tracking_uri
         summary.mlflow_runs = len(client.search_runs([e.experiment_id for e in experiments]))
+        # Read from the emulator before it stops: the page keeps what it showed.
+        page = write_history(
+            target, resources.reports_bucket, endpoint, self.home.root / "timeline.html"
+        )
+        summary.timeline_html = str(page.path)
+        self.say(f"timeline of {endpoint}: {page.path}")
 
     def _check(
         self, target: AwsTarget, resources: PlatformResources, server: LocalEndpointServer,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from mlops.adapters.audit import write_once
-from mlops.adapters.evidently_report import sample
+from mlops.adapters.evidently_report import sample, with_verdict
 from mlops.core.capture import GroundTruth
 from mlops.core.finite import dumps, finite_or_none
 from mlops.core.functions import DriftThresholds
@@ -291,7 +291,7 @@ def _html(
         ref[SCORE] = sample({SCORE: reference.scores}, rows, seed=2, replace=True)[SCORE]
         current[SCORE] = summary.sample.scores.copy()
         columns.append(SCORE)
-    return render(
+    page = render(
         ref,
         current,
         columns=columns,
@@ -300,3 +300,54 @@ def _html(
         share_threshold=thresholds.share_threshold,
         distance_threshold=thresholds.distance_threshold,
     )
+    # The rows the page's preset sees: evidently_html's sample of each side.
+    shown = min(thresholds.report_sample_rows, len(next(iter(current.values()))))
+    shown_ref = min(thresholds.report_sample_rows, len(next(iter(ref.values()))))
+    return with_verdict(page, **verdict_header(run, reference, report, columns, shown, shown_ref))
+
+
+def _package(arn: str) -> str:
+    """``group/version`` of a model package ARN; anything else (a local model) as it is."""
+    return "/".join(arn.rsplit("/", 2)[-2:]) if "model-package/" in arn else (arn or "-")
+
+
+def verdict_header(
+    run: RunFacts,
+    reference: Reference,
+    report: VariantDriftReport,
+    columns: list[str],
+    shown_rows: int,
+    shown_reference_rows: int,
+) -> dict[str, Any]:
+    """The verdict of record for the top of Evidently's page: its title, facts and the caveat
+    that its own column count and sample differ from the verdict's."""
+    data, prediction, thresholds = report.data, report.prediction, run.thresholds
+    features = len(data.columns) if data else 0
+    drifted = [c.column for c in data.columns if c.drifted] if data else []
+    share = (
+        "-" if data is None else f"{data.drift_share:.2f} ({len(drifted)} of {features} features)"
+    )
+    title = f"{run.endpoint} / {report.variant}: {report.status}, drift share {share}"
+    facts = [
+        ("verdict of record", report.status),
+        ("drift share", share),
+        ("drifted features", ", ".join(drifted) or "none"),
+        ("prediction drift", "-" if prediction is None else
+         f"{prediction.test} {prediction.score:.4g} (threshold {prediction.threshold:g}): "
+         + ("drift" if prediction.drifted else "no drift")),
+        ("window", f"{_iso(run.start)} to {_iso(run.end)} (run {run.run_id})"),
+        ("model", f"{_package(reference.package_arn)} ({reference.package_arn or '-'})"),
+        ("thresholds", f"dataset drift at a share of {thresholds.share_threshold:g} or more; "
+         f"distance {thresholds.distance_threshold:g}; at least {thresholds.min_rows} rows"),
+        ("rows", f"{report.rows} rows checked for the verdict; this page: {shown_rows} of them "
+         f"(sampled, seeded) against {shown_reference_rows} reference rows"),
+    ]  # fmt: skip
+    extra = [c for c in columns if c not in {col.column for col in data.columns}] if data else []
+    caveat = (
+        f"the verdict above is of record: {features} features tested over all {report.rows} "
+        f"rows of the window. Evidently's report below counts {len(columns)} columns"
+        + (f" (the {features} features and {', '.join(extra)})" if extra else "")
+        + f" and runs on a sample of {shown_rows} rows, so its share of drifted columns can "
+        "differ from the verdict's (the prediction column is judged separately above)."
+    )
+    return {"title": title, "facts": facts, "caveat": caveat}

@@ -3,8 +3,10 @@ no process left behind - also when it is interrupted."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -90,6 +92,15 @@ def test_every_stage_ends_as_the_lifecycle_needs(
     assert audit["action"] == "rollback"
     assert audit["requested_by"] == "cloudwatch-alarm:mlops-dev-visits-challenger-drift"
     assert s["mlflow_runs"] == 2
+    # The endpoint's timeline: one page under the folder, offline, with the rollback's reason.
+    timeline = Path(s["timeline_html"])
+    assert timeline.is_relative_to(folder.resolve())
+    page = timeline.read_text()
+    assert html.escape(audit["reason"]) in page
+    assert "no records yet" not in page.lower()
+    assert "Alarm state changes (6)" in page  # each alarm's current state: no history here
+    assert "alarm mlops-dev-visits-challenger-drift is ALARM" in page
+    assert not re.search(r"<script[^>]*\bsrc\s*=", page, re.IGNORECASE)
     # Every call the functions made was judged against their roles' grants (a refusal fails).
     assert s["iam_checked_calls"]["traffic"] > 0
     assert s["iam_checked_calls"]["drift"] > 0

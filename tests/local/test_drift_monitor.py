@@ -444,7 +444,20 @@ def test_check_writes_json_and_html_under_time_stamped_keys(world: World) -> Non
     assert document["report_html"] == outcome.html_uri
     html = world.s3.get_object(Bucket=REPORTS, Key=f"{base}.html")
     assert html["ContentType"] == "text/html"
-    assert html["Body"].read() == b"<html>fake</html>"
+    # Evidently's page as it rendered it, headed with the verdict of record (the result's).
+    page = html["Body"].read().decode()
+    assert page.startswith("<html>")
+    assert page.endswith("fake</html>")
+    share = f"{document['data']['drift_share']:.2f}"
+    assert f"<title>{ENDPOINT} / champion: no-drift, drift share {share} (0 of 9 features)" in page
+    for fact in (
+        "2026-11-26T13:00:00Z to 2026-11-26T14:00:00Z (run run-1)",
+        f"{arn.rsplit('/', 2)[-2]}/{arn.rsplit('/', 1)[-1]}",
+        "300 rows checked for the verdict; this page: 300 of them (sampled, seeded) against "
+        "2000 reference rows",
+        "counts 10 columns (the 9 features and prediction_score)",
+    ):
+        assert fact in page, fact
 
     # The report compares the features and the prediction score, sample for sample.
     (call,) = world.fake.calls
