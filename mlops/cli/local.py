@@ -84,10 +84,18 @@ def local_status(ctx: typer.Context) -> None:
         )
     console.print(f"home: {state.home.root}")
     console.print(f"MLflow: {state.home.mlflow_tracking_uri}")
-    console.print(
-        f"  UI: mlflow ui --backend-store-uri {state.home.mlflow_tracking_uri} "
-        f"--default-artifact-root {state.home.mlflow_artifact_root}"
-    )
+    if emulator is not None:
+        # The artifacts are in the emulated artifacts bucket: MLflow reaches it with these.
+        target = aws_target.AwsTarget(
+            region=state.config.region, endpoint_url=emulator.endpoint_url
+        )
+        env = " ".join(f"{k}={v}" for k, v in embedded.mlflow_environment(target).items())
+        console.print(
+            f"  UI: {env} mlflow ui --backend-store-uri {state.home.mlflow_tracking_uri}",
+            soft_wrap=True,
+        )
+    else:
+        console.print("  UI: start the emulator first (`mlops local up`): it holds the artifacts")
 
 
 @app.command("serve")

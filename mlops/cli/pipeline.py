@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -25,12 +24,14 @@ from pipeline_steps.hyperparameters import DEFAULTS, Hyperparameters
 
 if TYPE_CHECKING:
     from mlops.adapters import executions, registry
+    from mlops.local import emulator as embedded
     from mlops.local import pipeline as local_pipeline
 else:
     executions = LazyModule("mlops.adapters.executions")
     registry = LazyModule("mlops.adapters.registry")
     # The pipeline's steps import pandas and scikit-learn.
     local_pipeline = LazyModule("mlops.local.pipeline")
+    embedded = LazyModule("mlops.local.emulator")
 
 app = typer.Typer(help="The training pipeline.", no_args_is_help=True)
 
@@ -133,11 +134,7 @@ def pipeline_run_local(
     resources = state.resources(target)
     importlib.import_module("mlflow")  # it configures its loggers on import: quiet them after
     logging.getLogger("mlflow").setLevel(logging.ERROR)
-    tracking = (
-        state.home.mlflow_tracking_uri
-        if target.is_emulator
-        else os.environ.get("MLFLOW_TRACKING_URI")
-    )
+    tracking = state.mlflow_tracking_uri(target)
     if target.is_emulator:
         state.home.mlflow_dir.mkdir(parents=True, exist_ok=True)
     runner = local_pipeline.LocalPipelineRunner(
@@ -145,7 +142,9 @@ def pipeline_run_local(
         resources=resources,
         config=state.config,
         mlflow_tracking_uri=tracking,
-        mlflow_artifact_root=state.home.mlflow_artifact_root if target.is_emulator else None,
+        mlflow_artifact_root=embedded.mlflow_artifact_root(resources)
+        if target.is_emulator
+        else None,
         progress=_print_step,
     )
     console.print(f"[bold]{resources.pipeline_name}[/bold] on {target.describe()}")

@@ -14,8 +14,10 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from mlops.adapters import registry
+    from mlops.usecases import approve
 else:
     registry = LazyModule("mlops.adapters.registry")
+    approve = LazyModule("mlops.usecases.approve")
 
 app = typer.Typer(help="The model registry (SageMaker model package group).", no_args_is_help=True)
 
@@ -76,8 +78,12 @@ def registry_approve(
     target = state.target()
     arn = package(state, target, version)
     status = "Rejected" if reject else "Approved"
-    registry.set_approval(target.client("sagemaker"), arn, status, reason)
+    aliases_error = approve.approve_package(
+        target.client("sagemaker"), arn, status, reason, aliases=state.mlflow_aliases(target)
+    )
     console.print(f"{arn}: [bold]{status}[/bold]")
+    if aliases_error:
+        console.print(f"  [yellow]{aliases_error}[/yellow]")
     if status == "Approved" and target.is_emulator:
         # In AWS the approval event runs the deploy Lambda; the emulator emits no events.
         apply_serving(state, target, "deploy", arn, f"approved: {reason or 'no reason given'}")

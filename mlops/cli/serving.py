@@ -93,6 +93,7 @@ def apply_serving(
             initial_challenger_weight=state.config.challenger_initial_weight,
             s3=target.client("s3"),
             audit_bucket=resources.reports_bucket,
+            aliases=state.mlflow_aliases(target),
         )
     except (
         traffic.TrafficError,
@@ -110,6 +111,8 @@ def apply_serving(
             f"  serving stack update started ({entry.stack_status}); follow it in CloudFormation"
         )
     console.print(f"  audit: {entry.audit_uri}")
+    if outcome.aliases_error:
+        console.print(f"  [yellow]{outcome.aliases_error}[/yellow]")
 
 
 @app.command("deploy")

@@ -49,7 +49,10 @@ def _apply_traffic(state: State, endpoint: str | None, **request: Any) -> None:
         endpoint=name,
     )
     controller = apply_traffic.traffic_controller(
-        settings, target, send_instance_counts=target.is_emulator
+        settings,
+        target,
+        send_instance_counts=target.is_emulator,
+        aliases=state.mlflow_aliases(target),
     )
     try:
         outcome = controller.apply(
@@ -72,6 +75,8 @@ def _apply_traffic(state: State, endpoint: str | None, **request: Any) -> None:
             f"{sum(outcome.api_calls.values())} API calls"
         )
     console.print(f"  audit: {outcome.audit_uri}")
+    if outcome.aliases_error:
+        console.print(f"  [yellow]{outcome.aliases_error}[/yellow]")
 
 
 @app.command("rollback")
