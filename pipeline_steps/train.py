@@ -31,7 +31,7 @@ from pipeline_steps import model as model_lib
 from pipeline_steps.hyperparameters import ALGORITHMS, DEFAULTS, Hyperparameters
 from pipeline_steps.preprocess import MANIFEST
 from pipeline_steps.schema import FEATURE_NAMES, LABEL
-from pipeline_steps.tracking import artifact_location, tracking, tracking_uri
+from pipeline_steps.tracking import ARTIFACT_ROOT_ENV, artifact_location, tracking, tracking_uri
 
 log = logging.getLogger("pipeline_steps.train")
 INPUT_EXAMPLE_ROWS = 5
@@ -97,7 +97,10 @@ def _track(
             if found
             # With no location MLflow would put a local store's artifacts in ./mlruns.
             else client.create_experiment(
-                name, artifact_location=artifact_location(mlflow.get_tracking_uri(), name)
+                name,
+                artifact_location=artifact_location(
+                    mlflow.get_tracking_uri(), name, root=os.environ.get(ARTIFACT_ROOT_ENV)
+                ),
             )
         )
         return _log_run(mlflow, params, estimator, card, data, experiment_id)
