@@ -21,6 +21,9 @@ from urllib.parse import unquote, urlsplit
 # The artifact store of a local database store, as the embedded default lays it out
 # (mlops.local.emulator.Home): <folder>/mlflow.db and <folder>/artifacts.
 ARTIFACTS_BESIDE_DATABASE = "artifacts"
+# Where a new experiment's artifacts go, when the client chooses: a team's own tracking server
+# in AWS (the pipeline sets it to s3://<artifacts bucket>/mlflow, the job's role writes there).
+ARTIFACT_ROOT_ENV = "MLOPS_MLFLOW_ARTIFACT_ROOT"
 _SERVER_SCHEMES = ("http", "https", "databricks", "arn")
 _DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")
 

@@ -19,7 +19,9 @@ import os
 import platform
 import shutil
 import sys
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +31,12 @@ from pipeline_steps import model as model_lib
 from pipeline_steps.hyperparameters import ALGORITHMS, DEFAULTS, Hyperparameters
 from pipeline_steps.preprocess import MANIFEST
 from pipeline_steps.schema import FEATURE_NAMES, LABEL
-from pipeline_steps.tracking import artifact_location, tracking, tracking_uri
+from pipeline_steps.tracking import ARTIFACT_ROOT_ENV, artifact_location, tracking, tracking_uri
 
 log = logging.getLogger("pipeline_steps.train")
+INPUT_EXAMPLE_ROWS = 5
+DATASET_NAME = "training"
+MLFLOW_DIGEST_LENGTH = 36  # the longest dataset digest MLflow stores
 SKOPS_TRUSTED_TYPES = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
 PACKAGE_DIR = Path(__file__).resolve().parent
 INFERENCE_SHIM = (
@@ -62,11 +67,20 @@ def copy_inference_code(model_dir: Path) -> None:
     (code / "inference.py").write_text(INFERENCE_SHIM)
 
 
+@dataclass(frozen=True)
+class TrainingData:
+    """What a run was trained on: the frame, and where it came from."""
+
+    frame: pd.DataFrame  # the train split, as the estimator was fitted on it
+    manifest_path: Path
+    source: str | None  # the input the pipeline read (an s3:// or local URI); None: unknown
+
+
 def _track(
     params: Hyperparameters,
     estimator: Any,
     card: model_lib.ModelCard,
-    manifest_path: Path,
+    data: TrainingData,
 ) -> tuple[str, str] | None:
     """Log to MLflow when a tracking URI is set; return the run id and the logged model URI."""
     if tracking_uri() is None:
@@ -83,10 +97,13 @@ def _track(
             if found
             # With no location MLflow would put a local store's artifacts in ./mlruns.
             else client.create_experiment(
-                name, artifact_location=artifact_location(mlflow.get_tracking_uri(), name)
+                name,
+                artifact_location=artifact_location(
+                    mlflow.get_tracking_uri(), name, root=os.environ.get(ARTIFACT_ROOT_ENV)
+                ),
             )
         )
-        return _log_run(mlflow, params, estimator, card, manifest_path, experiment_id)
+        return _log_run(mlflow, params, estimator, card, data, experiment_id)
 
 
 def _log_run(
@@ -94,12 +111,21 @@ def _log_run(
     params: Hyperparameters,
     estimator: Any,
     card: model_lib.ModelCard,
-    manifest_path: Path,
+    data: TrainingData,
     experiment_id: str,
 ) -> tuple[str, str]:
     run_name = f"{params.algorithm}-seed{params.seed}"
+    features = data.frame[list(FEATURE_NAMES)].astype(float)
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
-        mlflow.log_params(dict(card.hyperparameters))
+        mlflow.log_params(params.used())
+        with warnings.catch_warnings():
+            # The label is an integer never missing: MLflow's hint on the schema does not apply.
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            mlflow.log_input(
+                _dataset(mlflow, data, card),
+                context="training",
+                tags={"dataset_sha256": card.dataset_sha256},
+            )
         mlflow.log_metrics({f"validation_{k}": v for k, v in card.validation_metrics.items()})
         mlflow.set_tags(
             {
@@ -110,17 +136,46 @@ def _log_run(
                 "python_version": platform.python_version(),
             }
         )
-        mlflow.log_artifact(str(manifest_path), artifact_path="data")
-        logged = mlflow.sklearn.log_model(
-            estimator,
-            name="model",
-            # MLflow stores sklearn models with skops, which loads only types it trusts: the
-            # tree predictor of HistGradientBoosting is ours to vouch for.
-            skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
-            # Naming requirements skips MLflow's slow import-capturing dependency inference.
-            pip_requirements=[f"scikit-learn=={card.sklearn_version}"],
-        )
+        mlflow.log_artifact(str(data.manifest_path), artifact_path="data")
+        with warnings.catch_warnings():
+            # MLflow checks the input example by predicting on it as a frame; the estimator
+            # is fitted (and served) on a matrix of the same columns, and says so.
+            warnings.filterwarnings("ignore", message="X has feature names", category=UserWarning)
+            # The predicted class is an integer that is never missing: MLflow's hint does not apply.
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            logged = _log_model(mlflow, estimator, card, features)
         return str(run.info.run_id), str(logged.model_uri)
+
+
+def _log_model(mlflow: Any, estimator: Any, card: model_lib.ModelCard, features: Any) -> Any:
+    return mlflow.sklearn.log_model(
+        estimator,
+        name="model",
+        # Named columns, as callers send them; the estimator was fitted on the same
+        # columns in this order (as a matrix, which is what it is given here too).
+        signature=mlflow.models.infer_signature(features, estimator.predict(features.to_numpy())),
+        input_example=features.head(INPUT_EXAMPLE_ROWS),
+        # MLflow stores sklearn models with skops, which loads only types it trusts: the
+        # tree predictor of HistGradientBoosting is ours to vouch for.
+        skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
+        # Naming requirements skips MLflow's slow import-capturing dependency inference.
+        pip_requirements=[f"scikit-learn=={card.sklearn_version}"],
+    )
+
+
+def _dataset(mlflow: Any, data: TrainingData, card: model_lib.ModelCard) -> Any:
+    """The training split as an MLflow dataset, named by the data version the pipeline records.
+
+    MLflow keeps a digest of at most 36 characters: the sha256's first 36 hex digits are the
+    digest, and the whole sha256 is the input's ``dataset_sha256`` tag (and the run's).
+    """
+    return mlflow.data.from_pandas(
+        data.frame,
+        source=data.source or data.manifest_path.parent.resolve().as_uri(),
+        targets=LABEL,
+        name=f"{DATASET_NAME}-{card.dataset_sha256[:12]}",
+        digest=card.dataset_sha256[:MLFLOW_DIGEST_LENGTH],
+    )
 
 
 def run(
@@ -131,6 +186,7 @@ def run(
     model_dir: Path,
     params: Hyperparameters,
     code_version: str = "unknown",
+    dataset_source: str | None = None,
 ) -> model_lib.ModelCard:
     train = _read_split(train_dir)
     validation = _read_split(validation_dir)
@@ -143,7 +199,7 @@ def run(
         validation[LABEL].to_numpy(), model_lib.scores(estimator, validation)
     )
     card = model_lib.ModelCard(
-        hyperparameters=dict(vars(params)),
+        hyperparameters=params.used(),
         features=list(FEATURE_NAMES),
         label=LABEL,
         sklearn_version=model_lib.sklearn_version(),
@@ -153,7 +209,7 @@ def run(
         validation_metrics=validation_metrics,
         runtime=model_lib.runtime_versions(),
     )
-    tracked = _track(params, estimator, card, manifest_path)
+    tracked = _track(params, estimator, card, TrainingData(train, manifest_path, dataset_source))
     if tracked is not None:
         card.mlflow_run_id, card.mlflow_model_uri = tracked
     card.save(model_dir)
@@ -178,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-iter", type=int, default=DEFAULTS.max_iter)
     parser.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate)
     parser.add_argument("--c", type=float, default=DEFAULTS.c)
+    # The pipeline's input URI: MLflow records it as the training data's source.
+    parser.add_argument("--dataset-source", "--dataset_source", default=None)
     args = parser.parse_args(argv)
     params = Hyperparameters(
         algorithm=args.algorithm,
@@ -193,6 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         model_dir=args.model_dir,
         params=params,
         code_version=env.get("CODE_VERSION", "unknown"),
+        dataset_source=args.dataset_source,
     )
     print(json.dumps({"model_sha256": card.model_sha256, "validation": card.validation_metrics}))
     return 0

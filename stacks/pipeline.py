@@ -22,6 +22,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from mlops.adapters import code_bundle
+from mlops.core import names
 from mlops.core.config import PlatformConfig
 
 from .compliance import acknowledge, logs_may_use
@@ -128,7 +129,7 @@ class TrainingPipeline(Construct):
         super().__init__(scope, construct_id)
         name = config.pipeline_name
 
-        tracked = mlflow_tracking_server_arn is not None
+        tracked = mlflow_tracking_server_arn is not None or config.mlflow_tracking_uri is not None
         steps_archive = s3_assets.Asset(
             self, "StepsArchive", path=str(code_bundle.build_zipapp(bundle_dir))
         )
@@ -192,6 +193,8 @@ class TrainingPipeline(Construct):
                 metric_threshold=config.model_metric_threshold,
                 mlflow_tracking_server_arn=mlflow_tracking_server_arn,
                 mlflow_experiment_name=name,
+                mlflow_tracking_uri=config.mlflow_tracking_uri,
+                mlflow_artifact_root=f"s3://${{ArtifactsBucket}}/{names.MLFLOW_ARTIFACT_PREFIX}",
                 subnets=tuple(config.vpc_subnet_ids),
                 security_group_ids=tuple(config.vpc_security_group_ids),
             )
@@ -319,6 +322,16 @@ class TrainingPipeline(Construct):
                     resources=[Fn.sub(mlflow_arn)],
                 )
             )
+        if config.mlflow_tracking_uri:
+            # A team's own server: the train step writes the run's artifacts itself, under
+            # the experiment's prefix (pipeline_steps.tracking.ARTIFACT_ROOT_ENV). MLflow only
+            # uploads them (a multipart upload is PutObject too); nothing here reads them back.
+            statements.append(
+                iam.PolicyStatement(
+                    actions=["s3:PutObject"],
+                    resources=[storage.artifacts.arn_for_objects(_mlflow_prefix(config))],
+                )
+            )
         return statements
 
     @staticmethod
@@ -376,6 +389,17 @@ class TrainingPipeline(Construct):
                 "Each execution writes under its own execution id; the wildcard is limited to "
                 "this pipeline's prefix of the artifacts bucket."
             ),
+            **(
+                {
+                    export_name(config, "artifacts-bucket-arn") + f"/{_mlflow_prefix(config)}": (
+                        "MLflow names each run's and model's artifacts at run time; the "
+                        "wildcard is limited to this pipeline's experiment under the mlflow/ "
+                        "prefix of the artifacts bucket. Write-only."
+                    )
+                }
+                if config.mlflow_tracking_uri
+                else {}
+            ),
             arn.format(service="logs", resource="log-group:/aws/sagemaker/ProcessingJobs:*"): (
                 "SageMaker writes one log stream per job into this fixed log group; streams are "
                 "named at run time."
@@ -409,6 +433,11 @@ class TrainingPipeline(Construct):
                 "MLflow's client API maps to dozens of sagemaker-mlflow actions that change "
                 "with MLflow versions; the statement is limited to this stage's tracking server.",
             )
+
+
+def _mlflow_prefix(config: PlatformConfig) -> str:
+    """The objects of the pipeline's MLflow experiment (named as the pipeline)."""
+    return f"{names.MLFLOW_ARTIFACT_PREFIX}/{config.pipeline_name}/*"
 
 
 class PipelineStack(Stack):

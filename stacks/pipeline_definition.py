@@ -34,6 +34,7 @@ from mlops.adapters.registry import (
     SERVING_ENVIRONMENT,
 )
 from pipeline_steps.hyperparameters import DEFAULTS
+from pipeline_steps.tracking import ARTIFACT_ROOT_ENV
 
 # Names the Fn::Sub in the pipeline stack substitutes.
 PLACEHOLDERS = (
@@ -74,6 +75,10 @@ class PipelineSpec:
     metric_threshold: float
     mlflow_tracking_server_arn: str | None = None
     mlflow_experiment_name: str | None = None
+    # A team's own MLflow server (mlflow_tracking_uri), instead of the managed one: the train
+    # step writes the artifacts itself, under this root (s3://${ArtifactsBucket}/mlflow).
+    mlflow_tracking_uri: str | None = None
+    mlflow_artifact_root: str | None = None
     # The stage's VPC: both set, or both empty (the jobs then run in SageMaker's own network).
     subnets: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()
@@ -91,13 +96,36 @@ def needs_network(step: str, spec: PipelineSpec) -> bool:
       MLflow call (evaluate._track) runs only with MLFLOW_TRACKING_URI set, which this job is
       not given, and with mlflow installed, which the processing image lacks: no network.
     - Train, untracked, reads its channels (the script archive included, see CODE_CHANNEL) and
-      writes the model folder: no network. Tracked (enable_mlflow_server), the container first
-      installs requirements.txt from PyPI and then logs the run to the managed MLflow server,
-      signing with the execution role's credentials: it needs the network, and credentials.
+      writes the model folder: no network. Tracked (enable_mlflow_server or mlflow_tracking_uri),
+      the container first installs requirements.txt from PyPI and then logs the run to the
+      MLflow server (the managed one signing with the execution role's credentials; a team's
+      own with its artifacts written to S3 with them): it needs the network, and credentials.
     """
     if step not in JOB_STEPS:
         raise ValueError(f"{step!r} is not a job step ({', '.join(JOB_STEPS)})")
-    return step == "Train" and spec.mlflow_tracking_server_arn is not None
+    return step == "Train" and tracking_uri(spec) is not None
+
+
+def tracking_uri(spec: PipelineSpec) -> str | None:
+    """The MLflow tracking URI the train step logs to: the managed server's ARN, a team's own
+    server's URL, or None (untracked)."""
+    return spec.mlflow_tracking_server_arn or spec.mlflow_tracking_uri
+
+
+def training_environment(spec: PipelineSpec) -> dict[str, str]:
+    """The train job's environment: its code version and, tracked, where MLflow is."""
+    environment = {"CODE_VERSION": spec.code_version}
+    if uri := tracking_uri(spec):
+        # sagemaker-mlflow resolves a tracking-server ARN used as the tracking URI. In a VPC,
+        # the training job reaches the server, PyPI (requirements.txt) and S3 through that
+        # VPC: a NAT gateway, or an interface endpoint for SageMaker MLflow, a PyPI mirror and
+        # an S3 gateway endpoint. The stack builds none of these; the VPC must provide them.
+        environment["MLFLOW_TRACKING_URI"] = uri
+        environment["MLFLOW_EXPERIMENT_NAME"] = spec.mlflow_experiment_name or spec.pipeline_name
+    if spec.mlflow_tracking_uri and spec.mlflow_artifact_root:
+        # The experiment the step creates keeps its artifacts here, written by the job's role.
+        environment[ARTIFACT_ROOT_ENV] = spec.mlflow_artifact_root
+    return environment
 
 
 def _offline_environment() -> None:
@@ -237,14 +265,7 @@ def _build(spec: PipelineSpec) -> str:
         outputs = preprocess.properties.ProcessingOutputConfig.Outputs
         return outputs[name].S3Output.S3Uri
 
-    environment: dict[str, Any] = {"CODE_VERSION": spec.code_version}
-    if spec.mlflow_tracking_server_arn:
-        # sagemaker-mlflow resolves a tracking-server ARN used as the tracking URI. In a VPC,
-        # the training job reaches the server, PyPI (requirements.txt) and S3 through that
-        # VPC: a NAT gateway, or an interface endpoint for SageMaker MLflow, a PyPI mirror and
-        # an S3 gateway endpoint. The stack builds none of these; the VPC must provide them.
-        environment["MLFLOW_TRACKING_URI"] = spec.mlflow_tracking_server_arn
-        environment["MLFLOW_EXPERIMENT_NAME"] = spec.mlflow_experiment_name or spec.pipeline_name
+    environment = training_environment(spec)
     trainer = sdk.ModelTrainer(
         sagemaker_session=session,
         role=ROLE_ARN,
@@ -273,6 +294,8 @@ def _build(spec: PipelineSpec) -> str:
             "sagemaker_submit_directory": SOURCE_ARCHIVE_IN_CONTAINER,
             "algorithm": algorithm,
             "seed": seed,
+            # MLflow records the pipeline's input as the training data's source.
+            "dataset-source": input_data,
         },
         environment=environment,
         networking=Networking(

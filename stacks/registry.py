@@ -15,13 +15,14 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from mlops.core import names
 from mlops.core.config import PlatformConfig
 from mlops.core.names import CHALLENGER, CHAMPION
 
 from .compliance import acknowledge
 from .storage import StorageImports, export_name
 
-MLFLOW_ARTIFACT_PREFIX = "mlflow"
+MLFLOW_ARTIFACT_PREFIX = names.MLFLOW_ARTIFACT_PREFIX
 
 
 class MlflowTrackingServer(Construct):

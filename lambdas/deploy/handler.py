@@ -30,6 +30,7 @@ from lambdas.events import (
     parse_event,
     refusal,
 )
+from mlops.adapters.mlflow_aliases import MlflowAliases
 from mlops.adapters.stack_deployment import DeploymentError, StackDeployment
 from mlops.adapters.target import AwsTarget
 from mlops.core.approval import PackageScope
@@ -131,6 +132,8 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
             audit_bucket=settings.audit_bucket,
             sns=aws.client("sns") if settings.topic_arn else None,
             topic_arn=settings.topic_arn,
+            # None in AWS: no stack gives the function a tracking URI (README: MLflow).
+            aliases=MlflowAliases.from_environment(os.environ),
         )  # DeploymentBusy raises: retried
     except (TrafficError, DeploymentError, EventRefused) as exc:
         refused = refusal(exc)

@@ -40,6 +40,7 @@ from lambdas.events import (
     refusal,
 )
 from mlops.adapters.endpoints import EndpointNotFound
+from mlops.adapters.mlflow_aliases import MlflowAliases
 from mlops.adapters.target import AwsTarget
 from mlops.core.functions import TrafficSettings
 from mlops.core.traffic import TrafficError
@@ -107,7 +108,12 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     settings = TrafficSettings.from_environment(os.environ)
     try:
         request = request_from_event(event, context, settings)
-        outcome = traffic_controller(settings, AwsTarget.lambda_runtime()).apply(request)
+        outcome = traffic_controller(
+            settings,
+            AwsTarget.lambda_runtime(),
+            # None in AWS: no stack gives the function a tracking URI (README: MLflow).
+            aliases=MlflowAliases.from_environment(os.environ),
+        ).apply(request)
     except (TrafficError, EventRefused, EndpointNotFound) as exc:
         # Bad input is answered, not retried: a retry would fail the same way. A busy or
         # failing endpoint raises instead, and the invocation is retried.

@@ -59,8 +59,10 @@ class LazyModule:
 
 
 if TYPE_CHECKING:
+    from mlops.adapters import mlflow_aliases
     from mlops.adapters import resources as platform_resources
     from mlops.adapters import target as aws_target
+    from mlops.adapters.mlflow_aliases import MlflowAliases
     from mlops.adapters.resources import PlatformResources
     from mlops.adapters.target import AwsTarget
     from mlops.core import config as platform_config
@@ -70,6 +72,7 @@ if TYPE_CHECKING:
 else:
     platform_resources = LazyModule("mlops.adapters.resources")
     aws_target = LazyModule("mlops.adapters.target")
+    mlflow_aliases = LazyModule("mlops.adapters.mlflow_aliases")
     platform_config = LazyModule("mlops.core.config")
     embedded = LazyModule("mlops.local.emulator")
 
@@ -357,6 +360,21 @@ class State:
             errors.print(f"[dim]started the embedded default at {emulator.endpoint_url}[/dim]")
             return target
         return aws_target.AwsTarget(region=self.config.region, endpoint_url=emulator.endpoint_url)
+
+    def mlflow_tracking_uri(self, target: AwsTarget) -> str | None:
+        """Where runs and models are tracked: the home's store on the embedded default; for
+        AWS the config's ``mlflow_tracking_uri``, else $MLFLOW_TRACKING_URI (None: untracked)."""
+        if target.is_emulator:
+            return self.home.mlflow_tracking_uri
+        return self.config.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
+
+    def mlflow_aliases(self, target: AwsTarget) -> MlflowAliases | None:
+        """MLflow's champion/challenger aliases, moved by approve, deploy, promote, rollback;
+        None where nothing is tracked (a home with no MLflow store yet included)."""
+        uri = self.mlflow_tracking_uri(target)
+        if uri is None or (target.is_emulator and not self.home.mlflow_database.is_file()):
+            return None
+        return mlflow_aliases.MlflowAliases(uri, self.config.model_package_group_name)
 
     def resources(self, target: AwsTarget) -> PlatformResources:
         if target.is_emulator:

@@ -85,7 +85,6 @@ def local_status(ctx: typer.Context, as_json: JsonOption = False) -> None:
         pid=emulator.pid if emulator else None,
         home=home.root,
         mlflow_tracking_uri=home.mlflow_tracking_uri,
-        mlflow_artifact_root=home.mlflow_artifact_root,
     )
     if emulator is None:
         report.line("emulator: [yellow]not running[/yellow] (`mlops local up`)")
@@ -95,10 +94,18 @@ def local_status(ctx: typer.Context, as_json: JsonOption = False) -> None:
         )
     report.line(f"home: {home.root}")
     report.line(f"MLflow: {home.mlflow_tracking_uri}")
-    report.line(
-        f"  UI: mlflow ui --backend-store-uri {home.mlflow_tracking_uri} "
-        f"--default-artifact-root {home.mlflow_artifact_root}"
-    )
+    if emulator is not None:
+        # The artifacts are in the emulated artifacts bucket: MLflow reaches it with these.
+        target = aws_target.AwsTarget(
+            region=state.config.region, endpoint_url=emulator.endpoint_url
+        )
+        env = " ".join(f"{k}={v}" for k, v in embedded.mlflow_environment(target).items())
+        ui = f"{env} mlflow ui --backend-store-uri {home.mlflow_tracking_uri}"
+        report.add(mlflow_ui=ui)
+        report.line(f"  UI: {ui}")
+    else:
+        report.add(mlflow_ui=None)
+        report.line("  UI: start the emulator first (`mlops local up`): it holds the artifacts")
     report.emit()
 
 

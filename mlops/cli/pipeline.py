@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -26,11 +25,13 @@ from pipeline_steps.hyperparameters import DEFAULTS
 
 if TYPE_CHECKING:
     from mlops.adapters import executions
+    from mlops.local import emulator as embedded
     from mlops.local import pipeline as local_pipeline
 else:
     executions = LazyModule("mlops.adapters.executions")
     # The pipeline's steps import pandas and scikit-learn.
     local_pipeline = LazyModule("mlops.local.pipeline")
+    embedded = LazyModule("mlops.local.emulator")
 
 app = typer.Typer(help="The training pipeline.", no_args_is_help=True)
 
@@ -130,11 +131,7 @@ def pipeline_run_local(
     resources = state.resources(target)
     importlib.import_module("mlflow")  # it configures its loggers on import: quiet them after
     logging.getLogger("mlflow").setLevel(logging.ERROR)
-    tracking = (
-        state.home.mlflow_tracking_uri
-        if target.is_emulator
-        else os.environ.get("MLFLOW_TRACKING_URI")
-    )
+    tracking = state.mlflow_tracking_uri(target)
     if target.is_emulator:
         state.home.mlflow_dir.mkdir(parents=True, exist_ok=True)
     report = Report(as_json)
@@ -152,7 +149,9 @@ def pipeline_run_local(
             resources=resources,
             config=state.config,
             mlflow_tracking_uri=tracking,
-            mlflow_artifact_root=state.home.mlflow_artifact_root if target.is_emulator else None,
+            mlflow_artifact_root=(
+                embedded.mlflow_artifact_root(resources) if target.is_emulator else None
+            ),
             progress=on_step,
         )
         result = runner.run(options)

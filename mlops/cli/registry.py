@@ -14,8 +14,10 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from mlops.adapters import registry
+    from mlops.usecases import approve
 else:
     registry = LazyModule("mlops.adapters.registry")
+    approve = LazyModule("mlops.usecases.approve")
 
 app = typer.Typer(help="The model registry (SageMaker model package group).", no_args_is_help=True)
 
@@ -106,10 +108,15 @@ def registry_approve(
     target = state.target()
     arn = package(state, target, version)
     status = "Rejected" if reject else "Approved"
-    registry.set_approval(target.client("sagemaker"), arn, status, reason)
+    aliases_error = approve.approve_package(
+        target.client("sagemaker"), arn, status, reason, aliases=state.mlflow_aliases(target)
+    )
     report = Report(as_json)
     report.add(model_package_arn=arn, approval_status=status, serving=None)
     report.line(f"{arn}: [bold]{status}[/bold]")
+    if aliases_error:
+        report.add(mlflow_aliases_error=aliases_error)
+        report.line(f"  [yellow]{aliases_error}[/yellow]")
     if status == "Approved" and target.is_emulator:
         # In AWS the approval event runs the deploy Lambda; the emulator emits no events.
         serving = Report(as_json)

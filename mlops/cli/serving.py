@@ -94,6 +94,7 @@ def apply_serving(
             initial_challenger_weight=state.config.challenger_initial_weight,
             s3=target.client("s3"),
             audit_bucket=resources.reports_bucket,
+            aliases=state.mlflow_aliases(target),
         )
     except (
         traffic.TrafficError,
@@ -112,6 +113,9 @@ def apply_serving(
             f"  serving stack update started ({entry.stack_status}); follow it in CloudFormation"
         )
     report.line(f"  audit: {entry.audit_uri}")
+    if outcome.aliases_error:
+        report.add(mlflow_aliases_error=outcome.aliases_error)
+        report.line(f"  [yellow]{outcome.aliases_error}[/yellow]")
 
 
 @app.command("deploy")

@@ -49,7 +49,10 @@ def _apply_traffic(state: State, endpoint: str | None, as_json: bool, **request:
         endpoint=name,
     )
     controller = apply_traffic.traffic_controller(
-        settings, target, send_instance_counts=target.is_emulator
+        settings,
+        target,
+        send_instance_counts=target.is_emulator,
+        aliases=state.mlflow_aliases(target),
     )
     try:
         outcome = controller.apply(
@@ -74,6 +77,9 @@ def _apply_traffic(state: State, endpoint: str | None, as_json: bool, **request:
             f"{sum(outcome.api_calls.values())} API calls"
         )
     report.line(f"  audit: {outcome.audit_uri}")
+    if outcome.aliases_error:
+        report.add(mlflow_aliases_error=outcome.aliases_error)
+        report.line(f"  [yellow]{outcome.aliases_error}[/yellow]")
     report.emit()
 
 

@@ -185,6 +185,16 @@ class PlatformConfig(BaseModel):
     # Feature flags.
     enable_mlflow_server: bool = False
     mlflow_server_size: Literal["Small", "Medium", "Large"] = "Small"
+    # A team's own MLflow server (http(s)://...), instead of the managed one: training logs
+    # its runs there, with artifacts in the artifacts bucket's mlflow/ prefix (README: MLflow).
+    mlflow_tracking_uri: Annotated[
+        str | None,
+        BeforeValidator(_empty_to_none),
+        Field(
+            pattern=r"^https?://[^\s/]+(/\S*)?$",
+            description="an MLflow tracking server URL (http:// or https://)",
+        ),
+    ] = None
     auto_rollback_on_challenger_drift: bool = True
     retrain_on_champion_drift: bool = False
     notification_email: Annotated[
@@ -308,6 +318,11 @@ class PlatformConfig(BaseModel):
     def _vpc_complete(self) -> PlatformConfig:
         if bool(self.vpc_subnet_ids) != bool(self.vpc_security_group_ids):
             raise ValueError("set vpc_subnet_ids and vpc_security_group_ids together, or neither")
+        if self.enable_mlflow_server and self.mlflow_tracking_uri:
+            raise ValueError(
+                "set enable_mlflow_server (the managed server) or mlflow_tracking_uri (your own "
+                "server), not both: training logs to one tracking server"
+            )
         return self
 
     @field_validator("endpoint_max_instances")

@@ -20,6 +20,9 @@ CAPTURE_PREFIX = "capture"  # capture/<endpoint>/<variant>/yyyy/mm/dd/hh/*.jsonl
 GROUND_TRUTH_PREFIX = "ground-truth"  # ground-truth/<endpoint>/yyyy/mm/dd/hh/ (Model Monitor's)
 # S3 prefixes in the reports bucket.
 DRIFT_REPORTS_PREFIX = "drift"  # drift/<endpoint>/<variant>/yyyy/mm/dd/<time>-<run>.json|html
+# MLflow's artifact store in the artifacts bucket: s3://<artifacts>/mlflow/<experiment>/...
+# (the managed server's, a team's own server's, and the embedded default's alike).
+MLFLOW_ARTIFACT_PREFIX = "mlflow"
 TRAFFIC_AUDIT_PREFIX = "audit/traffic"
 SERVING_AUDIT_PREFIX = "audit/serving"
 RETRAINING_AUDIT_PREFIX = "audit/retraining"

@@ -29,7 +29,8 @@ import boto3
 import mlflow
 
 from mlops.adapters import endpoints, s3io
-from mlops.adapters.registry import set_approval
+from mlops.adapters.envvars import patched_environ
+from mlops.adapters.mlflow_aliases import REGISTERED_MODEL_ENV, MlflowAliases
 from mlops.adapters.resources import PlatformResources
 from mlops.adapters.target import EMULATOR_ACCOUNT, AwsTarget
 from mlops.core.approval import PackageScope
@@ -38,12 +39,18 @@ from mlops.core.names import CHALLENGER, CHAMPION
 from mlops.core.specs import HANDLERS, TRAFFIC
 from mlops.local.aws_services import invoke_function, scheduled_drift_check
 from mlops.local.deployment import EmulatorDeployment
-from mlops.local.emulator import Home, bootstrap, start_emulator, stop_emulator
+from mlops.local.emulator import (
+    Home,
+    bootstrap,
+    mlflow_artifact_root,
+    start_emulator,
+    stop_emulator,
+)
 from mlops.local.endpoint import LocalEndpoints, LocalEndpointServer
 from mlops.local.iam.enforce import CHECKED
 from mlops.local.pipeline import LocalPipelineRunner, RunOptions
 from mlops.local.replay import requests, send
-from mlops.usecases.approve import ServingRequest, change_serving
+from mlops.usecases.approve import ServingRequest, approve_package, change_serving
 from mlops.usecases.endpoint_history import write_history
 
 DEFAULT_FOLDER = Path("demo-output")
@@ -213,7 +220,7 @@ class Demo:
             resources=resources,
             config=self.config,
             mlflow_tracking_uri=self.home.mlflow_tracking_uri,
-            mlflow_artifact_root=self.home.mlflow_artifact_root,
+            mlflow_artifact_root=mlflow_artifact_root(resources),
             progress=self._step_progress,
         )
         deployment = EmulatorDeployment(
@@ -243,7 +250,10 @@ class Demo:
                 self.say(f"registered {arn} (PendingManualApproval)")
             role = CHAMPION if version == "v1" else CHALLENGER
             with self.stage(f"Approve {version}: it deploys as the {role}"):
-                set_approval(target.client("sagemaker"), arn, "Approved", f"demo: {version}")
+                aliases = self._aliases(resources)
+                approve_package(
+                    target.client("sagemaker"), arn, "Approved", f"demo: {version}", aliases=aliases
+                )
                 outcome = change_serving(
                     ServingRequest(
                         action="deploy",
@@ -262,6 +272,7 @@ class Demo:
                     initial_challenger_weight=self.config.challenger_initial_weight,
                     s3=target.client("s3"),
                     audit_bucket=resources.reports_bucket,
+                    aliases=aliases,
                 )
                 self.say(outcome.record.summary)
                 self.say(_weights(_current_weights(target, self.config.endpoint_name)))
@@ -357,6 +368,10 @@ class Demo:
                 + " judged against their roles' grants (mlops.core.permissions): none refused"
             )
 
+        self._runs_and_timeline(target, resources)
+
+    def _runs_and_timeline(self, target: AwsTarget, resources: PlatformResources) -> None:
+        summary, endpoint = self.summary, self.config.endpoint_name
         client = mlflow.MlflowClient(tracking_uri=self.home.mlflow_tracking_uri)
         experiments = client.search_experiments()
         summary.mlflow_tracking_uri = self.home.mlflow_tracking_uri
@@ -374,7 +389,18 @@ class Demo:
     ) -> Any:  # fmt: skip
         server.endpoints.capture.flush()
         started = time.perf_counter()
-        with self.narrator.progress("capture read and drift checked (the drift Lambda's handler)"):
+        aliases = self._aliases(resources)
+        # The functions the check sets off (a rollback) move MLflow's aliases, as the CLI does;
+        # in AWS no stack gives them a tracking URI (mlops.adapters.mlflow_aliases).
+        with (
+            self.narrator.progress("capture read and drift checked (the drift Lambda's handler)"),
+            patched_environ(
+                {
+                    "MLFLOW_TRACKING_URI": aliases.tracking_uri,
+                    REGISTERED_MODEL_ENV: aliases.model_name,
+                }
+            ),
+        ):
             run = scheduled_drift_check(
                 target, self.config, resources, now=datetime.now(UTC),
                 log_dir=self.home.root / "logs",
@@ -407,6 +433,9 @@ class Demo:
             self.summary.report_html = str(self._download(target, challenger["report"]))
             self.say(f"drift report {self.summary.report_html}")
         return run
+
+    def _aliases(self, resources: PlatformResources) -> MlflowAliases:
+        return MlflowAliases(self.home.mlflow_tracking_uri, resources.model_package_group)
 
     def _read_json(self, target: AwsTarget, uri: str) -> dict[str, Any]:
         bucket, key = s3io.split_uri(uri)

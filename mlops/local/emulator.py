@@ -3,7 +3,9 @@
 - an AWS emulator (moto server) on 127.0.0.1 and a free port, in the background;
 - the storage and registry resources created in it as the stacks create them in AWS
   (KMS key, versioned SSE-KMS buckets, the model package group);
-- a local MLflow store on disk (sqlite + artifact folder), which outlives the emulator.
+- MLflow: runs and registry in a local sqlite store, which outlives the emulator; artifacts
+  (models, manifests) in the emulated artifacts bucket, s3://<artifacts>/mlflow/, as in AWS,
+  and so gone, like the registry's packages, when the emulator stops.
 
 Everything lives under one folder, ``MLOPS_HOME`` (default ``.mlops/`` in the project).
 The emulator keeps its state in memory: stopping it forgets buckets and registry.
@@ -28,7 +30,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from mlops.adapters.resources import PlatformResources, emulator_key_arn
-from mlops.adapters.target import AwsTarget
+from mlops.adapters.target import EMULATOR_ACCESS_KEY, AwsTarget
 from mlops.core import names
 from mlops.core.config import PlatformConfig
 
@@ -62,16 +64,35 @@ class Home:
         return self.root / "mlflow"
 
     @property
-    def mlflow_tracking_uri(self) -> str:
-        return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+    def mlflow_database(self) -> Path:
+        return self.mlflow_dir / "mlflow.db"
 
     @property
-    def mlflow_artifact_root(self) -> str:
-        return (self.mlflow_dir / "artifacts").as_uri()
+    def mlflow_tracking_uri(self) -> str:
+        return f"sqlite:///{self.mlflow_database}"
 
     @property
     def runs_dir(self) -> Path:
         return self.root / "runs"
+
+
+def mlflow_artifact_root(resources: PlatformResources) -> str:
+    """MLflow's artifact store on the embedded default: the emulated artifacts bucket, under
+    the prefix MLflow's artifacts have in AWS."""
+    return f"s3://{resources.artifacts_bucket}/{names.MLFLOW_ARTIFACT_PREFIX}"
+
+
+def mlflow_environment(target: AwsTarget) -> dict[str, str]:
+    """What MLflow's own S3 client (not an AwsTarget's) needs to reach the emulator's buckets;
+    empty for AWS, where it finds the credentials as boto3 does."""
+    if not target.is_emulator:
+        return {}
+    return {
+        "MLFLOW_S3_ENDPOINT_URL": str(target.endpoint_url),
+        "AWS_ACCESS_KEY_ID": EMULATOR_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": EMULATOR_ACCESS_KEY,
+        "AWS_DEFAULT_REGION": target.region,
+    }
 
 
 def free_port() -> int:

@@ -50,6 +50,7 @@ from mlops.adapters.registry import (
 from mlops.adapters.resources import PlatformResources
 from mlops.adapters.target import AwsTarget
 from mlops.core.config import PlatformConfig
+from mlops.local.emulator import mlflow_environment
 from pipeline_steps import evaluate, preprocess, train
 from pipeline_steps.data import bundled_dataset_path
 from pipeline_steps.hashing import file_sha256
@@ -180,6 +181,8 @@ class LocalPipelineRunner:
         self.config = config
         self.mlflow_tracking_uri = mlflow_tracking_uri
         self.mlflow_artifact_root = mlflow_artifact_root
+        # MLflow's artifact client is its own boto3 client: aimed at the emulator's S3 too.
+        self.mlflow_environment = mlflow_environment(target) if mlflow_tracking_uri else {}
         self.progress = progress or (lambda step, status, detail: None)
         self.execution_role = execution_role
         # With a hook, S3 transfers stay on the calling thread (its context), where an
@@ -332,6 +335,7 @@ class LocalPipelineRunner:
             environment = {
                 "MLFLOW_TRACKING_URI": self.mlflow_tracking_uri,
                 "MLFLOW_EXPERIMENT_NAME": self.resources.pipeline_name,
+                **self.mlflow_environment,
             }
             with patched_environ(environment):
                 card = train.run(
@@ -341,6 +345,7 @@ class LocalPipelineRunner:
                     model_dir=model_dir,
                     params=run.params,
                     code_version=result.code_version or "unknown",
+                    dataset_source=result.input_uri,
                 )
             archive = pack_model(model_dir, run.work / "model.tar.gz")
             # Where a SageMaker training job puts it:
@@ -369,7 +374,11 @@ class LocalPipelineRunner:
             for name in ("test", "manifest"):
                 self._download(s3io.join(run.prefix, name) + "/", inputs / name)
             out = run.work / "evaluation"
-            with patched_environ({"MLFLOW_TRACKING_URI": self.mlflow_tracking_uri}):
+            environment = {
+                "MLFLOW_TRACKING_URI": self.mlflow_tracking_uri,
+                **self.mlflow_environment,
+            }
+            with patched_environ(environment):
                 evaluate.run(
                     model_source=inputs / "model",
                     test_dir=inputs / "test",

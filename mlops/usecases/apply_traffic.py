@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mlops.adapters import endpoints
 from mlops.adapters.audit import create, read, write_once
 from mlops.adapters.lease import EndpointLease, Held, LeaseLost, now_iso
+from mlops.adapters.mlflow_aliases import MlflowAliases, follow
 from mlops.adapters.target import AwsTarget
 from mlops.core import names
 from mlops.core.functions import TrafficSettings
@@ -107,6 +108,7 @@ class TrafficOutcome:
     sequence: int | None = None  # this decision's place in the endpoint's ledger
     seen_sequence: int | None = None  # the ledger's sequence when this request first looked
     notice_error: str | None = None  # the decision stands; a retry of the request sends it
+    aliases_error: str | None = None  # the decision stands; MLflow's aliases lag (why)
 
     def to_json(self) -> str:
         # allow_nan=False: the audit record and the notice are JSON, never NaN/Infinity.
@@ -162,6 +164,7 @@ class TrafficController:
         clock: Callable[[], float] = time.monotonic,
         lease_wait_s: float = 240.0,
         settle_timeout_s: float = 60.0,
+        aliases: MlflowAliases | None = None,
     ) -> None:
         self.sagemaker = sagemaker
         self.s3 = s3
@@ -178,6 +181,7 @@ class TrafficController:
         self.clock = clock
         self.lease_wait_s = lease_wait_s
         self.settle_timeout_s = settle_timeout_s
+        self.aliases = aliases
 
     # -- idempotency and audit -------------------------------------------------------------
 
@@ -304,6 +308,12 @@ class TrafficController:
                 lease.release(held, held.ledger.released())
             raise
         lease.release(held, ledger)
+        aliases = self.aliases
+        if aliases is not None and outcome.changed and request.action is Action.ROLLBACK:
+            # The rolled-back model is no longer the challenger (mlops.adapters.mlflow_aliases).
+            outcome.aliases_error = follow(
+                "rollback", lambda: aliases.rolled_back(f"{request.request_id}: {request.reason}")
+            )
         self._announce(outcome, claim, etag, self._claim_key(request))
         return outcome
 
@@ -477,7 +487,11 @@ class TrafficController:
 
 
 def traffic_controller(
-    settings: TrafficSettings, aws: AwsTarget, *, send_instance_counts: bool = False
+    settings: TrafficSettings,
+    aws: AwsTarget,
+    *,
+    send_instance_counts: bool = False,
+    aliases: MlflowAliases | None = None,
 ) -> TrafficController:
     """The controller of one endpoint, wired from its settings: the traffic function's, the
     CLI's (``TrafficSettings.for_platform``) and the demo's alike."""
@@ -495,4 +509,5 @@ def traffic_controller(
         if settings.weight_parameters
         else None,
         send_instance_counts=send_instance_counts,
+        aliases=aliases,
     )

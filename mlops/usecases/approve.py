@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from botocore.exceptions import ClientError
 
+from mlops.adapters import registry
 from mlops.adapters.audit import create, read, write_once
 from mlops.adapters.lease import EndpointLease, Held, LeaseLost, now_iso
+from mlops.adapters.mlflow_aliases import MlflowAliases, follow
 from mlops.core import names
 from mlops.core.approval import (
     DeploymentRecord,
@@ -69,6 +71,7 @@ class ServingOutcome:
     record: DeploymentRecord
     duplicate: bool  # this request id was recorded before: nothing recorded or notified again
     notice_error: str | None = None  # deployed and audited; the request's retry sends it
+    aliases_error: str | None = None  # deployed and audited; MLflow's aliases lag (why)
 
 
 def audit(s3: S3Client, bucket: str, endpoint: str, entry: DeploymentRecord) -> bool:
@@ -78,6 +81,22 @@ def audit(s3: S3Client, bucket: str, endpoint: str, entry: DeploymentRecord) -> 
     return write_once(
         s3, bucket, key, json.dumps(asdict(entry), indent=2, sort_keys=True, allow_nan=False)
     )
+
+
+def approve_package(
+    sagemaker: SageMakerClient,
+    package_arn: str,
+    status: str,
+    reason: str = "",
+    *,
+    aliases: MlflowAliases | None = None,
+) -> str | None:
+    """Set a package's approval status (``mlops registry approve``, the demo) and move MLflow's
+    aliases with it; returns why the aliases did not move, if they did not."""
+    registry.set_approval(sagemaker, package_arn, status, reason)
+    if aliases is None:
+        return None
+    return follow("approval", lambda: aliases.approved(package_arn, status, reason))
 
 
 def verify_package(sagemaker: SageMakerClient, arn: str, scope: PackageScope) -> None:
@@ -115,6 +134,7 @@ def change_serving(
     sns: SNSClient | None = None,
     topic_arn: str | None = None,
     lease_wait_s: float = 240.0,
+    aliases: MlflowAliases | None = None,
 ) -> ServingOutcome:
     """Decide, deploy, record and notify one serving change.
 
@@ -144,6 +164,9 @@ def change_serving(
             lease.release(held, held.ledger.released())
         raise
     lease.release(held, ledger)
+    if aliases is not None and not outcome.duplicate:
+        after = ServingState(**outcome.record.after)
+        outcome.aliases_error = follow(request.action, lambda: aliases.serving(after))
     if sns is not None and topic_arn and not claim.get("notified"):
         # Once the lease is let go; a notice that fails is sent by the request's retry (the
         # claim says it was not sent), which deploys nothing again.

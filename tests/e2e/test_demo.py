@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 
 from mlops.local.demo import Demo, DemoOptions, Narrator
 from mlops.local.emulator import EmulatorState, Home
@@ -105,6 +106,14 @@ def test_every_stage_ends_as_the_lifecycle_needs(
     assert s["iam_checked_calls"]["traffic"] > 0
     assert s["iam_checked_calls"]["drift"] > 0
     assert (folder / "mlflow" / "mlflow.db").is_file()
+    # MLflow knows what serves: v1 is the champion; v2, rolled back by the traffic function's
+    # handler, is no longer the challenger.
+    client = MlflowClient(Home(folder.resolve()).mlflow_tracking_uri)
+    model = client.get_registered_model("mlops-dev-visits")
+    assert {k: str(v) for k, v in model.aliases.items()} == {"champion": "1"}
+    assert (
+        "challenger-drift" in client.get_model_version("mlops-dev-visits", "2").tags["rolled_back"]
+    )
     assert json.loads((folder / "summary.json").read_text())["alarm"] == s["alarm"]
     assert (folder / "logs" / "mlops-dev-drift.log").is_file()
 

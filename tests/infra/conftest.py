@@ -89,6 +89,12 @@ def pipeline_template(default_platform: tuple[cdk.App, Platform]) -> Template:
 
 
 @pytest.fixture(scope="session")
+def own_mlflow_platform(build: BuildFn) -> tuple[cdk.App, Platform]:
+    """Tracked on a team's own MLflow server, with its artifacts in the artifacts bucket."""
+    return build(mlflow_tracking_uri="https://mlflow.example.com")
+
+
+@pytest.fixture(scope="session")
 def mlflow_pipeline_template(mlflow_platform: tuple[cdk.App, Platform]) -> Template:
     return Template.from_stack(mlflow_platform[1].pipeline)
 

@@ -40,7 +40,9 @@ def acknowledgements(app: cdk.App) -> list[tuple[str, str, str]]:
     return found
 
 
-@pytest.mark.parametrize("platform_fixture", ["default_platform", "mlflow_platform"])
+@pytest.mark.parametrize(
+    "platform_fixture", ["default_platform", "mlflow_platform", "own_mlflow_platform"]
+)
 @pytest.mark.parametrize("pack", sorted(PACKS))
 def test_no_unacknowledged_findings(
     request: pytest.FixtureRequest, platform_fixture: str, pack: str

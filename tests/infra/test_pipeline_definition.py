@@ -145,6 +145,8 @@ def test_parameters_reach_the_jobs(definition: dict[str, Any]) -> None:
     train = found["Train"]["Arguments"]
     assert train["HyperParameters"]["algorithm"] == {"Get": "Parameters.Algorithm"}
     assert train["HyperParameters"]["seed"] == {"Get": "Parameters.Seed"}
+    # MLflow records the input the run read as the training data's source.
+    assert train["HyperParameters"]["dataset-source"] == {"Get": "Parameters.InputDataUri"}
     assert train["ResourceConfig"]["InstanceType"] == {"Get": "Parameters.TrainingInstanceType"}
     for name in ("Preprocess", "Evaluate"):
         cluster = found[name]["Arguments"]["ProcessingResources"]["ClusterConfig"]
@@ -266,3 +268,29 @@ def test_sdk_config_validated_once_not_per_lookup(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(config_manager.jsonschema.exceptions.ValidationError):
         config_manager.SageMakerConfig.validate_sagemaker_config({"SchemaVersion": "9.9"})
     assert validations == [{"SchemaVersion": "9.9"}]
+
+
+def test_own_tracking_server(definition: dict[str, Any]) -> None:
+    # mlflow_tracking_uri: a team's own server, no managed one; the artifacts in the bucket.
+    assert "MLFLOW_TRACKING_URI" not in steps(definition)["Train"]["Arguments"]["Environment"]
+    spec = PipelineSpec(
+        **{
+            **SPEC.__dict__,
+            "mlflow_tracking_uri": "https://mlflow.example.com",
+            "mlflow_experiment_name": "mlops-dev-training",
+            "mlflow_artifact_root": "s3://${ArtifactsBucket}/mlflow",
+        }
+    )
+    tracked = json.loads(build_definition(spec))
+    assert "MlflowConfig" not in tracked  # that names a managed server
+    found = steps(tracked)
+    train = found["Train"]["Arguments"]
+    assert train["Environment"] == {
+        "CODE_VERSION": "c0de",
+        "MLFLOW_TRACKING_URI": "https://mlflow.example.com",
+        "MLFLOW_EXPERIMENT_NAME": "mlops-dev-training",
+        "MLOPS_MLFLOW_ARTIFACT_ROOT": "s3://${ArtifactsBucket}/mlflow",
+    }
+    # Train reaches the server (and PyPI for MLflow); Evaluate stays isolated.
+    assert train["EnableNetworkIsolation"] is False
+    assert found["Evaluate"]["Arguments"]["NetworkConfig"]["EnableNetworkIsolation"] is True

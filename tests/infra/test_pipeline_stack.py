@@ -6,10 +6,12 @@ import json
 import re
 from typing import Any
 
+import aws_cdk as cdk
 from aws_cdk.assertions import Template
 
 from mlops.adapters import code_bundle
 from stacks.pipeline_definition import PLACEHOLDERS
+from stacks.platform import Platform
 
 
 def pipeline(template: Template) -> dict[str, Any]:
@@ -185,3 +187,25 @@ def test_mlflow_attachment_when_enabled(
         s for s in statements(mlflow_pipeline_template) if s["Action"] == "sagemaker-mlflow:*"
     ]
     assert "mlflow-tracking-server/mlops-dev-mlflow" in json.dumps(mlflow["Resource"])
+
+
+def test_own_mlflow_server_writes_only_its_experiment_prefix(
+    own_mlflow_platform: tuple[cdk.App, Platform], pipeline_template: Template
+) -> None:
+    template = Template.from_stack(own_mlflow_platform[1].pipeline)
+    found = statements(template)
+    assert not [s for s in found if s["Action"] == "sagemaker-mlflow:*"]
+    mlflow = [s for s in found if "/mlflow/" in json.dumps(s["Resource"])]
+    assert len(mlflow) == 1
+    assert mlflow[0]["Action"] == "s3:PutObject"  # write-only: MLflow uploads, never reads back
+    assert mlflow[0]["Resource"] == {
+        "Fn::Join": [
+            "",
+            [{"Fn::ImportValue": "mlops-dev-artifacts-bucket-arn"}, "/mlflow/mlops-dev-training/*"],
+        ]
+    }
+    body = pipeline(template)["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"][0]
+    assert "s3://${ArtifactsBucket}/mlflow" in body
+    assert "https://mlflow.example.com" in body
+    # Untracked, the role has no MLflow statement at all.
+    assert not [s for s in statements(pipeline_template) if "/mlflow/" in json.dumps(s)]

@@ -13,11 +13,12 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from mlops.adapters import s3io
+from mlops.adapters.envvars import patched_environ
 from mlops.adapters.registry import PackageLineage, set_approval
 from mlops.adapters.target import AwsTarget
 from mlops.cli import app
 from mlops.core.config import PlatformConfig
-from mlops.local.emulator import Home, bootstrap
+from mlops.local.emulator import Home, bootstrap, mlflow_artifact_root, mlflow_environment
 from mlops.local.pipeline import LocalPipelineRunner, RunOptions
 from pipeline_steps.data import synthetic_dataset
 
@@ -30,12 +31,13 @@ def runner(emulator: AwsTarget, tmp_path: Path) -> LocalPipelineRunner:
     config = PlatformConfig()
     home = Home(tmp_path / "home")
     home.mlflow_dir.mkdir(parents=True)
+    resources = bootstrap(emulator, config)
     return LocalPipelineRunner(
         target=emulator,
-        resources=bootstrap(emulator, config),
+        resources=resources,
         config=config,
         mlflow_tracking_uri=home.mlflow_tracking_uri,
-        mlflow_artifact_root=home.mlflow_artifact_root,
+        mlflow_artifact_root=mlflow_artifact_root(resources),
     )
 
 
@@ -291,3 +293,52 @@ def test_cli_serving_lifecycle(emulator: AwsTarget, tmp_path: Path) -> None:
     again = cli(emulator, tmp_path, "serving", "promote", "-r", "again")
     assert again.exit_code == 1
     assert "there is no challenger to promote" in again.output
+
+
+def aliases(tmp_path: Path) -> dict[str, str]:
+    client = MlflowClient(Home(tmp_path / "home").mlflow_tracking_uri)
+    return {k: str(v) for k, v in client.get_registered_model("mlops-dev-visits").aliases.items()}
+
+
+def test_cli_mlflow_aliases_follow_what_serves(emulator: AwsTarget, tmp_path: Path) -> None:
+    """champion/challenger move with approve, deploy, rollback and promote; the champion
+    loads back by its alias from the emulated artifacts bucket."""
+    for args in (
+        ["pipeline", "run-local"],
+        ["pipeline", "run-local", "--algorithm", "gradient_boosting", "--max-iter", "50"],
+        ["pipeline", "run-local", "--seed", "7"],
+    ):
+        assert cli(emulator, tmp_path, *args).exit_code == 0
+    assert aliases(tmp_path) == {}  # registered, nothing approved: nothing serves
+    cli(emulator, tmp_path, "registry", "approve", "1", "--reason", "baseline")
+    assert aliases(tmp_path) == {"champion": "1"}
+    cli(emulator, tmp_path, "registry", "approve", "2", "--reason", "better AUC")
+    assert aliases(tmp_path) == {"champion": "1", "challenger": "2"}
+    rolled = cli(emulator, tmp_path, "traffic", "rollback", "-r", "latency")
+    assert "MLflow aliases not moved" not in rolled.output
+    assert aliases(tmp_path) == {"champion": "1"}
+    client = MlflowClient(Home(tmp_path / "home").mlflow_tracking_uri)
+    assert "latency" in client.get_model_version("mlops-dev-visits", "2").tags["rolled_back"]
+    cli(emulator, tmp_path, "registry", "approve", "3", "--reason", "retrained")
+    assert aliases(tmp_path) == {"champion": "1", "challenger": "3"}
+    promoted = cli(emulator, tmp_path, "serving", "promote", "-r", "challenger wins")
+    assert promoted.exit_code == 0, promoted.output
+    assert aliases(tmp_path) == {"champion": "3"}
+    # The SageMaker package each alias names is on its version.
+    assert (
+        client.get_model_version_by_alias("mlops-dev-visits", "champion")
+        .tags["model_package_arn"]
+        .endswith("model-package/mlops-dev-visits/3")
+    )
+
+    # The champion by its alias, its artifacts read from the emulated bucket.
+    home = Home(tmp_path / "home")
+    with patched_environ({"MLFLOW_TRACKING_URI": home.mlflow_tracking_uri,
+                          **mlflow_environment(emulator)}):  # fmt: skip
+        model = mlflow.pyfunc.load_model("models:/mlops-dev-visits@champion")
+        rows = synthetic_dataset(5, seed=3)
+        assert len(model.predict(rows[list(model.metadata.get_input_schema().input_names())])) == 5
+    assert mlflow.get_tracking_uri() != home.mlflow_tracking_uri
+    keys = s3io.list_keys(emulator.client("s3"), "mlops-dev-artifacts", "mlflow/")
+    assert any(k.endswith("model.skops") for k in keys)
+    assert not list((home.mlflow_dir).rglob("model.skops"))  # nothing on local disk
