@@ -8,6 +8,7 @@ kept run fails, is checked on a run whose lifecycle stages are skipped (seconds)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -36,6 +37,10 @@ class Recorder(Narrator):
 
 
 def alive(pid: int) -> bool:
+    # An emulator this process started and another one stopped (`mlops local down`) stays a
+    # zombie until reaped: reap it (a demo run from the CLI exits, and init reaps it).
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
     try:
         os.kill(pid, 0)
     except OSError:
