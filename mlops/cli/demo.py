@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -104,12 +105,11 @@ def demo(
     console.print(f"every report, drift result and audit record: {downloads} "
                   f"({len(summary.downloads)} files)")  # fmt: skip
     console.print(f"MLflow: {summary.mlflow_runs} runs in {summary.mlflow_tracking_uri}")
-    # The commands with this environment's own executables: exact, wherever the shell is.
+    # Commands to paste, with this environment's own executables: exact wherever the shell is.
     bin_dir = Path(sys.executable).parent
-    mlflow_ui = (
-        f"{bin_dir / 'mlflow'} ui --backend-store-uri {summary.mlflow_tracking_uri} "
-        f"--default-artifact-root {summary.mlflow_artifact_root}"
-    )
+    mlflow_ui = shlex.join([str(bin_dir / "mlflow"), "ui",
+                            "--backend-store-uri", summary.mlflow_tracking_uri,
+                            "--default-artifact-root", summary.mlflow_artifact_root])  # fmt: skip
     console.print(f"  open the UI: {mlflow_ui}", markup=False)
     console.print(f"summary: {Path(summary.folder) / 'summary.json'}")
     slowest = max(summary.stages, key=summary.stages.__getitem__)
@@ -123,11 +123,11 @@ def demo(
     console.print(
         f"\n[bold]kept running[/bold] (--keep-running): the AWS emulator at "
         f"{kept['endpoint_url']} (pid {kept['pid']}) with the demo's registry, endpoint, "
-        f"alarms and buckets; its MLflow store is in {kept['home']}. In this shell:"
+        f"alarms and buckets; its MLflow store is in {kept['home']}. Then, in a shell:"
     )
-    mlops = bin_dir / "mlops"
+    mlops = shlex.quote(str(bin_dir / "mlops"))
     for line in (
-        f"export MLOPS_HOME={kept['home']}   # the CLI then uses the demo's state",
+        f"export MLOPS_HOME={shlex.quote(kept['home'])}   # the CLI then uses the demo's state",
         f"{mlops} registry list",
         f"{mlops} endpoint status",
         f"{mlops} drift check          # the last hour's capture, per variant",
