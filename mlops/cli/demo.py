@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -34,9 +36,17 @@ def demo(
     drifted_rows: Annotated[
         int, typer.Option(min=200, help="rows from a shifted population, to the challenger")
     ] = 1500,
+    keep_running: Annotated[
+        bool,
+        typer.Option(
+            help="leave the emulator up with the demo's state, for the CLI and `mlflow ui` "
+            "(`mlops local down` stops it)"
+        ),
+    ] = False,
 ) -> None:
     """The whole lifecycle on the embedded default, narrated: train, register, approve, deploy,
-    roll out, serve, drift, alarm, roll back. No AWS account; about 75 s on 2 cores."""
+    roll out, serve, drift, alarm, roll back. No AWS account. It times each stage
+    (summary.json) and prints the total; the README gives a measured run."""
     folder = Path(folder_name).expanduser()
     marker = lifecycle.MARKER
     if folder.is_dir() and any(folder.iterdir()) and not (folder / marker).exists():
@@ -58,7 +68,7 @@ def demo(
     console.print("[bold]The MLOps platform's lifecycle on the embedded default[/bold] "
                   "(AWS emulator + local MLflow; the same code as in AWS)")  # fmt: skip
     options = lifecycle.DemoOptions(
-        folder=folder, normal_rows=normal_rows, drifted_rows=drifted_rows
+        folder=folder, normal_rows=normal_rows, drifted_rows=drifted_rows, keep_running=keep_running
     )
     try:
         summary = lifecycle.Demo(options, RichNarrator()).run()
@@ -96,13 +106,48 @@ def demo(
         "period, EventBridge and a cold start)"
     )
     console.print(f"models: v1 AUC {summary.auc['v1']:.4f}, v2 AUC {summary.auc['v2']:.4f}")
+    downloads = Path(summary.folder) / "downloads"
     console.print(f"drift report (open in a browser): {summary.report_html}")
     console.print(f"audit record of the rollback:     {summary.audit_record}")
     console.print(f"timeline of the endpoint:         {summary.timeline_html}")
+    console.print(f"every report, drift result and audit record: {downloads} "
+                  f"({len(summary.downloads)} files)")  # fmt: skip
     console.print(f"MLflow: {summary.mlflow_runs} runs in {summary.mlflow_tracking_uri}")
-    console.print(
-        f"  open the UI: .venv/bin/mlflow ui --backend-store-uri {summary.mlflow_tracking_uri}"
-    )
+    # Commands to paste, with this environment's own executables: exact wherever the shell is.
+    bin_dir = Path(sys.executable).parent
+    # The runs' artifacts are in the emulated artifacts bucket (summary.mlflow_artifact_root):
+    # MLflow's S3 client reaches it with this environment while the emulator runs.
+    mlflow_ui = " ".join(
+        [f"{k}={shlex.quote(v)}" for k, v in summary.mlflow_environment.items()]
+        + [shlex.join([str(bin_dir / "mlflow"), "ui",
+                       "--backend-store-uri", summary.mlflow_tracking_uri])]
+    )  # fmt: skip
     console.print(f"summary: {Path(summary.folder) / 'summary.json'}")
-    console.print(f"[bold green]done in {summary.seconds:.0f} s[/bold green]; "
-                  "every process the demo started is stopped")  # fmt: skip
+    slowest = max(summary.stages, key=summary.stages.__getitem__)
+    console.print(f"[bold green]done in {summary.seconds:.0f} s[/bold green] (slowest stage: "
+                  f"{slowest}, {summary.stages[slowest]:.0f} s; every stage's time in "
+                  "summary.json)")  # fmt: skip
+    if summary.kept_running is None:
+        console.print(
+            f"every process the demo started is stopped; MLflow's artifacts were in the "
+            f"emulated bucket ({summary.mlflow_artifact_root}): `mlops demo --keep-running` "
+            "keeps them, with the CLI and `mlflow ui` on the demo's state"
+        )
+        return
+    kept = summary.kept_running
+    console.print(
+        f"\n[bold]kept running[/bold] (--keep-running): the AWS emulator at "
+        f"{kept['endpoint_url']} (pid {kept['pid']}) with the demo's registry, endpoint, "
+        f"alarms and buckets; its MLflow store is in {kept['home']}. Then, in a shell:"
+    )
+    mlops = shlex.quote(str(bin_dir / "mlops"))
+    for line in (
+        f"export MLOPS_HOME={shlex.quote(kept['home'])}   # the CLI then uses the demo's state",
+        f"{mlops} registry list",
+        f"{mlops} endpoint status",
+        f"{mlops} drift check          # the last hour's capture, per variant",
+        f"{mlops} local serve --port 0   # serve the endpoint again",
+        mlflow_ui,
+        f"{mlops} local down           # stop it (the emulator forgets its state)",
+    ):
+        console.print(f"  {line}", markup=False)

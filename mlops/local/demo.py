@@ -6,8 +6,11 @@ boto3's sagemaker-runtime client; a scheduled drift check that finds nothing; th
 traffic drifts; the next scheduled check (the drift Lambda's handler) finds it; its alarm
 fires; the traffic Lambda's handler rolls back; the champion is back at weight 1.
 
-Everything it leaves is under one folder, cleared at the start of every run; every process it
-starts is stopped at the end, also on Ctrl-C or failure.
+Everything it leaves is under one folder, cleared at the start of every run: a local copy of
+every report, drift result and audit record it mentions (``summary.json`` names each, with its
+``s3://`` source in ``downloads``). Every process it starts is stopped at the end, also on
+Ctrl-C or failure; with ``keep_running``, a demo that succeeds leaves its emulator up, so the
+CLI (``MLOPS_HOME`` = the folder) and ``mlflow ui`` work on its state until ``mlops local down``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import shutil
 import signal
 import time
@@ -43,6 +47,7 @@ from mlops.local.emulator import (
     Home,
     bootstrap,
     mlflow_artifact_root,
+    mlflow_environment,
     start_emulator,
     stop_emulator,
 )
@@ -54,6 +59,7 @@ from mlops.usecases.approve import ServingRequest, approve_package, change_servi
 from mlops.usecases.endpoint_history import write_history
 
 DEFAULT_FOLDER = Path("demo-output")
+ROWS_AFTER_ROLLBACK = 100  # sent after the rollback: every one must reach the champion
 
 
 class DemoFailed(RuntimeError):
@@ -67,6 +73,8 @@ class DemoOptions:
     normal_rows: int = 3000  # requests like the training data, split by the weights
     drifted_rows: int = 1500  # a shifted population, sent to the challenger
     seed: int = 7
+    # Leave the emulator up after a successful run (the folder is then the CLI's MLOPS_HOME).
+    keep_running: bool = False
 
 
 @dataclass
@@ -76,6 +84,7 @@ class DemoSummary:
     auc: dict[str, float] = field(default_factory=dict)
     rollout: list[dict[str, float]] = field(default_factory=list)
     traffic: dict[str, dict[str, int]] = field(default_factory=dict)
+    # phase -> variant -> verdict, with local copies of its HTML report and JSON result
     checks: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     weights_before_rollback: dict[str, float] = field(default_factory=dict)
     weights_after_rollback: dict[str, float] = field(default_factory=dict)
@@ -83,15 +92,23 @@ class DemoSummary:
     rollback: dict[str, Any] = field(default_factory=dict)
     report_html: str | None = None  # a local copy of the challenger's drift report
     report_uri: str | None = None
-    audit_record: str | None = None
+    audit_record: str | None = None  # a local copy of the rollback's audit record
     audit_uri: str | None = None
     timeline_html: str | None = None  # the endpoint's history page (`mlops endpoint history`)
+    # Every traffic action's audit record (deploys, rollout steps, rollback), copied locally.
+    audit_records: list[dict[str, str]] = field(default_factory=list)
+    # Every s3:// object named here -> its local copy (the emulator forgets it when it stops).
+    downloads: dict[str, str] = field(default_factory=dict)
     mlflow_tracking_uri: str = ""
+    mlflow_artifact_root: str = ""
+    mlflow_environment: dict[str, str] = field(default_factory=dict)
     mlflow_runs: int = 0
     # AWS calls the functions made, each judged against its role's grants (none refused).
     iam_checked_calls: dict[str, int] = field(default_factory=dict)
-    stages: dict[str, float] = field(default_factory=dict)
+    stages: dict[str, float] = field(default_factory=dict)  # title -> measured seconds
     seconds: float = 0.0
+    # With keep_running: the emulator left up ({"endpoint_url", "pid", "home"}).
+    kept_running: dict[str, Any] | None = None
 
 
 class Narrator:
@@ -181,6 +198,7 @@ class Demo:
         home = reset(self.options.folder)
         self.home = home
         server: LocalEndpointServer | None = None
+        succeeded = False
         with _interrupts_as_exceptions():
             try:
                 with self.stage("Start the embedded default"):
@@ -194,20 +212,31 @@ class Demo:
                     self.say(f"MLflow store {home.mlflow_tracking_uri}")
                 self._train_and_serve(target, resources)
                 with self.stage("Start the local endpoint (SageMaker runtime protocol)"):
+                    # The weights are read at the first request and again right after each
+                    # change the demo makes (rollout steps, rollback: `refresh`), not on every
+                    # request (six SageMaker calls each, most of the demo's time).
                     server = LocalEndpointServer(
                         LocalEndpoints(
                             target,
                             cache_dir=home.root / "endpoint-cache",
-                            refresh_seconds=0,
+                            refresh_seconds=math.inf,
                             seed=self.options.seed,
                         )
                     ).start()
                     self.say(f"{server.url}/endpoints/{self.config.endpoint_name}/invocations")
                 self._traffic_and_drift(target, resources, server)
+                succeeded = True
             finally:
                 if server is not None:
                     server.stop()
-                stop_emulator(home)
+                if succeeded and self.options.keep_running:
+                    self.summary.kept_running = {
+                        "endpoint_url": emulator.endpoint_url,
+                        "pid": emulator.pid,
+                        "home": str(home.root),
+                    }
+                else:
+                    stop_emulator(home)
         self.summary.seconds = round(time.perf_counter() - started, 1)
         (home.root / "summary.json").write_text(json.dumps(asdict(self.summary), indent=2) + "\n")
         return self.summary
@@ -276,6 +305,7 @@ class Demo:
                 )
                 self.say(outcome.record.summary)
                 self.say(_weights(_current_weights(target, self.config.endpoint_name)))
+                self._audited(target, "deploy", outcome.record.audit_uri)
 
     def _traffic_and_drift(
         self, target: AwsTarget, resources: PlatformResources, server: LocalEndpointServer
@@ -296,6 +326,8 @@ class Demo:
                     raise DemoFailed(f"rollout step refused: {outcome.get('error')}")
                 summary.rollout.append(outcome["weights_after"])
                 self.say(f"{outcome['decision']}: {_weights(outcome['weights_after'])}")
+                self._audited(target, "rollout-step", outcome["audit_uri"])
+                server.endpoints.refresh(endpoint)
 
         runtime = boto3.client(
             "sagemaker-runtime",
@@ -336,6 +368,14 @@ class Demo:
             summary.weights_before_rollback = _current_weights(target, endpoint)
             run = self._check(target, resources, server, "drift")
 
+        self._rollback(target, server, runtime, run, checked_before)
+        self._runs_and_timeline(target, resources)
+
+    def _rollback(
+        self, target: AwsTarget, server: LocalEndpointServer, runtime: Any, run: Any,
+        checked_before: dict[Any, int],
+    ) -> None:  # fmt: skip
+        summary, endpoint = self.summary, self.config.endpoint_name
         with self.stage("Alarm -> automatic rollback (the traffic Lambda's handler)"):
             fired = [e["detail"]["alarmName"] for e in run.alarm_events
                      if e["detail"]["state"]["value"] == "ALARM"]  # fmt: skip
@@ -346,6 +386,11 @@ class Demo:
             if route != "traffic" or not outcome.get("ok"):
                 raise DemoFailed(f"the rollback did not happen: {route} {outcome}")
             summary.weights_after_rollback = _current_weights(target, endpoint)
+            server.endpoints.refresh(endpoint)
+            after = send(runtime, endpoint, requests(ROWS_AFTER_ROLLBACK, seed=104))
+            summary.traffic["after_rollback"] = dict(after)
+            if set(after) != {CHAMPION}:
+                raise DemoFailed(f"after the rollback the endpoint still served {_served(after)}")
             summary.rollback = {
                 "decision": outcome["decision"],
                 "controller_seconds": outcome["seconds_to_request"],
@@ -358,8 +403,9 @@ class Demo:
                 f"(controller {outcome['seconds_to_request'] * 1000:.0f} ms, "
                 f"alarm to weights requested {run.seconds_alarm_to_action * 1000:.0f} ms)"
             )
+            self.say(f"the next {ROWS_AFTER_ROLLBACK} rows: {_served(after)}")
             summary.audit_uri = outcome["audit_uri"]
-            summary.audit_record = str(self._download(target, outcome["audit_uri"]))
+            summary.audit_record = self._audited(target, "rollback", outcome["audit_uri"])
             self.say(f"audit record {summary.audit_record}")
             summary.iam_checked_calls = {f: CHECKED[f] - n for f, n in checked_before.items()}
             self.say(
@@ -368,14 +414,20 @@ class Demo:
                 + " judged against their roles' grants (mlops.core.permissions): none refused"
             )
 
-        self._runs_and_timeline(target, resources)
-
     def _runs_and_timeline(self, target: AwsTarget, resources: PlatformResources) -> None:
         summary, endpoint = self.summary, self.config.endpoint_name
         client = mlflow.MlflowClient(tracking_uri=self.home.mlflow_tracking_uri)
         experiments = client.search_experiments()
         summary.mlflow_tracking_uri = self.home.mlflow_tracking_uri
+        summary.mlflow_artifact_root = mlflow_artifact_root(resources)
+        # MLflow's own S3 client reaches the emulated bucket with these (a kept run).
+        summary.mlflow_environment = mlflow_environment(target)
         summary.mlflow_runs = len(client.search_runs([e.experiment_id for e in experiments]))
+        # The runs' artifacts (models, signatures, manifests) live in the emulated bucket, which
+        # forgets them when it stops: copied, as every other object the summary names.
+        copy = self.home.root / "downloads" / "mlflow"
+        s3io.download_prefix(target.client("s3"), summary.mlflow_artifact_root, copy)
+        summary.downloads[summary.mlflow_artifact_root] = str(copy)
         # Read from the emulator before it stops: the page keeps what it showed.
         page = write_history(
             target, resources.reports_bucket, endpoint, self.home.root / "timeline.html"
@@ -410,7 +462,8 @@ class Demo:
         checks: dict[str, dict[str, Any]] = {}
         for variant in run.result["variants"]:
             name = variant["variant"]
-            result = self._read_json(target, variant["result"])
+            result_path = self._download(target, variant["result"])
+            result = json.loads(Path(result_path).read_text())
             prediction = result.get("prediction") or {}
             checks[name] = {
                 "status": variant["status"],
@@ -419,7 +472,10 @@ class Demo:
                 "drifted_features": [c["column"] for c in (result.get("data") or {}).get("columns", [])
                                      if c["drifted"]],
                 "prediction_drift": prediction.get("score"),
-                "report": variant["report"],
+                "result": result_path,
+                "result_uri": variant["result"],
+                "report": variant["report"] and self._download(target, variant["report"]),
+                "report_uri": variant["report"],
             }  # fmt: skip
             share = "-" if variant["drift_share"] is None else f"{variant['drift_share']:.2f}"
             self.say(f"{name}: {variant['status']}, {variant['rows']} rows, drift share {share}"
@@ -429,26 +485,30 @@ class Demo:
         self.say(f"checked in {time.perf_counter() - started:.1f} s")
         challenger = checks.get(CHALLENGER, {})
         if phase == "drift" and challenger.get("report"):
-            self.summary.report_uri = challenger["report"]
-            self.summary.report_html = str(self._download(target, challenger["report"]))
+            self.summary.report_uri = challenger["report_uri"]
+            self.summary.report_html = challenger["report"]
             self.say(f"drift report {self.summary.report_html}")
         return run
 
     def _aliases(self, resources: PlatformResources) -> MlflowAliases:
         return MlflowAliases(self.home.mlflow_tracking_uri, resources.model_package_group)
 
-    def _read_json(self, target: AwsTarget, uri: str) -> dict[str, Any]:
-        bucket, key = s3io.split_uri(uri)
-        body = target.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-        document: dict[str, Any] = json.loads(body)
-        return document
-
-    def _download(self, target: AwsTarget, uri: str) -> Path:
-        """A copy outside the emulator (it stops with the demo), to open in a browser."""
+    def _download(self, target: AwsTarget, uri: str) -> str:
+        """A copy outside the emulator (it stops with the demo), to open in a browser; noted in
+        ``summary.downloads``."""
         bucket, key = s3io.split_uri(uri)
         path = self.home.root / "downloads" / key
         path.parent.mkdir(parents=True, exist_ok=True)
         target.client("s3").download_file(bucket, key, str(path))
+        self.summary.downloads[uri] = str(path)
+        return str(path)
+
+    def _audited(self, target: AwsTarget, action: str, uri: str | None) -> str:
+        """The local copy of a traffic action's audit record (every action writes one)."""
+        if not uri:
+            raise DemoFailed(f"the {action} wrote no audit record")
+        path = self._download(target, uri)
+        self.summary.audit_records.append({"action": action, "record": path, "uri": uri})
         return path
 
 

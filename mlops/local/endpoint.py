@@ -4,8 +4,8 @@
 ``boto3.client("sagemaker-runtime", endpoint_url=...)`` works unchanged:
 
 - each request goes to a variant drawn by the endpoint's *current* weights in the emulated
-  SageMaker (read again every ``refresh_seconds``, so a traffic shift takes effect at once),
-  unless ``TargetVariant`` names one;
+  SageMaker (read again every ``refresh_seconds``, so a traffic shift takes effect within it,
+  or at once after ``refresh``), unless ``TargetVariant`` names one;
 - the variant's registered model package is loaded from (emulated) S3 and served with the
   same handlers as in AWS (``pipeline_steps.inference``);
 - the response carries ``x-Amzn-Invoked-Production-Variant``;
@@ -149,6 +149,13 @@ class LocalEndpoints:
         with self._lock:
             self._routes[endpoint] = route
         return route
+
+    def refresh(self, endpoint: str) -> None:
+        """Read ``endpoint``'s weights and models again at its next request: for a caller that
+        changed its traffic and serves with a long ``refresh_seconds`` (reading them costs six
+        SageMaker calls, more than the prediction)."""
+        with self._lock:
+            self._routes.pop(endpoint, None)
 
     def _model_data_url(self, model_name: str) -> str:
         model = self.sagemaker.describe_model(ModelName=model_name)

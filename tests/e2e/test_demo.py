@@ -1,8 +1,14 @@
-"""`make demo`'s lifecycle, stage by stage, and its promises: one folder, a clean second run,
-no process left behind - also when it is interrupted."""
+"""`make demo`'s lifecycle, stage by stage, and its promises: one folder that holds everything
+the summary names, a clean second run, no process left behind - also when it is interrupted -
+unless --keep-running hands its state to the CLI.
+
+The demo runs once here (about two minutes), with keep_running: the CLI then works on its
+state, and `mlops local down` stops it. That nothing is left without the flag, or when a
+kept run fails, is checked on a run whose lifecycle stages are skipped (seconds)."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
@@ -11,13 +17,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from mlops.local.demo import Demo, DemoOptions, Narrator
-from mlops.local.emulator import EmulatorState, Home
+from mlops.local.demo import Demo, DemoFailed, DemoOptions, Narrator
+from mlops.local.emulator import EmulatorState, Home, stop_emulator
 
 
 class Recorder(Narrator):
@@ -33,6 +40,10 @@ class Recorder(Narrator):
 
 
 def alive(pid: int) -> bool:
+    # An emulator this process started and another one stopped (`mlops local down`) stays a
+    # zombie until reaped: reap it (a demo run from the CLI exits, and init reaps it).
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
     try:
         os.kill(pid, 0)
     except OSError:
@@ -40,24 +51,31 @@ def alive(pid: int) -> bool:
     return True
 
 
+class Watch(Recorder):
+    """Also notes the pid of every emulator the demo's folder names while it runs."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.home = Home(folder.resolve())
+        self.pids: list[int] = []
+
+    def say(self, text: str) -> None:
+        super().say(text)
+        state = EmulatorState.read(self.home)
+        if state is not None and state.pid not in self.pids:
+            self.pids.append(state.pid)
+
+
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Recorder, object, int]:
+def demo_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Path, Recorder, object, int]]:
     folder = tmp_path_factory.mktemp("demo") / "demo-output"
-    recorder = Recorder()
-    pids: list[int] = []
-
-    class Watch(Recorder):
-        def say(self, text: str) -> None:
-            recorder.say(text)
-            state = EmulatorState.read(Home(folder.resolve()))
-            if state is not None and state.pid not in pids:
-                pids.append(state.pid)
-
-        def stage(self, number: int, total: int, title: str) -> None:
-            recorder.stage(number, total, title)
-
-    summary = Demo(DemoOptions(folder=folder), Watch()).run()  # the defaults `make demo` uses
-    return folder, recorder, summary, pids[0]
+    watch = Watch(folder)
+    # The defaults `make demo` uses, and --keep-running (test_keep_running_...).
+    summary = Demo(DemoOptions(folder=folder, keep_running=True), watch).run()
+    yield folder, watch, summary, watch.pids[0]
+    stop_emulator(Home(folder.resolve()))  # if a test failed before `mlops local down`
 
 
 def test_every_stage_ends_as_the_lifecycle_needs(
@@ -79,10 +97,12 @@ def test_every_stage_ends_as_the_lifecycle_needs(
     assert s["checks"]["drift"]["challenger"]["status"] == "drift"
     assert s["checks"]["drift"]["challenger"]["drift_share"] >= 0.5
     assert s["checks"]["drift"]["champion"]["status"] != "drift"
-    # Its alarm fired and the traffic function rolled back: the champion is back at 1.
+    # Its alarm fired and the traffic function rolled back: the champion is back at 1, and
+    # the endpoint (which reads the weights again after each change) serves only the champion.
     assert s["alarm"] == "mlops-dev-visits-challenger-drift"
     assert s["weights_before_rollback"] == {"champion": 0.5, "challenger": 0.5}
     assert s["weights_after_rollback"] == {"champion": 1.0, "challenger": 0.0}
+    assert s["traffic"]["after_rollback"] == {"champion": 100}
     assert s["rollback"]["decision"] == "all traffic to the champion"
     assert 0 < s["rollback"]["controller_seconds"] < 5
     # What the summary points at exists, under the one folder.
@@ -118,17 +138,141 @@ def test_every_stage_ends_as_the_lifecycle_needs(
     assert (folder / "logs" / "mlops-dev-drift.log").is_file()
 
 
-def test_no_process_is_left_and_a_second_run_starts_clean(
+def strings(value: object) -> Iterator[str]:
+    """Every string in a JSON document, keys included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings(item)
+
+
+def test_the_folder_holds_everything_the_summary_names(
     demo_run: tuple[Path, Recorder, object, int],
 ) -> None:
-    folder, _, _, emulator_pid = demo_run
+    folder, _, _, _ = demo_run
+    root = folder.resolve()
+    s = json.loads((folder / "summary.json").read_text())
+    # Every s3:// link has its local copy, in the folder (the emulator's buckets are memory).
+    links = {t for t in strings(s) if t.startswith("s3://")}
+    assert links, "the summary names the reports and records it copied"
+    assert links == set(s["downloads"])
+    for local in s["downloads"].values():
+        assert Path(local).is_relative_to(root / "downloads")
+    # Every local path named exists (the MLflow store's URIs too).
+    paths = [Path(t) for t in strings(s) if t.startswith(str(root))]
+    paths += [Path(s["mlflow_tracking_uri"].removeprefix("sqlite:///"))]
+    # MLflow's artifacts (in the emulated bucket) copied: each run's model is there.
+    models = list(Path(s["downloads"][s["mlflow_artifact_root"]]).rglob("MLmodel"))
+    assert len(models) >= 2, models
+    assert len(paths) >= 15
+    missing = [str(p) for p in paths if not p.exists()]
+    assert not missing, missing
+    # Each check's verdict of record (JSON) and Evidently page (HTML), per phase and variant.
+    for phase in ("baseline", "drift"):
+        for variant in ("champion", "challenger"):
+            check = s["checks"][phase][variant]
+            result = json.loads(Path(check["result"]).read_text())
+            assert result["status"] == check["status"]
+            assert "<html" in Path(check["report"]).read_text()[:2000].lower()
+            assert s["downloads"][check["report_uri"]] == check["report"]
+    # Every traffic action's audit record: two deploys, two rollout steps, the rollback.
+    actions = [r["action"] for r in s["audit_records"]]
+    assert actions == ["deploy", "deploy", "rollout-step", "rollout-step", "rollback"]
+    records = [json.loads(Path(r["record"]).read_text()) for r in s["audit_records"]]
+    assert records[-1]["action"] == "rollback"
+    assert [r["weights_after"] for r in records[2:4]] == s["rollout"]
+    assert s["audit_record"] == s["audit_records"][-1]["record"]
+    # Each stage's measured time, and the total.
+    assert len(s["stages"]) == Demo.TOTAL
+    assert all(seconds >= 0 for seconds in s["stages"].values())
+    assert sum(s["stages"].values()) <= s["seconds"]
+
+
+def mlops(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as the demo tells the user to run it: MLOPS_HOME set to the demo's folder."""
+    return subprocess.run(
+        [sys.executable, "-m", "mlops.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MLOPS_HOME": str(home)},
+        timeout=120,
+        check=False,
+    )
+
+
+def test_keep_running_hands_the_state_to_the_cli_until_local_down(
+    demo_run: tuple[Path, Recorder, object, int],
+) -> None:
+    folder, _, summary, emulator_pid = demo_run
+    s = summary.__dict__
+    assert s["kept_running"]["pid"] == emulator_pid
+    assert alive(emulator_pid)
+    home = Path(s["kept_running"]["home"])
+    assert home == folder.resolve()
+    listed = mlops(home, "registry", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.count("Approved") == 2, listed.stdout
+    status = mlops(home, "endpoint", "status")
+    assert status.returncode == 0, status.stderr
+    rows = {line.split()[1]: line for line in status.stdout.splitlines() if "%" in line}
+    assert "100%" in rows["champion"], status.stdout
+    assert "drift ALARM" in rows["challenger"], status.stdout
+    # The CLI's MLflow store is the demo's.
+    local = mlops(home, "local", "status")
+    assert "running" in local.stdout
+    assert f"MLflow: {s['mlflow_tracking_uri']}" in local.stdout
+    down = mlops(home, "local", "down")
+    assert "stopped" in down.stdout, down.stdout + down.stderr
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and alive(emulator_pid):
+        time.sleep(0.1)
     assert not alive(emulator_pid)
     assert not (folder / "emulator.json").exists()
+    after = mlops(home, "registry", "list")
+    assert after.returncode == 1
+    assert "not running" in after.stderr
+    # The next run starts clean.
     (folder / "left-over.txt").write_text("from an earlier run")
     from mlops.local.demo import MARKER, reset  # noqa: PLC0415
 
     reset(folder)
     assert [p.name for p in folder.iterdir()] == [MARKER]
+
+
+@pytest.mark.parametrize(
+    ("keep_running", "fails"), [(False, False), (True, True)], ids=["default", "kept-but-failed"]
+)
+def test_nothing_is_left_running_without_keep_running_or_when_it_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keep_running: bool, fails: bool
+) -> None:
+    """The demo's start and end, its lifecycle stages skipped: the emulator is stopped at the
+    end, unless the run succeeded and keep_running asked to keep it."""
+
+    def lifecycle(self: Demo, *args: object) -> None:
+        if fails:
+            raise DemoFailed("a stage failed")
+
+    monkeypatch.setattr(Demo, "_train_and_serve", lifecycle)
+    monkeypatch.setattr(Demo, "_traffic_and_drift", lifecycle)
+    folder = tmp_path / "demo-output"
+    watch = Watch(folder)
+    demo = Demo(DemoOptions(folder=folder, keep_running=keep_running), watch)
+    try:
+        if fails:
+            with pytest.raises(DemoFailed):
+                demo.run()
+        else:
+            assert demo.run().kept_running is None
+        (emulator_pid,) = watch.pids
+        assert not (folder / "emulator.json").exists()
+        assert not alive(emulator_pid)
+    finally:
+        stop_emulator(Home(folder.resolve()))  # never left behind by a failing check
 
 
 def test_a_folder_the_demo_did_not_make_is_never_deleted(tmp_path: Path) -> None:

@@ -245,3 +245,34 @@ def test_rollback_takes_effect_on_the_next_request(
     bucket, key = s3io.split_uri(outcome.audit_uri or "")
     record = json.loads(target.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
     assert record["weights_after"] == {"champion": 1.0, "challenger": 0.0}
+
+
+@pytest.mark.parametrize("refresh_seconds", [600.0], ids=["read-once"])
+def test_refresh_reads_a_traffic_change_at_once_with_a_long_refresh(
+    deployed: tuple[AwsTarget, PlatformResources, list[str]], server: LocalEndpointServer
+) -> None:
+    """How the demo serves: routes read once, and again right after each change it makes."""
+    target, resources, _ = deployed
+    client = runtime(server)
+    client.invoke_endpoint(EndpointName=CONFIG.endpoint_name, Body=ROW, ContentType="text/csv")
+    before = {v.name: v.weight for v in server.endpoints.route(CONFIG.endpoint_name).variants}
+    assert before["challenger"] > 0
+    controller = TrafficController(
+        sagemaker=target.client("sagemaker"),
+        s3=target.client("s3"),
+        audit_bucket=resources.reports_bucket,
+    )
+    request = {"action": "rollback", "endpoint": CONFIG.endpoint_name, "reason": "drift",
+               "requested_by": "test"}  # fmt: skip
+    controller.apply(TrafficRequest.parse(request))
+    # Within refresh_seconds, the endpoint still serves by what it read.
+    kept = {v.name: v.weight for v in server.endpoints.route(CONFIG.endpoint_name).variants}
+    assert kept == before
+    server.endpoints.refresh(CONFIG.endpoint_name)
+    variants = {
+        client.invoke_endpoint(EndpointName=CONFIG.endpoint_name, Body=ROW, ContentType="text/csv")[
+            "InvokedProductionVariant"
+        ]
+        for _ in range(30)
+    }
+    assert variants == {"champion"}
