@@ -20,9 +20,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
-from mlops.adapters import s3io
+from mlops.adapters import dvc_remote, s3io
 from mlops.adapters.registry import PackageLineage
 from mlops.adapters.target import AwsTarget
 from mlops.cli import app
@@ -211,3 +212,38 @@ def test_registry_show_says_when_the_data_is_not_in_the_remote(
     gone = cli(emulator, tmp_path, "registry", "show", "1")
     assert f"md5 {lineage_md5[1]} is not in the DVC remote s3://{DATASETS}/dvc" in gone.output
     assert "dvc pull" not in gone.output
+
+
+def test_a_failed_upload_leaves_no_pointer_and_no_wrong_object(
+    emulator: AwsTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = csv(tmp_path / "visits.csv", 300, seed=1)
+    real_upload = s3io.upload_file
+
+    def upload_then_fail_on_the_named_copy(s3: Any, path: Path, uri: str, *a: Any, **k: Any) -> str:
+        if uri.endswith("raw/visits.csv"):
+            raise ConnectionError("network gone")
+        return real_upload(s3, path, uri, *a, **k)
+
+    monkeypatch.setattr(s3io, "upload_file", upload_then_fail_on_the_named_copy)
+    failed = cli(emulator, tmp_path, "data", "upload", str(data))
+    assert failed.exit_code != 0
+    assert isinstance(failed.exception, ConnectionError)
+    assert not (tmp_path / "visits.csv.dvc").exists()  # no pointer to data not all uploaded
+    s3 = emulator.client("s3")
+    # The object stored by md5 before the failure is whole: the bytes its md5 names.
+    assert s3io.read(s3, DATASETS, dvc_layout.object_key(md5(data))) == data.read_bytes()
+    assert not s3io.exists(s3, DATASETS, "raw/visits.csv")
+    monkeypatch.undo()
+    retried = cli(emulator, tmp_path, "data", "upload", str(data))
+    assert retried.exit_code == 0, retried.output
+    assert "already there" in retried.output
+
+
+def test_a_file_changed_after_hashing_is_not_stored(emulator: AwsTarget, tmp_path: Path) -> None:
+    data = csv(tmp_path / "visits.csv", 300, seed=1)
+    s3 = emulator.client("s3")
+    s3.create_bucket(Bucket="scratch")
+    with pytest.raises(dvc_remote.DatasetChanged, match="changed while it was uploaded"):
+        dvc_remote.store_file(s3, data, "scratch", "raw/visits.csv", expected_md5="0" * 32)
+    assert s3io.list_keys(s3, "scratch", "") == []
