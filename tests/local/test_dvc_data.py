@@ -207,11 +207,16 @@ def test_registry_show_says_when_the_data_is_not_in_the_remote(
     lineage_md5 = re.search(r"dataset_dvc_md5: (\S+)", shown.output)
     assert lineage_md5, shown.output
     assert "dvc pull training-data.csv.dvc" in shown.output  # the seeded data is in the remote
+    document = json.loads(cli(emulator, tmp_path, "registry", "show", "1", "--json").stdout)
+    assert document["dataset_dvc_md5"] == lineage_md5[1]
+    assert document["dvc_fetch_commands"][-1] == "dvc pull training-data.csv.dvc"
     s3 = emulator.client("s3")
     s3.delete_object(Bucket=DATASETS, Key=dvc_layout.object_key(lineage_md5[1]))
     gone = cli(emulator, tmp_path, "registry", "show", "1")
     assert f"md5 {lineage_md5[1]} is not in the DVC remote s3://{DATASETS}/dvc" in gone.output
     assert "dvc pull" not in gone.output
+    document = json.loads(cli(emulator, tmp_path, "registry", "show", "1", "--json").stdout)
+    assert document["dvc_fetch_commands"] == []
 
 
 def test_a_failed_upload_leaves_no_pointer_and_no_wrong_object(
