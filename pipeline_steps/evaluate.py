@@ -89,6 +89,7 @@ def run(*, model_source: Path, test_dir: Path, manifest_dir: Path, output: Path)
     report["lineage"] = {
         "mlflow_run_id": card.mlflow_run_id or NOT_TRACKED,
         "dataset_sha256": manifest["dataset_sha256"],
+        "dataset_dvc_md5": manifest["dataset_dvc_md5"],
         "model_sha256": card.model_sha256,
         "code_version": card.code_version,
     }

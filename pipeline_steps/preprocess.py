@@ -8,6 +8,7 @@ Outputs (one folder each, uploaded as one S3 prefix each):
   train/train.csv, validation/validation.csv, test/test.csv   features + label
   reference/reference.csv, reference/schema.json              drift reference: training features
   manifest/manifest.json                                      hashes of every input and output
+                                                              (sha256; and DVC's md5 of the input)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline_steps.hashing import combined_sha256, file_sha256, tree_hashes
+from pipeline_steps.hashing import combined_sha256, dvc_digest, file_md5, file_sha256, tree_hashes
 from pipeline_steps.schema import (
     FEATURE_NAMES,
     FEATURES,
@@ -128,17 +129,20 @@ def run(
     )
     written += [reference, schema]
 
-    inputs = {
-        (p.relative_to(source).as_posix() if source.is_dir() else p.name): file_sha256(p)
-        for p in files
-    }
+    names = {(p.relative_to(source).as_posix() if source.is_dir() else p.name): p for p in files}
+    inputs = {name: file_sha256(path) for name, path in names.items()}
+    inputs_md5 = {name: file_md5(path) for name, path in names.items()}
     outputs = tree_hashes(output, written)
     manifest = {
         # The data version: depends only on the raw input files' bytes.
         "dataset_sha256": combined_sha256(inputs),
+        # The same data version as DVC names it: what `dvc pull` fetches from the datasets
+        # bucket's DVC remote (mlops data upload).
+        "dataset_dvc_md5": dvc_digest(inputs_md5),
         # The prepared data: also depends on the seed, fractions and code.
         "prepared_sha256": combined_sha256(outputs),
         "inputs": inputs,
+        "inputs_md5": inputs_md5,
         "outputs": outputs,
         "rows": {name: len(idx) for name, idx in splits.items()},
         "seed": seed,

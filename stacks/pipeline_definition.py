@@ -26,6 +26,7 @@ from mlops.adapters.images import SKLEARN_VERSION
 from mlops.adapters.registry import (
     CODE_VERSION_KEY,
     CONTENT_TYPES,
+    DATASET_DVC_KEY,
     DATASET_HASH_KEY,
     MLFLOW_RUN_ID_KEY,
     MODEL_SHA256_KEY,
@@ -400,6 +401,7 @@ def _build(spec: PipelineSpec) -> str:
             customer_metadata_properties={
                 MLFLOW_RUN_ID_KEY: lineage(MLFLOW_RUN_ID_KEY),
                 DATASET_HASH_KEY: lineage(DATASET_HASH_KEY),
+                DATASET_DVC_KEY: lineage(DATASET_DVC_KEY),
                 MODEL_SHA256_KEY: lineage(MODEL_SHA256_KEY),
                 CODE_VERSION_KEY: spec.code_version,
                 REFERENCE_DATA_KEY: split_uri("reference"),

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 # Customer metadata keys on every package: the model's lineage.
 MLFLOW_RUN_ID_KEY = "mlflow_run_id"
 DATASET_HASH_KEY = "dataset_sha256"
+DATASET_DVC_KEY = "dataset_dvc_md5"  # the same data as DVC names it: `dvc pull` fetches it
 CODE_VERSION_KEY = "code_version"
 MODEL_SHA256_KEY = "model_sha256"
 REFERENCE_DATA_KEY = "reference_data_uri"
@@ -53,6 +54,7 @@ class PackageLineage:
     image: str
     mlflow_run_id: str | None
     dataset_sha256: str | None
+    dataset_dvc_md5: str | None
     code_version: str | None
     model_sha256: str | None
     reference_data_uri: str | None
@@ -71,6 +73,7 @@ class PackageLineage:
             image=container.get("Image", ""),
             mlflow_run_id=metadata.get(MLFLOW_RUN_ID_KEY),
             dataset_sha256=metadata.get(DATASET_HASH_KEY),
+            dataset_dvc_md5=metadata.get(DATASET_DVC_KEY),
             code_version=metadata.get(CODE_VERSION_KEY),
             model_sha256=metadata.get(MODEL_SHA256_KEY),
             reference_data_uri=metadata.get(REFERENCE_DATA_KEY),

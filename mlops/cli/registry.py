@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mlops.cli.common import LazyModule, State, VersionArgument
+from mlops.cli.data import dvc_fetch_commands
 from mlops.cli.output import Column, JsonOption, Report
 from mlops.cli.serving import apply_serving, package
 
@@ -81,7 +82,8 @@ def registry_list(
 def registry_show(
     ctx: typer.Context, version: VersionArgument, as_json: JsonOption = False
 ) -> None:
-    """One package's lineage: its MLflow run, data version, code version and files."""
+    """One package's lineage: its MLflow run, data version, code version and files, and the
+    `dvc` commands that fetch its training data."""
     state: State = ctx.obj
     target = state.target()
     described = target.client("sagemaker").describe_model_package(
@@ -92,6 +94,15 @@ def registry_show(
     report.add(**vars(lineage))
     for name, value in vars(lineage).items():
         report.line(f"{name:>20}: {value}")
+    bucket = state.resources(target).datasets_bucket
+    commands, why_not = dvc_fetch_commands(
+        target, target.client("s3"), bucket, lineage.dataset_dvc_md5
+    )
+    report.add(dvc_fetch_commands=commands)  # [] when the data cannot be fetched with dvc
+    report.line("\n# its training data, with dvc:")
+    for line in commands or [f"# {why_not}"]:
+        # Whole lines, as typed: to copy, or to pipe into a shell.
+        report.console.print(line, soft_wrap=True, markup=False, highlight=False)
     report.emit()
 
 

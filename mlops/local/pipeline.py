@@ -22,7 +22,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,12 +32,13 @@ from boto3.s3.transfer import TransferConfig
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from mlops.adapters import code_bundle, s3io
+from mlops.adapters import code_bundle, dvc_remote, s3io
 from mlops.adapters.envvars import patched_environ
 from mlops.adapters.images import sklearn_image_uri
 from mlops.adapters.registry import (
     CODE_VERSION_KEY,
     CONTENT_TYPES,
+    DATASET_DVC_KEY,
     DATASET_HASH_KEY,
     EXECUTION_KEY,
     MLFLOW_RUN_ID_KEY,
@@ -112,6 +113,7 @@ class LocalRunResult:
     mlflow_model_uri: str | None = None
     mlflow_model_version: str | None = None
     dataset_sha256: str | None = None
+    dataset_dvc_md5: str | None = None
     model_sha256: str | None = None
     code_version: str | None = None
     model_data_uri: str | None = None
@@ -232,19 +234,30 @@ class LocalPipelineRunner:
                 raise StepFailed(f"--data {options.data_file}: no such file")
             # One prefix per file content and name: the run reads exactly this file.
             digest = file_sha256(options.data_file)[:12]
-            uri = f"s3://{datasets}/uploads/{digest}-{options.data_file.stem}/"
-            s3io.upload_file(
-                self.s3, options.data_file, uri + options.data_file.name, **self._put_kwargs()
-            )
-            return uri
-        if options.input_uri:
-            return options.input_uri
-        uri = f"s3://{datasets}/{DEFAULT_INPUT_PREFIX}"
-        if not s3io.list_keys(self.s3, datasets, DEFAULT_INPUT_PREFIX):
-            # First run on a fresh stage: seed it with the bundled public dataset.
-            s3io.upload_file(
-                self.s3, bundled_dataset_path(), uri + "randhie.csv", **self._put_kwargs()
-            )
+            prefix = f"uploads/{digest}-{options.data_file.stem}/"
+            key = prefix + options.data_file.name
+            dvc_remote.store_file(self.s3, options.data_file, datasets, key, **self._put_kwargs())
+            uri = f"s3://{datasets}/{prefix}"
+        elif options.input_uri:
+            uri = options.input_uri
+            bucket, prefix = s3io.split_uri(uri)
+            if bucket != datasets:
+                return uri  # not in the DVC remote's bucket: trained on as it is
+        else:
+            prefix = DEFAULT_INPUT_PREFIX
+            uri = f"s3://{datasets}/{prefix}"
+            if not s3io.list_keys(self.s3, datasets, prefix):
+                # First run on a fresh stage: seed it with the bundled public dataset.
+                dvc_remote.store_file(
+                    self.s3,
+                    bundled_dataset_path(),
+                    datasets,
+                    prefix + "randhie.csv",
+                    **self._put_kwargs(),
+                )
+        # As `mlops data upload` does: what the run reads is fetchable with `dvc pull`.
+        with suppress(FileNotFoundError):  # no CSV there: preprocess says so, as it always has
+            dvc_remote.store_folder_listing(self.s3, datasets, prefix, **self._put_kwargs())
         return uri
 
     def _ensure_experiment(self) -> None:
@@ -301,6 +314,7 @@ class LocalPipelineRunner:
         with self._as_role("Preprocess"):
             manifest = self._preprocess_job(run)
         result.dataset_sha256 = str(manifest["dataset_sha256"])
+        result.dataset_dvc_md5 = str(manifest["dataset_dvc_md5"])
         result.reference_uri = s3io.join(run.prefix, "reference") + "/"
         rows: dict[str, int] = manifest["rows"]  # type: ignore[assignment]
         return (
@@ -460,6 +474,7 @@ class LocalPipelineRunner:
             CustomerMetadataProperties={
                 MLFLOW_RUN_ID_KEY: result.mlflow_run_id or evaluate.NOT_TRACKED,
                 DATASET_HASH_KEY: result.dataset_sha256 or "",
+                DATASET_DVC_KEY: result.dataset_dvc_md5 or "",
                 MODEL_SHA256_KEY: result.model_sha256 or "",
                 CODE_VERSION_KEY: code_version,
                 REFERENCE_DATA_KEY: _required(result.reference_uri),
@@ -491,6 +506,7 @@ class LocalPipelineRunner:
             tags={
                 "model_package_arn": result.model_package_arn or "",
                 DATASET_HASH_KEY: result.dataset_sha256 or "",
+                DATASET_DVC_KEY: result.dataset_dvc_md5 or "",
                 CODE_VERSION_KEY: result.code_version or "",
                 MODEL_SHA256_KEY: result.model_sha256 or "",
             },

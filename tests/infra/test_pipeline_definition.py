@@ -184,7 +184,7 @@ def test_registration_carries_metrics_and_lineage(definition: dict[str, Any]) ->
     ]
     metadata = register["CustomerMetadataProperties"]
     lineage_path = {"Get": "Steps.Evaluate.PropertyFiles.Evaluation"}
-    for key in ("mlflow_run_id", "dataset_sha256", "model_sha256"):
+    for key in ("mlflow_run_id", "dataset_sha256", "dataset_dvc_md5", "model_sha256"):
         assert metadata[key] == {
             "Std:JsonGet": {"PropertyFile": lineage_path, "Path": f"lineage.{key}"}
         }

@@ -3,6 +3,7 @@ the evaluation report and the serving handlers."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -182,6 +183,10 @@ def test_manifest_hashes_every_input_and_output(prepared: tuple[Path, dict[str, 
     for name, digest in manifest["outputs"].items():  # type: ignore[attr-defined]
         assert file_sha256(out / name) == digest
     assert manifest["inputs"] == {"randhie.csv": file_sha256(bundled_dataset_path())}
+    # The same data as DVC names it: one file, its plain md5 (what `dvc add` records).
+    dvc_md5 = hashlib.md5(bundled_dataset_path().read_bytes(), usedforsecurity=False).hexdigest()
+    assert manifest["inputs_md5"] == {"randhie.csv": dvc_md5}
+    assert manifest["dataset_dvc_md5"] == dvc_md5
 
 
 def test_split_is_deterministic_and_seeded(
@@ -314,6 +319,7 @@ def test_evaluation_report_layout(tmp_path: Path, prepared: tuple[Path, dict[str
     assert report["lineage"] == {
         "mlflow_run_id": "not-tracked",
         "dataset_sha256": manifest["dataset_sha256"],
+        "dataset_dvc_md5": manifest["dataset_dvc_md5"],
         "model_sha256": card.model_sha256,
         "code_version": "test",
     }
