@@ -129,9 +129,9 @@ def demo(
                   "summary.json)")  # fmt: skip
     if summary.kept_running is None:
         console.print(
-            f"every process the demo started is stopped; MLflow's artifacts were in the "
-            f"emulated bucket ({summary.mlflow_artifact_root}): `mlops demo --keep-running` "
-            "keeps them, with the CLI and `mlflow ui` on the demo's state"
+            "every process the demo started is stopped (MLflow's artifacts, from the emulated "
+            f"bucket, copied to {downloads / 'mlflow'}); `mlops demo --keep-running` keeps "
+            "the emulator up, for the CLI and `mlflow ui` on the demo's state"
         )
         return
     kept = summary.kept_running
