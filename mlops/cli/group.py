@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from typer._click.exceptions import BadParameter
+from typer._click.exceptions import BadParameter, MissingParameter
 from typer.core import TyperGroup, TyperOption
 
 from mlops.cli.common import HELP_ASKED, usage_error
@@ -59,6 +59,9 @@ class MainGroup(TyperGroup):
             if found := _option_at(theirs, args, at):
                 kept += found[1]
             elif found := _option_at(ours, args, at):
+                option, _, value = found
+                if value is None and not (option.is_flag or option.count):
+                    usage_error(max(option.opts, key=len), "needs a value")
                 after.append(found)
             else:
                 kept.append(args[at])
@@ -89,6 +92,8 @@ def _one_line_usage_errors() -> Iterator[None]:
             raise
         argument = param.param_type_name == "argument"
         name = (param.name or "").upper() if argument else max(param.opts, key=len)
+        if isinstance(exc, MissingParameter):  # a BadParameter without a message
+            usage_error(name, "missing: this command requires it")
         usage_error(name, exc.message.removeprefix("Value error, "))
 
 

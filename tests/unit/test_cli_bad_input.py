@@ -76,6 +76,11 @@ CASES: list[tuple[list[str], str]] = [
     (["-t", "aws", "registry", "list", "--target", "local"], "--target"),
     (["-c", "stage=dev", "local", "status", "-c", "stage=prod"], "--context"),
     (["--home", "DIR", "local", "status", "--home=TAKEN"], "--home"),
+    (["registry", "list", "-c"], "--context"),  # its value forgotten, at the end
+    (["registry", "list", "--target"], "--target"),
+    # required and not given
+    (["traffic", "rollback"], "--reason"),
+    (["registry", "show"], "VERSION"),
     # mlops local
     (["local", "up", "--port", "-1"], "--port"),
     (["local", "up", "--port", "70000"], "--port"),
@@ -190,6 +195,7 @@ def test_bad_input_is_a_usage_error_naming_the_option(
     assert len(lines) == 1, result.output  # one line says what is wrong
     assert lines[0].startswith("error: ")
     assert option in lines[0], lines[0]
+    assert lines[0].partition(option)[2].strip(": "), lines[0]  # and says what is wrong
 
 
 def test_a_busy_port_says_so(paths: dict[str, str], busy_port: int) -> None:
