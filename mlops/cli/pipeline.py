@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -154,7 +156,10 @@ def pipeline_run_local(
             ),
             progress=on_step,
         )
-        result = runner.run(options)
+        # With --json, stdout holds the document only: MLflow prints run links to stdout when
+        # it tracks to a server, and the steps' libraries may print too.
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            result = runner.run(options)
     report.add(**vars(result), mlflow_tracking_uri=tracking)
     report.line(f"  execution: {result.execution_id}")
     report.line(f"  input:     {result.input_uri}")

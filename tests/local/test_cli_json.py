@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+from mlflow.tracking._tracking_service.client import TrackingServiceClient
 from typer.testing import CliRunner
 
 from mlops.adapters.registry import PackageLineage
@@ -37,7 +39,15 @@ def document(emulator: AwsTarget, tmp_path: Path, *args: str, code: int = 0) -> 
     return json.loads(result.stdout)
 
 
-def test_every_result_parses_as_one_json_document(emulator: AwsTarget, tmp_path: Path) -> None:
+def test_every_result_parses_as_one_json_document(
+    emulator: AwsTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As MLflow does when it tracks to a server (a RestStore): run links printed on stdout.
+    monkeypatch.setattr(
+        TrackingServiceClient,
+        "_log_url",
+        lambda self, run_id: sys.stdout.write(f"View run at: http://mlflow/#/runs/{run_id}\n"),
+    )
     first = document(emulator, tmp_path, "pipeline", "run-local")
     assert first["registered"] is True
     assert first["model_package_arn"] == ARN.format(1)
