@@ -34,6 +34,14 @@ def _key_prefix(value: str) -> str | None:
     return None
 
 
+def _csv_name(value: Path | None) -> str | None:
+    # The pipeline reads the *.csv files of its input folder: another name would be stored
+    # and never trained on.
+    if value is not None and value.suffix != ".csv":
+        return f"{str(value)!r}: the pipeline reads only files named *.csv (rename it)"
+    return None
+
+
 app = typer.Typer(help="Training data in the datasets bucket.", no_args_is_help=True)
 
 
@@ -43,7 +51,8 @@ def data_upload(
     path: Annotated[
         Path | None,
         typer.Argument(
-            help="a CSV file (default: the bundled randhie dataset)", callback=checked(input_file)
+            help="a CSV file (default: the bundled randhie dataset)",
+            callback=checked(input_file, _csv_name),
         ),
     ] = None,
     prefix: Annotated[

@@ -17,18 +17,20 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import logging
 import secrets
 import tarfile
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext, suppress
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -256,8 +258,14 @@ class LocalPipelineRunner:
                     **self._put_kwargs(),
                 )
         # As `mlops data upload` does: what the run reads is fetchable with `dvc pull`.
-        with suppress(FileNotFoundError):  # no CSV there: preprocess says so, as it always has
+        try:
             dvc_remote.store_folder_listing(self.s3, datasets, prefix, **self._put_kwargs())
+        except FileNotFoundError:  # no CSV there: preprocess says so, as it always has
+            pass
+        except ClientError as exc:  # e.g. no PutObject on dvc/: the run does not need it
+            logging.getLogger(__name__).warning(
+                "%s not stored in the DVC remote (registry show will say so): %s", uri, exc
+            )
         return uri
 
     def _ensure_experiment(self) -> None:

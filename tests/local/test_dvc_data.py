@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from typer.testing import CliRunner
 
 from mlops.adapters import dvc_remote, s3io
@@ -252,3 +254,20 @@ def test_a_file_changed_after_hashing_is_not_stored(emulator: AwsTarget, tmp_pat
     with pytest.raises(dvc_remote.DatasetChanged, match="changed while it was uploaded"):
         dvc_remote.store_file(s3, data, "scratch", "raw/visits.csv", expected_md5="0" * 32)
     assert s3io.list_keys(s3, "scratch", "") == []
+
+
+def test_a_run_that_cannot_write_the_remote_still_trains(
+    emulator: AwsTarget, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No PutObject on dvc/ (a narrower role in an account) costs the fetch commands, not the
+    run: the input is returned and the reason logged."""
+
+    def refused(*args: object, **kwargs: object) -> str:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "PutObject")
+
+    monkeypatch.setattr(dvc_remote, "store_folder_listing", refused)
+    with caplog.at_level(logging.WARNING):
+        uri = runner(emulator)._ensure_input(RunOptions())
+    assert uri == f"s3://{DATASETS}/raw/"
+    assert "not stored in the DVC remote" in caplog.text
+    assert "AccessDenied" in caplog.text

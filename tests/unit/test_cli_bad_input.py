@@ -78,6 +78,7 @@ CASES: list[tuple[list[str], str]] = [
     (["--home", "DIR", "local", "status", "--home=TAKEN"], "--home"),
     (["registry", "list", "-c"], "--context"),  # its value forgotten, at the end
     (["registry", "list", "--target"], "--target"),
+    (["data", "upload", "TAKEN/notes.txt"], "PATH"),  # stored, but never trained on
     # required and not given
     (["traffic", "rollback"], "--reason"),
     (["registry", "show"], "VERSION"),
