@@ -5,8 +5,9 @@ The SageMaker Model Registry is the record of what may serve; MLflow's registry 
 ARN). These aliases say which MLflow version each variant serves, so that
 ``models:/<group>@champion`` loads the model in production:
 
-- approve: an approved version becomes the ``challenger`` (the next to serve: the deploy
-  function deploys an approved package as the challenger); a rejected one loses it;
+- approve: the version is tagged with its approval status; a rejected one loses the
+  ``challenger`` alias. An approved one gets it when it is deployed, not before: a deployment
+  that fails must not leave the alias on a model that does not serve;
 - deploy and promote: both aliases name the versions the variants serve afterwards (none for
   a variant that does not exist, or that serves the champion's model, as after a promotion);
 - rollback: the challenger, its traffic taken away, loses the ``challenger`` alias (a later
@@ -70,10 +71,7 @@ class MlflowAliases:
         client = self._client()
         version = self.version_of(client, package_arn)
         client.set_model_version_tag(self.model_name, version, "approval_status", status)
-        if status == "Approved":
-            if _alias(client, self.model_name, CHAMPION) != version:
-                client.set_registered_model_alias(self.model_name, CHALLENGER, version)
-        elif _alias(client, self.model_name, CHALLENGER) == version:
+        if status != "Approved" and _alias(client, self.model_name, CHALLENGER) == version:
             client.delete_registered_model_alias(self.model_name, CHALLENGER)
         log.info("MLflow %s v%s: %s (%s)", self.model_name, version, status, reason)
 
