@@ -7,6 +7,7 @@ is made from what the platform wrote already, and written where nothing is (neve
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,8 +53,9 @@ def write_history(
     it). HistoryError for an endpoint with neither a description nor records, or for a file
     already at ``out``."""
     made = now or datetime.now(UTC)
-    path = out / default_name(endpoint, made) if out.is_dir() else out
-    if path.exists():
+    named = out.is_dir()  # a folder: a new name in it, never a file there already
+    path = out / default_name(endpoint, made) if named else out
+    if path.exists() and not named:
         raise HistoryError(f"{path} exists: choose another --out, or move that file away")
     s3 = target.client("s3")
     records = read_records(s3, reports_bucket, endpoint)
@@ -93,11 +95,28 @@ def write_history(
     ]
     page = timeline_page.render(built, generated_at=made, sources=sources)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Whole or not at all (a full disk leaves no half page), never over another file: written
+    # beside it, then linked into place (link fails if the name was taken meanwhile).
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
-        with path.open("x", encoding="utf-8") as handle:  # "x": never over another file
-            handle.write(page)
-    except FileExistsError:
-        raise HistoryError(f"{path} exists: choose another --out, or move that file away") from None
+        partial.write_text(page, encoding="utf-8")
+        for number in range(2, 1000):
+            try:
+                os.link(partial, path)
+                break
+            except FileExistsError:
+                if not named:
+                    raise HistoryError(
+                        f"{path} exists: choose another --out, or move that file away"
+                    ) from None
+                # Another page of the same second in this folder: the next free number.
+                path = path.with_name(f"{default_name(endpoint, made)[:-5]}-{number}.html")
+        else:
+            raise HistoryError(
+                f"{out} holds 999 pages of {made:%Y-%m-%d %H:%M:%S}: write elsewhere"
+            )
+    finally:
+        partial.unlink(missing_ok=True)
     return HistoryPage(
         path=path.resolve(),
         endpoint=endpoint,

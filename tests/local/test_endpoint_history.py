@@ -18,6 +18,7 @@ from mlops.core.finite import dumps
 from mlops.core.variant_check import VariantDriftReport
 from mlops.usecases.apply_traffic import TrafficController, TrafficRequest
 from mlops.usecases.drift_results import VariantOutcome
+from mlops.usecases.endpoint_history import write_history
 from tests.local.test_traffic_control import make_endpoint
 
 ENDPOINT = "mlops-dev-visits"  # the configured endpoint of the default cdk.json
@@ -107,6 +108,14 @@ def test_the_page_shows_what_was_recorded(emulator: AwsTarget, tmp_path: Path) -
     assert again.exit_code == 2
     assert f"{page_file} exists" in again.output
     assert page_file.read_text() == page
+    # Pages into a folder, in the same second: each its own file, each whole, nothing partial.
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for _ in range(2):  # at one and the same time
+        write_history(emulator, BUCKET, ENDPOINT, folder, now=T0)
+    pages = sorted(folder.iterdir())
+    assert [p.suffix for p in pages] == [".html", ".html"], pages
+    assert all(p.read_text().rstrip().endswith("</html>") for p in pages)
 
 
 def test_an_unknown_endpoint_is_named(emulator: AwsTarget, tmp_path: Path) -> None:
