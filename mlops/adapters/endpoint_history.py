@@ -84,7 +84,13 @@ def alarm_changes(
             "alarms: the emulator keeps no alarm history (no DescribeAlarmHistory): each alarm "
             "shows only its current state, since its last change"
         )
-        return [alarm_current_state(endpoint, a) for a in described], notes
+        current: list[AlarmChange] = []
+        for state in described:
+            try:
+                current.append(alarm_current_state(endpoint, state))
+            except ValueError as exc:
+                notes.append(f"skipped an alarm: {exc}")
+        return current, notes
     changes: list[AlarmChange] = []
     paginator = cloudwatch.get_paginator("describe_alarm_history")
     for alarm in alarms:

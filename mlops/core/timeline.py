@@ -248,6 +248,8 @@ def alarm_history_change(endpoint: str, item: Mapping[str, Any]) -> AlarmChange:
     if not isinstance(data, dict):
         raise RecordError(f"{alarm}: HistoryData is not a JSON object")
     old_state, new_state = data.get("oldState") or {}, data.get("newState") or {}
+    if not isinstance(old_state, dict) or not isinstance(new_state, dict):
+        raise RecordError(f"{alarm}: a state in HistoryData is not a JSON object")
     new = new_state.get("stateValue")
     if not new:
         raise RecordError(f"{alarm}: no new state in HistoryData")

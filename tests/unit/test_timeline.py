@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 from botocore.stub import Stubber
 
+from mlops.adapters import timeline_page
 from mlops.adapters.endpoint_history import alarm_changes, result_keys
 from mlops.adapters.timeline_page import render
 from mlops.core import timeline
@@ -195,6 +196,10 @@ def test_alarm_history_is_read_through_describe_alarm_history() -> None:
                 "AlarmHistoryItems": [
                     history_item(alarms[0], 29, "INSUFFICIENT_DATA", "OK"),
                     history_item(alarms[0], 30, "OK", "ALARM"),
+                    {
+                        **history_item(alarms[0], 31, "ALARM", "OK"),
+                        "HistoryData": '{"oldState": "ALARM", "newState": ["OK"]}',
+                    },
                 ]
             },
             {"AlarmName": alarms[0], "HistoryItemType": "StateUpdate"},
@@ -207,7 +212,9 @@ def test_alarm_history_is_read_through_describe_alarm_history() -> None:
         changes, notes = alarm_changes(cloudwatch, "ep", alarms, history=True)
         stub.assert_no_pending_responses()
 
-    assert notes == []
+    # An item not as CloudWatch writes it is skipped and named, not fatal to the page.
+    assert notes == ["skipped an alarm history item: ep-challenger-drift: a state in HistoryData "
+                     "is not a JSON object"]  # fmt: skip
     built = build("ep", alarms=reversed(changes))
     assert [(a.variant, a.old, a.new) for a in built.alarms] == [
         ("challenger", "INSUFFICIENT_DATA", "OK"), ("challenger", "OK", "ALARM"),
@@ -246,6 +253,9 @@ def test_the_page_is_self_contained_and_holds_the_reasons() -> None:
     # A reason is text, never markup: escaped in the tables and in the hover text.
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    # plotly's JSON hides a "<" either way: the hover text is checked where it is made.
+    (shift,) = [a for a in build("ep", **records).actions if "script" in a.reason]
+    assert "reason: &lt;script&gt;alert(1)&lt;/script&gt;" in timeline_page._action_hover(shift)
 
 
 def test_an_endpoint_with_no_records_gets_a_page_that_says_so() -> None:
