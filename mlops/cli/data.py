@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,13 +12,14 @@ from mlops.cli.common import LazyModule, State, checked, console, fail, input_fi
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from mlops.adapters import dvc_remote
+    from mlops.adapters import dvc_remote, local_files
     from mlops.adapters import target as aws_target
     from mlops.adapters.target import AwsTarget
     from mlops.core import dvc_layout
     from pipeline_steps import data, hashing, schema
 else:
     dvc_remote = LazyModule("mlops.adapters.dvc_remote")
+    local_files = LazyModule("mlops.adapters.local_files")
     aws_target = LazyModule("mlops.adapters.target")
     dvc_layout = LazyModule("mlops.core.dvc_layout")
     hashing = LazyModule("pipeline_steps.hashing")
@@ -113,7 +113,12 @@ def data_upload(
         markup=False,
     )
     if pointer is not None and not keep_pointer:
-        _write_new(pointer, pointer_text)
+        try:
+            local_files.write_new(pointer, pointer_text)
+        except FileExistsError:
+            fail(
+                f"{pointer} appeared while uploading: left as it is; compare it with {pointer_text!r}"
+            )
         console.print(f"wrote {pointer}", soft_wrap=True, markup=False)
     elif pointer is not None:
         console.print(
@@ -125,18 +130,6 @@ def data_upload(
         soft_wrap=True,
         markup=False,
     )
-
-
-def _write_new(path: Path, text: str) -> None:
-    """Write ``path`` whole or not at all, and never over a file that appeared meanwhile."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        partial.write_text(text)
-        os.link(partial, path)  # fails if path exists: nothing is overwritten
-    except FileExistsError:
-        fail(f"{path} appeared while uploading: left as it is; compare it with {text!r}")
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def dvc_fetch_commands(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from mlops.adapters import local_files
 from mlops.adapters.audit import write_once
 from mlops.adapters.evidently_report import sample, with_verdict
 from mlops.core.capture import GroundTruth
@@ -181,8 +182,7 @@ class LocalSink:
         path = self.folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with path.open("x", encoding="utf-8") as handle:  # "x": never overwrite
-                handle.write(body)
+            local_files.write_new(path, body)  # whole, and never over another result
         except FileExistsError:
             return None
         return str(path)

@@ -7,12 +7,11 @@ is made from what the platform wrote already, and written where nothing is (neve
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mlops.adapters import endpoints, timeline_page
+from mlops.adapters import endpoints, local_files, timeline_page
 from mlops.adapters.endpoint_history import alarm_changes, read_records
 from mlops.adapters.target import AwsTarget
 from mlops.core import names, timeline
@@ -95,28 +94,19 @@ def write_history(
     ]
     page = timeline_page.render(built, generated_at=made, sources=sources)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Whole or not at all (a full disk leaves no half page), never over another file: written
-    # beside it, then linked into place (link fails if the name was taken meanwhile).
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        partial.write_text(page, encoding="utf-8")
-        for number in range(2, 1000):
-            try:
-                os.link(partial, path)
-                break
-            except FileExistsError:
-                if not named:
-                    raise HistoryError(
-                        f"{path} exists: choose another --out, or move that file away"
-                    ) from None
-                # Another page of the same second in this folder: the next free number.
-                path = path.with_name(f"{default_name(endpoint, made)[:-5]}-{number}.html")
-        else:
-            raise HistoryError(
-                f"{out} holds 999 pages of {made:%Y-%m-%d %H:%M:%S}: write elsewhere"
-            )
-    finally:
-        partial.unlink(missing_ok=True)
+    for number in range(2, 1000):
+        try:
+            local_files.write_new(path, page)
+            break
+        except FileExistsError:
+            if not named:
+                raise HistoryError(
+                    f"{path} exists: choose another --out, or move that file away"
+                ) from None
+            # Another page of the same second in this folder: the next free number.
+            path = path.with_name(f"{default_name(endpoint, made)[:-5]}-{number}.html")
+    else:
+        raise HistoryError(f"{out} holds 999 pages of {made:%Y-%m-%d %H:%M:%S}: write elsewhere")
     return HistoryPage(
         path=path.resolve(),
         endpoint=endpoint,
