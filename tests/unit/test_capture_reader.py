@@ -274,6 +274,30 @@ NEAR_MISSES = [
     CANONICAL + "\r",
     "\ufeff" + CANONICAL,
     CANONICAL.replace("{", "[", 1),
+    # A field holding another key of the template, a quote, a control character or a byte
+    # outside its class; a key twice; an encoding not SageMaker's; a line not closed.
+    CANONICAL.replace('"eventId":"e"', '"eventId":"e","inferenceTime":"x"'),  # duplicate key
+    CANONICAL.replace('"eventId":"e"', '"eventId":"e\\",\\"inferenceTime\\":\\"x"'),
+    CANONICAL.replace('9","encoding":"CSV"', '9","encoding":"JSON","encoding":"CSV"'),
+    CANONICAL.replace('0.5, \\"label\\": 1}]}"', '0.5, \\"label\\": 1}]}\\""'),
+    CANONICAL.replace('"encoding":"JSON"}}', '"encoding":"JSONX"}}'),
+    CANONICAL.replace('"encoding":"JSON"}}', '"encoding":"CSV","encoding":"JSON"}}'),
+    CANONICAL.replace("text/csv", 'text/"csv'),
+    CANONICAL.replace("text/csv", 'text/\\"csv'),
+    CANONICAL.replace("application/json", "application/json\\\\"),
+    CANONICAL.replace('"eventId":"e"', '"eventId":"e\t"'),  # a raw tab: not JSON
+    CANONICAL.replace('"eventId":"e"', '"eventId":"e\x7f"'),
+    CANONICAL.replace('"eventId":"e"', '"eventId":"\u00e9"'),
+    CANONICAL.replace(
+        '"inferenceTime":"2026-11-26T14:00:00Z"', '"inferenceTime":"2026-11-26\tT14:00:00Z"'
+    ),
+    CANONICAL.replace('"mode":"INPUT",', '"mode":"INPUT", '),
+    CANONICAL.replace('"eventVersion":"0"}', '"eventVersion":"0"},"eventVersion":"0"}'),
+    CANONICAL[:-1] + "]",
+    CANONICAL.replace('"encoding":"CSV"', '"encoding":"CSVX"'),
+    CANONICAL.replace('"encoding":"CSV"', '"encoding":"csv"'),
+    CANONICAL.replace("8,9", "8,9\t"),  # raw tabs: not JSON, but the payloads' regexes take them
+    CANONICAL.replace('0.5, \\"label', '0.5,\t\\"label'),
 ]
 
 
