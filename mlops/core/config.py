@@ -166,11 +166,11 @@ class PlatformConfig(BaseModel):
     # A window whose capture files hold more than this many MB (10^6 bytes, as listed in S3) is
     # checked by a SageMaker Processing job over drift_job_instance_count instances instead of
     # in the drift function. Default: half the largest window one 3,008 MB function checks
-    # within 80% of its memory and 15 minutes (memory binds: ~3.4 GB of one-row CSV requests),
-    # from benchmarks/drift_window_limits.py at 1M and 3M records: 253 bytes of memory and
-    # 9.9 us per record, 358 MB fixed, 426 bytes of capture per record (README: "When the
+    # within 80% of its memory and 15 minutes (memory binds: ~3.2 GB of one-row CSV requests),
+    # from benchmarks/drift_window_limits.py at 1M and 3M records: 275 bytes of memory and
+    # 3.1 us per record, 355 MB fixed, 426 bytes of capture per record (README: "When the
     # drift check runs as a Processing job").
-    drift_job_threshold_mb: float = Field(default=1700.0, gt=0.0, allow_inf_nan=False)
+    drift_job_threshold_mb: float = Field(default=1600.0, gt=0.0, allow_inf_nan=False)
     drift_job_instance_type: InstanceType = "ml.m5.xlarge"
     drift_job_instance_count: int = Field(default=2, ge=1, le=20)
     drift_job_volume_gb: int = Field(default=30, ge=1, le=16384)

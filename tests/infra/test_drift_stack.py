@@ -290,7 +290,7 @@ def processing_role(template: Template) -> tuple[str, Any]:
 def test_the_job_definition_is_synthesized_from_the_config(serving_template: Template) -> None:
     _, function = drift_function(serving_template)
     variables = function["Properties"]["Environment"]["Variables"]
-    assert variables["JOB_THRESHOLD_BYTES"] == str(1700 * 10**6)
+    assert variables["JOB_THRESHOLD_BYTES"] == str(1600 * 10**6)
     assert variables["JOB_PREFIX"] == "mlops-dev-drift-"
     definition = job_definition(function)
     role_id, _ = processing_role(serving_template)
