@@ -11,9 +11,12 @@ Encodings: CSV (a text/csv request captured as CSV), JSON (an application/json r
 the endpoint's CaptureContentTypeHeader lists no type). Both readers read the files from disk
 (page cache: the files are read once before timing). Prints records/s (median, min-max), the
 ratio, and whether both gave the same table (values bit for bit, event ids, malformed counts).
+First, what the machine's cores give together: a Python loop in --workers processes at once
+against one alone, the ceiling of what the reader's threads can gain over one.
 Then fetching: the CSV files read again by the column-wise reader with each fetch first waiting
 --get-ms, as an S3 GET waits on the network, with its FETCHERS fetches in flight against one
-per reading thread.
+per reading thread. With --json-readers, parsing alone per CPU-second: the reader's proof of
+the layout against well-kept JSON readers (orjson, msgspec, polars, pyarrow).
 
     .venv/bin/python benchmarks/capture_parse.py --records 200000 --repeats 5
 """
@@ -22,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import io
+import multiprocessing
 import os
 import statistics
 import tempfile
@@ -30,7 +35,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec  # in the lock through Evidently (litestar); pyarrow through MLflow
 import numpy as np
+import orjson
+import polars as pl
+import pyarrow.json
 
 from mlops.core import capture_reader
 from mlops.core.capture import parse_file
@@ -92,6 +101,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--get-ms", type=float, default=30.0, help="an S3 GET's wait (fetching)")
+    parser.add_argument("--json-readers", action="store_true", help="well-kept JSON readers too")
     args = parser.parse_args()
     readers: dict[str, Callable[[list[Path], int], CaptureTable]] = {
         "reference": reference,
@@ -99,6 +109,10 @@ def main() -> None:
     }
     print(f"{args.records:,} records per encoding, {PER_FILE:,} per file; columns on "
           f"{args.workers} thread(s), {os.cpu_count()} core(s)")  # fmt: skip
+    if args.workers > 1:
+        gains = machine(args.workers, args.repeats)
+        print(f"this machine: {args.workers} processes at once do {statistics.median(gains):.2f}x "
+              f"the work of one (min {min(gains):.2f}, max {max(gains):.2f}; a Python loop)")  # fmt: skip
     with tempfile.TemporaryDirectory() as scratch:
         for encoding in ENCODINGS:
             paths = write(Path(scratch), args.records, encoding)
@@ -120,6 +134,65 @@ def main() -> None:
             )
         if args.get_ms:
             fetching(write(Path(scratch), args.records, "CSV"), args)
+        if args.json_readers:
+            json_readers(write(Path(scratch), args.records, "CSV"), args.repeats)
+
+
+def _spin(loops: int) -> float:
+    started = time.perf_counter()
+    total = 0
+    for number in range(loops):
+        total += number
+    return time.perf_counter() - started
+
+
+def machine(workers: int, repeats: int, loops: int = 20_000_000) -> list[float]:
+    """What the cores give together: a Python loop's rate in ``workers`` processes at once over
+    its rate alone (2.0 on two cores of their own; less where they share a clock, a cache or a
+    host). No reader's gain from its threads can pass it."""
+    gains = []
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        pool.map(_spin, [1000] * workers)  # started before timing
+        for _ in range(repeats):
+            alone = _spin(loops)
+            together = pool.map(_spin, [loops] * workers)
+            gains.append(workers * alone / max(together))
+    return gains
+
+
+def json_readers(paths: list[Path], repeats: int) -> None:
+    """Parsing alone, records per CPU-second (all threads counted), in batches of the reader's
+    size: the column-wise reader's proof of the layout and its fields (no payloads, no numbers)
+    against well-kept JSON readers that only parse (no check of the layout at all)."""
+    per_batch = max(1, capture_reader.BATCH_BYTES // paths[0].stat().st_size)
+    batches = [[p.read_bytes() for p in paths[i : i + per_batch]]
+               for i in range(0, len(paths), per_batch)]  # fmt: skip
+    joined = [b"".join(batch) for batch in batches]
+    decoder = msgspec.json.Decoder()
+    parsers: dict[str, Callable[[], object]] = {
+        "the layout and its fields (columns)": lambda: [
+            capture_reader._matched(capture_reader._lines(b)[0]) for b in batches
+        ],
+        "orjson.loads, line by line (reference)": lambda: [
+            [orjson.loads(line) for line in j.splitlines()] for j in joined
+        ],
+        "msgspec decode_lines": lambda: [decoder.decode_lines(j) for j in joined],
+        "polars read_ndjson": lambda: [pl.read_ndjson(io.BytesIO(j)) for j in joined],
+        "pyarrow.json read_json": lambda: [
+            pyarrow.json.read_json(io.BytesIO(j), pyarrow.json.ReadOptions(block_size=len(j) + 1))
+            for j in joined
+        ],
+    }
+    rates: dict[str, list[float]] = {name: [] for name in parsers}
+    for _ in range(repeats):
+        for name, parse in parsers.items():
+            started = time.process_time()
+            parse()
+            rates[name].append(len(paths) * PER_FILE / (time.process_time() - started))
+    print(f"CSV, parsing alone, records per CPU-second ({per_batch} files a batch):")
+    for name, values in rates.items():
+        print(f"  {name:40s} median {statistics.median(values):>9,.0f} "
+              f"(min {min(values):,.0f}, max {max(values):,.0f})")  # fmt: skip
 
 
 def fetching(paths: list[Path], args: argparse.Namespace) -> None:
