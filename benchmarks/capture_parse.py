@@ -16,7 +16,8 @@ against one alone, the ceiling of what the reader's threads can gain over one.
 Then fetching: the CSV files read again by the column-wise reader with each fetch first waiting
 --get-ms, as an S3 GET waits on the network, with its FETCHERS fetches in flight against one
 per reading thread. With --json-readers, parsing alone per CPU-second: the reader's proof of
-the layout against well-kept JSON readers (orjson, msgspec, polars, pyarrow).
+the layout against well-kept JSON readers (orjson, msgspec, polars, pyarrow; DuckDB and
+simdjson where installed).
 
     .venv/bin/python benchmarks/capture_parse.py --records 200000 --repeats 5
 """
@@ -25,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
+import importlib.util
 import io
 import multiprocessing
 import os
@@ -183,6 +186,7 @@ def json_readers(paths: list[Path], repeats: int) -> None:
             for j in joined
         ],
     }
+    parsers.update(_not_in_the_lock(joined, paths[0].parent / "joined"))
     rates: dict[str, list[float]] = {name: [] for name in parsers}
     for _ in range(repeats):
         for name, parse in parsers.items():
@@ -193,6 +197,55 @@ def json_readers(paths: list[Path], repeats: int) -> None:
     for name, values in rates.items():
         print(f"  {name:40s} median {statistics.median(values):>9,.0f} "
               f"(min {min(values):,.0f}, max {max(values):,.0f})")  # fmt: skip
+
+
+def _not_in_the_lock(joined: list[bytes], folder: Path) -> dict[str, Callable[[], object]]:
+    """DuckDB's read_json (typed columns, no inference) and simdjson's parser, where installed
+    (``uv pip install duckdb pysimdjson``): JSON readers the issue names that we do not ship."""
+    parsers: dict[str, Callable[[], object]] = {}
+    if importlib.util.find_spec("duckdb"):
+        duckdb = importlib.import_module("duckdb")
+        side = "STRUCT(observedContentType VARCHAR, mode VARCHAR, data VARCHAR, encoding VARCHAR)"
+        columns = {
+            "captureData": f"STRUCT(endpointInput {side}, endpointOutput {side})",
+            "eventMetadata": "STRUCT(eventId VARCHAR, inferenceTime VARCHAR)",
+            "eventVersion": "VARCHAR",
+        }
+        folder.mkdir(exist_ok=True)
+        files = []
+        for index, body in enumerate(joined):
+            files.append(folder / f"{index}.jsonl")
+            files[-1].write_bytes(body)
+        connection = duckdb.connect()
+        parsers["duckdb read_json"] = lambda: [
+            connection.read_json(
+                str(f), format="newline_delimited", columns=columns
+            ).to_arrow_table()
+            for f in files
+        ]
+    if importlib.util.find_spec("simdjson"):
+        parser = importlib.import_module("simdjson").Parser()
+
+        def each_line() -> None:
+            for body in joined:
+                for line in body.splitlines():
+                    parser.parse(line)  # its document dropped at once: the parser is reused
+
+        def with_fields() -> None:  # what the table needs, reached from Python under the GIL
+            fields = []
+            for body in joined:
+                for line in body.splitlines():
+                    document = parser.parse(line)
+                    capture, metadata = document["captureData"], document["eventMetadata"]
+                    a, b = capture["endpointInput"], capture["endpointOutput"]
+                    fields.append((a["observedContentType"], a["data"], a["encoding"],
+                                   b["observedContentType"], b["data"], b["encoding"],
+                                   metadata["eventId"], metadata["inferenceTime"]))  # fmt: skip
+                    del document, capture, metadata, a, b  # the parser is reused next line
+
+        parsers["simdjson, line by line"] = each_line
+        parsers["simdjson, and the 8 fields read"] = with_fields
+    return parsers
 
 
 def fetching(paths: list[Path], args: argparse.Namespace) -> None:
