@@ -19,7 +19,7 @@ per reading thread. With --json-readers, parsing alone per CPU-second: the reade
 the layout against well-kept JSON readers (orjson, msgspec, polars, pyarrow; DuckDB and
 simdjson where installed).
 
-    .venv/bin/python benchmarks/capture_parse.py --records 200000 --repeats 5
+    .venv/bin/python benchmarks/capture_parse.py --records 200000 --repeats 5 --json-readers
 """
 
 from __future__ import annotations
